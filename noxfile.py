@@ -1,0 +1,36 @@
+"""Automation for pip-fastdeps: tests, lint, type checks and benchmarks.
+
+Every session installs what it needs into its own virtual environment, so a
+fresh machine with Python and pip can run any of them.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+TEST_REQUIREMENTS = ["pytest>=8", "pytest-xdist>=3.5", "werkzeug>=3.0"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole suite in parallel against the newest supported pip."""
+    session.install(".", *TEST_REQUIREMENTS)
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src, tests and tools."""
+    session.install("mypy", "nox", ".", *TEST_REQUIREMENTS)
+    session.run("mypy")
