@@ -1,0 +1,44 @@
+"""Fixtures shared by the whole suite: test HTTP servers and a pip session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pip._internal.network.session import PipSession
+
+from tests.lib.server import FileServer
+
+#: Seconds before a request to a test server gives up: a hung test fails
+#: fast instead of waiting for pip's default of 15 s per attempt.
+PIP_SESSION_TIMEOUT = 10
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    """A fresh range-serving server on 127.0.0.1 (cheap: one thread)."""
+    with FileServer() as server:
+        yield server
+
+
+@pytest.fixture
+def second_file_server() -> Iterator[FileServer]:
+    """Another server on another port: a redirect target, a second host."""
+    with FileServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pip_session() -> Iterator[PipSession]:
+    """pip's own HTTP session, without retries and with a short timeout.
+
+    ``trust_env`` is off so that proxy variables and ``.netrc`` on the test
+    machine cannot send a request anywhere but the test server.
+    """
+    session = PipSession(retries=0)
+    session.timeout = PIP_SESSION_TIMEOUT
+    session.trust_env = False
+    try:
+        yield session
+    finally:
+        session.close()
