@@ -1,0 +1,624 @@
+"""Read a remote wheel's METADATA with HTTP range requests.
+
+A wheel is a ZIP archive (PEP 427), and a ZIP archive keeps its table of
+contents, the central directory, at its very end (APPNOTE.TXT 4.3.16). A
+client that can ask for byte ranges (RFC 9110 section 14) therefore needs
+only the end of the file, plus the few bytes of ``.dist-info/METADATA``, to
+learn a candidate's dependencies:
+
+1. one GET with a suffix range (``Range: bytes=-N``): the answer carries the
+   end of central directory record, usually the whole central directory and,
+   for most wheels, METADATA itself; its ``Content-Range`` gives the file's
+   size, so no HEAD request is needed;
+2. one GET for the rest of the central directory, only if it is larger than
+   the first answer;
+3. one GET for exactly METADATA's local header and data, only if those bytes
+   were not in the answers so far.
+
+Servers differ in how they answer range requests (see SERVERS.md in the
+project's design notes), and every answer is checked before a byte of it is
+used. What a host has shown it can or cannot do is remembered for the rest
+of the run, so that a server which ignores ranges costs one wasted request,
+not one per wheel. Whenever the ranges cannot be trusted,
+:class:`HTTPRangeRequestUnsupported` is raised and the caller downloads the
+whole file the normal way.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FIRST_REQUEST_SIZE",
+    "FetchStats",
+    "HTTPRangeRequestUnsupported",
+    "InvalidRemoteWheel",
+    "LazyZipOverHTTP",
+    "dist_from_wheel_url",
+    "metadata_from_wheel_url",
+]
+
+import logging
+import posixpath
+import re
+import threading
+import zipfile
+import zlib
+from dataclasses import dataclass
+from types import TracebackType
+from typing import NoReturn
+from urllib.parse import unquote, urlsplit
+
+from pip._internal.exceptions import InvalidWheel, NetworkConnectionError
+from pip._internal.metadata import BaseDistribution, get_metadata_distribution
+from pip._internal.network.session import PipSession
+from pip._internal.network.utils import HEADERS
+from pip._vendor.packaging.utils import NormalizedName, canonicalize_name
+from pip._vendor.requests.exceptions import RequestException
+from pip._vendor.requests.models import Response
+from pip._vendor.urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+logger = logging.getLogger(__name__)
+
+FIRST_REQUEST_SIZE = 128 * 1024
+"""How many bytes the first, suffix-range request asks for.
+
+Chosen from 183 real wheels from PyPI (111 pure, 72 binary, 3 KB to 1.2 GB;
+``tools/survey_wheels.py``). Their central directory has a median size of
+4.3 KiB, a 90th percentile of 62.4 KiB and a maximum of 1,133 KiB (torch,
+12,248 entries); for 31 of them METADATA starts more than 64 KiB before the
+end, for numpy 1.23.4 at the very start of 16 MB. With 128 KiB, 89.6 % of
+the wheels need one request, 5.5 % two and 4.9 % three (1.15 on average,
+123 KiB). With 50 ms of round-trip time and 100 Mbit/s one more round trip
+costs as much as 600 KB of transfer, and this size gives the lowest mean
+time per wheel (67.7 ms; 64 KiB: 69.9 ms, 83.1 % in one request; 256 KiB:
+69.7 ms). Pure and binary wheels have the same optimum, so the wheel's tags
+are not used to choose. On a LAN a smaller answer would be a little faster;
+it would not change the number of requests by much.
+"""
+
+# Answers are read in pieces of this size, so that a connection cut in the
+# middle of an answer still leaves the bytes that did arrive.
+_READ_CHUNK_SIZE = 64 * 1024
+
+# RFC 9110 section 14.4: "bytes first-last/complete-length", or "bytes */len"
+# in a 416 answer.
+_CONTENT_RANGE_RE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+
+
+class HTTPRangeRequestUnsupported(Exception):
+    """The server cannot serve this file in byte ranges we can trust.
+
+    The caller is expected to fall back to downloading the whole file.
+    """
+
+
+class InvalidRemoteWheel(InvalidWheel):
+    """pip's :class:`InvalidWheel`, with the reason the archive was rejected."""
+
+    def __init__(self, location: str, name: str, reason: str) -> None:
+        super().__init__(location, name)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"Wheel '{self.name}' located at {self.location} is invalid: {self.reason}"
+        )
+
+
+@dataclass
+class FetchStats:
+    """What reading a remote file cost: requests sent and body bytes received."""
+
+    requests: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class _HostSupport:
+    """What one host has shown about range requests so far in this run."""
+
+    #: False once the host answered a range with the whole file, or with an
+    #: answer that could not be trusted: every later file from it is
+    #: downloaded normally without asking for ranges again.
+    ranges: bool = True
+    #: False once suffix ranges failed while absolute ranges worked (Nexus,
+    #: Google Artifact Registry, older CDNs): later files start by learning
+    #: their size, then ask for absolute ranges.
+    suffix: bool = True
+    #: False once HEAD was refused (Azure Artifacts answers 405, presigned S3
+    #: URLs 403): the size is then learnt from a one-byte ranged GET.
+    head: bool = True
+
+
+_hosts: dict[str, _HostSupport] = {}
+_hosts_lock = threading.Lock()
+
+
+def _host_support(url: str) -> _HostSupport:
+    """Return the shared record of what the host serving ``url`` can do."""
+    parts = urlsplit(url)
+    key = f"{parts.scheme}://{parts.hostname}:{parts.port}"
+    with _hosts_lock:
+        return _hosts.setdefault(key, _HostSupport())
+
+
+@dataclass(frozen=True)
+class _ContentRange:
+    """A parsed ``Content-Range`` header; ``start``/``stop`` as in a slice."""
+
+    start: int | None
+    stop: int | None
+    total: int | None
+
+
+def _parse_content_range(value: str | None) -> _ContentRange | None:
+    """Parse a ``Content-Range`` header (RFC 9110 section 14.4), or None."""
+    match = _CONTENT_RANGE_RE.fullmatch((value or "").strip())
+    if match is None:
+        return None
+    first, last, total = match.groups()
+    complete_length = None if total == "*" else int(total)
+    if first is None:
+        return _ContentRange(None, None, complete_length)
+    return _ContentRange(int(first), int(last) + 1, complete_length)
+
+
+class _Segments:
+    """The byte ranges of a remote file fetched so far, merged and sorted.
+
+    This bookkeeping is what guarantees that no byte is fetched twice: every
+    request asks only for what :meth:`missing` reports.
+    """
+
+    def __init__(self) -> None:
+        self._pieces: list[tuple[int, bytes]] = []
+
+    def missing(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """Return the gaps in ``[start, stop)`` that have not been fetched."""
+        gaps = []
+        position = start
+        for piece_start, data in self._pieces:
+            piece_stop = piece_start + len(data)
+            if piece_stop <= position:
+                continue
+            if piece_start >= stop:
+                break
+            if piece_start > position:
+                gaps.append((position, piece_start))
+            position = max(position, piece_stop)
+        if position < stop:
+            gaps.append((position, stop))
+        return gaps
+
+    def add(self, start: int, data: bytes) -> None:
+        """Record ``data`` as the bytes at ``start``, merging with neighbours."""
+        stop = start + len(data)
+        kept, touching = [], []
+        for piece in self._pieces:
+            piece_start, piece_data = piece
+            if piece_start + len(piece_data) < start or piece_start > stop:
+                kept.append(piece)
+            else:
+                touching.append(piece)
+        merged_start = min([start] + [piece_start for piece_start, _ in touching])
+        merged_stop = max([stop] + [s + len(d) for s, d in touching])
+        merged = bytearray(merged_stop - merged_start)
+        for piece_start, piece_data in [*touching, (start, data)]:
+            offset = piece_start - merged_start
+            merged[offset : offset + len(piece_data)] = piece_data
+        kept.append((merged_start, bytes(merged)))
+        self._pieces = sorted(kept)
+
+    def read(self, start: int, stop: int) -> bytes:
+        """Return the bytes of ``[start, stop)``, which must all be fetched."""
+        for piece_start, data in self._pieces:
+            if piece_start <= start and stop <= piece_start + len(data):
+                return data[start - piece_start : stop - piece_start]
+        raise AssertionError(f"bytes {start}-{stop} were not fetched")
+
+
+class LazyZipOverHTTP:
+    """A read-only, seekable file over a remote file, fetched in byte ranges.
+
+    :class:`zipfile.ZipFile` accepts it as its file. Creating it sends the
+    first request, for the last :data:`FIRST_REQUEST_SIZE` bytes; later
+    reads fetch what they need and was not fetched before.
+
+    The size of the first answer is explained at :data:`FIRST_REQUEST_SIZE`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        session: PipSession,
+        first_request_size: int = FIRST_REQUEST_SIZE,
+    ) -> None:
+        self._url = url
+        self._session = session
+        self._host = _host_support(url)
+        self._segments = _Segments()
+        self._retry_left = True
+        self._position = 0
+        self._closed = False
+        self.stats = FetchStats()
+        self._length = self._fetch_tail(first_request_size)
+
+    # -- the file protocol that zipfile needs ---------------------------------
+
+    @property
+    def name(self) -> str:
+        """The URL the bytes come from (after redirects)."""
+        return self._url
+
+    @property
+    def mode(self) -> str:
+        return "rb"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the position, as :meth:`io.IOBase.seek` does."""
+        base = {0: 0, 1: self._position, 2: self._length}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes, fetching those not fetched before."""
+        start = min(self._position, self._length)
+        stop = self._length if size < 0 else min(start + size, self._length)
+        self.ensure(start, stop)
+        self._position = stop
+        return self._segments.read(start, stop)
+
+    def __enter__(self) -> LazyZipOverHTTP:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- fetching ---------------------------------------------------------------
+
+    @property
+    def length(self) -> int:
+        """The size of the remote file, learnt from the first answer."""
+        return self._length
+
+    def ensure(self, start: int, stop: int) -> None:
+        """Fetch whatever of ``[start, stop)`` has not been fetched yet."""
+        for gap_start, gap_stop in self._segments.missing(start, stop):
+            self._fetch_absolute(gap_start, gap_stop)
+
+    def _fetch_tail(self, size: int) -> int:
+        """Fetch the last ``size`` bytes of the file and return its length."""
+        if not self._host.ranges:
+            raise HTTPRangeRequestUnsupported(
+                f"{self._host_name} did not serve ranges earlier in this run"
+            )
+        length = self._fetch_suffix(size) if self._host.suffix else None
+        suffix_refused = length is None and self._host.suffix
+        if length is None:
+            length = self._probe_length()
+        self._length = length
+        self.ensure(max(0, length - size), length)
+        if suffix_refused:
+            # Only now, with absolute ranges shown to work: a 404 for a file
+            # that is really missing says nothing about suffix ranges.
+            logger.debug("%s refuses suffix ranges", self._host_name)
+            self._host.suffix = False
+        return length
+
+    def _fetch_suffix(self, size: int) -> int | None:
+        """Ask for the last ``size`` bytes; return the length, or None if refused."""
+        response = self._send(f"bytes=-{size}")
+        content_range = _parse_content_range(response.headers.get("Content-Range"))
+        if response.status_code == 416 and content_range and content_range.total:
+            # Refused, but with the size: some servers refuse any suffix, some
+            # only one longer than the file (RFC 9110 says to serve it whole).
+            response.close()
+            if content_range.total >= size:
+                self._host.suffix = False
+            return content_range.total
+        if response.status_code != 206:
+            logger.debug(
+                "suffix range answered %s by %s", response.status_code, self._url
+            )
+            response.close()
+            return None
+        length = self._accept_partial(response, content_range)[1]
+        if content_range is not None and content_range.stop != length:
+            # Artifactory answers "bytes=-N" as if it were "bytes=0-N": the
+            # bytes are right, but not the ones asked for.
+            logger.debug("%s answers suffix ranges from the start", self._host_name)
+            self._host.suffix = False
+        return length
+
+    def _probe_length(self) -> int:
+        """Learn the file's size without a suffix range: HEAD, else bytes=0-0."""
+        if self._host.head:
+            response = self._session_call("HEAD")
+            content_length = response.headers.get("Content-Length", "")
+            response.close()
+            if response.status_code == 200 and content_length.isdigit():
+                return int(content_length)
+            logger.debug("HEAD answered %s by %s", response.status_code, self._url)
+            self._host.head = False
+        response = self._send("bytes=0-0")
+        if response.status_code != 206:
+            response.close()
+            raise HTTPRangeRequestUnsupported(
+                f"HTTP {response.status_code} for a range request to {self._url}"
+            )
+        content_range = _parse_content_range(response.headers.get("Content-Range"))
+        return self._accept_partial(response, content_range)[1]
+
+    def _fetch_absolute(self, start: int, stop: int) -> None:
+        """Fetch ``[start, stop)``; after one cut answer, fetch the rest once more."""
+        while start < stop:
+            response = self._send(f"bytes={start}-{stop - 1}")
+            if response.status_code != 206:
+                response.close()
+                self._distrust_host_if_whole_file(response)
+                raise HTTPRangeRequestUnsupported(
+                    f"HTTP {response.status_code} for a range request to {self._url}"
+                )
+            content_range = _parse_content_range(response.headers.get("Content-Range"))
+            if content_range is None or not (
+                content_range.start is not None
+                and content_range.stop is not None
+                and content_range.start <= start
+                and content_range.stop >= stop
+                and content_range.total == self._length
+            ):
+                response.close()
+                self._distrust_host(
+                    f"answered {response.headers.get('Content-Range')!r} "
+                    f"for bytes={start}-{stop - 1}"
+                )
+            start = max(start, self._accept_partial(response, content_range)[0])
+
+    # -- answers ---------------------------------------------------------------
+
+    def _send(self, range_value: str) -> Response:
+        """Send a ranged GET and reject answers whose bytes cannot be used."""
+        response = self._session_call("GET", range_value)
+        if response.status_code == 200:
+            response.close()
+            self._distrust_host_if_whole_file(response)
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        if encoding not in ("", "identity"):
+            response.close()
+            self._distrust_host(f"sent ranges with Content-Encoding {encoding}")
+        return response
+
+    def _session_call(self, method: str, range_value: str | None = None) -> Response:
+        """Send one request through pip's session, counting it."""
+        # Accept-Encoding: identity, because a compressed answer's bytes are
+        # not the file's bytes at the offsets asked for. Cache-Control:
+        # no-cache, because an HTTP cache that served a stored whole-file
+        # answer to a range request, or the reverse, would hand us bytes from
+        # the wrong offsets (pip issue 8701).
+        headers = dict(HEADERS)
+        if range_value is not None:
+            headers["Range"] = range_value
+            headers["Cache-Control"] = "no-cache"
+        try:
+            response = self._session.request(
+                method, self._url, headers=headers, stream=True, allow_redirects=True
+            )
+        except (RequestException, NetworkConnectionError) as exc:
+            raise HTTPRangeRequestUnsupported(
+                f"request to {self._url} failed: {exc}"
+            ) from exc
+        self.stats.requests += 1
+        if response.history:
+            # Later ranges go to where the bytes are: some servers (Azure
+            # Artifacts) break ranges sent to the URL before the redirect.
+            # requests has already dropped credentials for another host.
+            self._url = response.url
+        return response
+
+    def _accept_partial(
+        self, response: Response, content_range: _ContentRange | None
+    ) -> tuple[int, int]:
+        """Store a 206 answer's bytes; return where they stopped, and the length.
+
+        The answer must say which bytes it holds and hold exactly that many:
+        Artifactory has been seen to send one byte more than its
+        ``Content-Range`` says, which would shift every later offset.
+        """
+        if (
+            content_range is None
+            or content_range.start is None
+            or content_range.stop is None
+            or content_range.total is None
+            or content_range.stop > content_range.total
+        ):
+            response.close()
+            self._distrust_host(
+                f"sent Content-Range {response.headers.get('Content-Range')!r}"
+            )
+        declared = content_range.stop - content_range.start
+        content_length = response.headers.get("Content-Length")
+        if content_length is not None and content_length != str(declared):
+            response.close()
+            self._distrust_host(
+                f"sent Content-Length {content_length} with Content-Range "
+                f"{response.headers.get('Content-Range')!r}"
+            )
+        body = self._read_body(response, declared)
+        if len(body) > declared:
+            self._distrust_host("sent more bytes than its Content-Range says")
+        self._segments.add(content_range.start, body)
+        if len(body) < declared:
+            self._use_retry(content_range.start + len(body))
+        return content_range.start + len(body), content_range.total
+
+    def _read_body(self, response: Response, declared: int) -> bytes:
+        """Read at most one byte more than ``declared``; keep what arrives."""
+        received = bytearray()
+        try:
+            while len(received) <= declared:
+                chunk = response.raw.read(
+                    min(_READ_CHUNK_SIZE, declared + 1 - len(received)),
+                    decode_content=False,
+                )
+                if not chunk:
+                    break
+                received += chunk
+        except (Urllib3HTTPError, RequestException, OSError) as exc:
+            logger.debug("answer from %s was cut: %s", self._url, exc)
+        finally:
+            response.close()
+        self.stats.bytes += len(received)
+        return bytes(received)
+
+    def _use_retry(self, cut_at: int) -> None:
+        """Allow one cut answer per file; give up on the second."""
+        if not self._retry_left:
+            raise HTTPRangeRequestUnsupported(
+                f"connection to {self._host_name} closed early twice"
+            )
+        logger.debug("answer from %s cut at byte %d; asking again", self._url, cut_at)
+        self._retry_left = False
+
+    def _distrust_host_if_whole_file(self, response: Response) -> None:
+        """A 200 to a ranged GET: the server ignores ranges (Artifactory, proxies)."""
+        if response.status_code == 200:
+            self._distrust_host("answered a range request with the whole file")
+
+    def _distrust_host(self, reason: str) -> NoReturn:
+        """Stop using ranges with this host for the rest of the run, and bail out."""
+        self._host.ranges = False
+        raise HTTPRangeRequestUnsupported(f"{self._host_name} {reason}")
+
+    @property
+    def _host_name(self) -> str:
+        return urlsplit(self._url).netloc.rpartition("@")[2]
+
+
+def _metadata_path(names: list[str], name: str) -> str:
+    """Return the path of the wheel's ``.dist-info/METADATA`` (PEP 427).
+
+    As permissive as pip itself: exactly one top-level ``.dist-info``
+    directory, whose normalized name starts with the project's.
+    """
+    dist_info_dirs = sorted(
+        {
+            path.split("/", 1)[0]
+            for path in names
+            if path.split("/", 1)[0].endswith(".dist-info")
+        }
+    )
+    if not dist_info_dirs:
+        raise _WheelLayoutError("no .dist-info directory found")
+    if len(dist_info_dirs) > 1:
+        raise _WheelLayoutError(
+            f"multiple .dist-info directories found: {', '.join(dist_info_dirs)}"
+        )
+    dist_info = dist_info_dirs[0]
+    if not canonicalize_name(dist_info).startswith(canonicalize_name(name)):
+        raise _WheelLayoutError(f"{dist_info} does not belong to {name}")
+    metadata_path = f"{dist_info}/METADATA"
+    if metadata_path not in names:
+        raise _WheelLayoutError(f"{metadata_path} not found")
+    return metadata_path
+
+
+class _WheelLayoutError(Exception):
+    """The archive is a ZIP, but not a wheel pip could use."""
+
+
+def _entry_span(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> tuple[int, int]:
+    """Return where an entry's local header, data and descriptor lie.
+
+    An entry ends where the next one, or the central directory, begins. The
+    local header's extra field may differ in length from the central one, so
+    this is the one bound that is never too short.
+    """
+    later_starts = [
+        info.header_offset
+        for info in archive.infolist()
+        if info.header_offset > entry.header_offset
+    ]
+    return entry.header_offset, min([archive.start_dir, *later_starts])
+
+
+def _read_metadata(lazy_file: LazyZipOverHTTP, name: str, url: str) -> bytes:
+    """Read METADATA out of the remote archive, fetching only its bytes."""
+    try:
+        archive = zipfile.ZipFile(lazy_file)
+        entry = archive.getinfo(_metadata_path(archive.namelist(), name))
+        lazy_file.ensure(*_entry_span(archive, entry))
+        return archive.read(entry)
+    except (
+        zipfile.BadZipFile,
+        _WheelLayoutError,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        ValueError,
+    ) as exc:
+        raise InvalidRemoteWheel(url, name, str(exc) or type(exc).__name__) from exc
+
+
+def metadata_from_wheel_url(
+    name: str, url: str, session: PipSession, stats: FetchStats | None = None
+) -> bytes:
+    """Return the raw METADATA bytes of the remote wheel at ``url``.
+
+    :param name: the project's name, checked against the ``.dist-info``.
+    :param url: where the wheel is; redirects are followed.
+    :param session: pip's session, whose authentication, proxies,
+        certificates and retries apply to every request.
+    :param stats: if given, the requests and bytes it took are added to it.
+    :raises HTTPRangeRequestUnsupported: the server cannot serve ranges that
+        can be trusted; download the whole file instead.
+    :raises InvalidRemoteWheel: the file is not a wheel (pip's InvalidWheel).
+    """
+    lazy_file = LazyZipOverHTTP(url, session)
+    try:
+        return _read_metadata(lazy_file, name, url)
+    finally:
+        if stats is not None:
+            stats.requests += lazy_file.stats.requests
+            stats.bytes += lazy_file.stats.bytes
+
+
+def dist_from_wheel_url(
+    name: NormalizedName, url: str, session: PipSession
+) -> BaseDistribution:
+    """Return pip's distribution object for the remote wheel at ``url``.
+
+    The same signature and meaning as pip's own function of that name; the
+    distribution is built from METADATA alone, as for a PEP 658 metadata file.
+
+    :raises HTTPRangeRequestUnsupported: ranges cannot be used; fall back to
+        a normal download.
+    :raises InvalidWheel: the file is not a wheel.
+    """
+    metadata = metadata_from_wheel_url(name, url, session)
+    filename = unquote(posixpath.basename(urlsplit(url).path))
+    return get_metadata_distribution(metadata, filename, name)
