@@ -33,11 +33,14 @@ def pip_session() -> Iterator[PipSession]:
     """pip's own HTTP session, without retries and with a short timeout.
 
     ``trust_env`` is off so that proxy variables and ``.netrc`` on the test
-    machine cannot send a request anywhere but the test server.
+    machine cannot send a request anywhere but the test server, and pip
+    never prompts for a password.
     """
     session = PipSession(retries=0)
     session.timeout = PIP_SESSION_TIMEOUT
     session.trust_env = False
+    # A 401 must reach the code under test, not a password prompt.
+    session.auth.prompting = False
     try:
         yield session
     finally:

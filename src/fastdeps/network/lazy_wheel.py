@@ -52,7 +52,7 @@ from pip._internal.metadata import BaseDistribution, get_metadata_distribution
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS
 from pip._vendor.packaging.utils import NormalizedName, canonicalize_name
-from pip._vendor.requests.exceptions import RequestException
+from pip._vendor.requests.exceptions import RequestException, RetryError
 from pip._vendor.requests.models import Response
 from pip._vendor.urllib3.exceptions import HTTPError as Urllib3HTTPError
 
@@ -88,6 +88,15 @@ class HTTPRangeRequestUnsupported(Exception):
     """The server cannot serve this file in byte ranges we can trust.
 
     The caller is expected to fall back to downloading the whole file.
+    """
+
+
+class _RetriesExhausted(HTTPRangeRequestUnsupported):
+    """pip's session gave up after retrying 5xx answers (its status_forcelist).
+
+    Google Artifact Registry answers suffix ranges with 500, which pip's
+    session retries with back-off before raising; for a suffix range this
+    means "refused", and is learnt once per host.
     """
 
 
@@ -332,7 +341,10 @@ class LazyZipOverHTTP:
 
     def _fetch_suffix(self, size: int) -> int | None:
         """Ask for the last ``size`` bytes; return the length, or None if refused."""
-        response = self._send(f"bytes=-{size}")
+        try:
+            response = self._send(f"bytes=-{size}")
+        except _RetriesExhausted:
+            return None
         content_range = _parse_content_range(response.headers.get("Content-Range"))
         if response.status_code == 416 and content_range and content_range.total:
             # Refused, but with the size: some servers refuse any suffix, some
@@ -428,6 +440,8 @@ class LazyZipOverHTTP:
             response = self._session.request(
                 method, self._url, headers=headers, stream=True, allow_redirects=True
             )
+        except RetryError as exc:
+            raise _RetriesExhausted(f"request to {self._url} failed: {exc}") from exc
         except (RequestException, NetworkConnectionError) as exc:
             raise HTTPRangeRequestUnsupported(
                 f"request to {self._url} failed: {exc}"

@@ -1,0 +1,421 @@
+"""The lazy wheel: how few requests it sends, and what it does with each server.
+
+Every count and byte figure is read from the test server's own log.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from collections.abc import Iterator
+
+import pytest
+from pip._internal.exceptions import InvalidWheel
+from pip._internal.network.session import PipSession
+from pip._internal.utils.temp_dir import global_tempdir_manager
+
+from fastdeps.network.lazy_wheel import (
+    FIRST_REQUEST_SIZE,
+    FetchStats,
+    HTTPRangeRequestUnsupported,
+    LazyZipOverHTTP,
+    _parse_content_range,
+    _Segments,
+    dist_from_wheel_url,
+    metadata_from_wheel_url,
+)
+from tests.lib.server import FileServer
+from tests.lib.wheels import build_wheel, metadata_text, not_a_zip, wheel_filename
+
+# Far larger than the first answer, so that what is fetched shows.
+BIG_PAYLOAD = 4 * FIRST_REQUEST_SIZE
+METADATA = metadata_text("demo", "1.0", requires_dist=["idna>=3", "six; extra == 'x'"])
+
+
+def serve(server: FileServer, wheel: bytes, name: str = "demo") -> str:
+    return server.add_file(f"/files/{wheel_filename(name, '1.0')}", wheel)
+
+
+def metadata_entry_size(wheel: bytes) -> int:
+    """Bytes of METADATA's local header and compressed data, from the header."""
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        entry = next(i for i in archive.infolist() if i.filename.endswith("/METADATA"))
+    header = wheel[entry.header_offset : entry.header_offset + 30]
+    name_length: int
+    extra_length: int
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return 30 + name_length + extra_length + entry.compress_size
+
+
+def gets(server: FileServer) -> list[str | None]:
+    """The Range header of every request, in order; HEAD shows as 'HEAD'."""
+    return [r.range if r.method == "GET" else r.method for r in server.log]
+
+
+# -- how few requests ----------------------------------------------------------
+
+
+def test_small_wheel_takes_one_request_and_no_head(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = build_wheel(metadata=METADATA)
+    url = serve(file_server, wheel)
+    stats = FetchStats()
+
+    assert metadata_from_wheel_url("demo", url, pip_session, stats) == METADATA
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}"]
+    assert file_server.total_bytes() == len(wheel) == stats.bytes
+    assert stats.requests == 1
+
+
+def test_dist_info_at_the_end_of_a_large_wheel_takes_one_request(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}"]
+    assert file_server.total_bytes() == FIRST_REQUEST_SIZE
+
+
+def test_dist_info_at_the_start_takes_a_second_request_for_exactly_metadata(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = build_wheel(
+        metadata=METADATA, payload_size=BIG_PAYLOAD, dist_info_first=True
+    )
+    url = serve(file_server, wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    metadata_size = metadata_entry_size(wheel)
+    assert gets(file_server) == [
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+        f"bytes=0-{metadata_size - 1}",
+    ]
+    assert file_server.total_bytes() == FIRST_REQUEST_SIZE + metadata_size
+
+
+def test_central_directory_larger_than_first_answer_takes_three_requests(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    # 12,000 entries: a central directory of about 1 MB, as torch has.
+    wheel = build_wheel(metadata=METADATA, many_entries=12_000)
+    url = serve(file_server, wheel)
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        directory_start = archive.start_dir
+    assert len(wheel) - directory_start > FIRST_REQUEST_SIZE
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    tail_start = len(wheel) - FIRST_REQUEST_SIZE
+    ranges = gets(file_server)
+    assert ranges[:2] == [
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+        f"bytes={directory_start}-{tail_start - 1}",
+    ]
+    assert len(ranges) == 3
+    assert file_server.total_bytes() == (
+        len(wheel) - directory_start + metadata_entry_size(wheel)
+    )
+
+
+def test_dist_from_wheel_url_gives_pips_distribution(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    url = serve(file_server, build_wheel(metadata=METADATA))
+    with global_tempdir_manager():
+        dist = dist_from_wheel_url("demo", url, pip_session)  # type: ignore[arg-type]
+        assert dist.canonical_name == "demo"
+        assert str(dist.version) == "1.0"
+        assert [str(r) for r in dist.iter_dependencies(["x"])] == [
+            "idna>=3",
+            'six; extra == "x"',
+        ]
+
+
+def test_lazy_file_never_fetches_a_byte_twice(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB
+    url = file_server.add_file("/blob.whl", data)
+    lazy = LazyZipOverHTTP(url, pip_session, first_request_size=1000)
+    lazy.seek(100)
+    assert lazy.read(50) == data[100:150]
+    lazy.seek(120)
+    assert lazy.read(100) == data[120:220]
+    lazy.seek(-10, 2)
+    assert lazy.read() == data[-10:]
+
+    assert gets(file_server) == ["bytes=-1000", "bytes=100-149", "bytes=150-219"]
+    assert file_server.total_bytes() == 1000 + 50 + 70 == lazy.stats.bytes
+
+
+# -- servers that misbehave ----------------------------------------------------
+
+
+def test_whole_file_for_a_range_stops_at_once_and_is_remembered(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    file_server.behave(ignore_ranges=True, advertise_ranges=True)
+    wheel = build_wheel(metadata=METADATA, payload_size=16 * 1024 * 1024)
+    url = serve(file_server, wheel)
+    other_url = file_server.add_file("/files/other-1.0-py3-none-any.whl", wheel)
+    stats = FetchStats()
+
+    with pytest.raises(HTTPRangeRequestUnsupported, match="whole file"):
+        metadata_from_wheel_url("demo", url, pip_session, stats)
+    assert stats.bytes == 0
+    assert file_server.total_bytes() < len(wheel)
+    with pytest.raises(HTTPRangeRequestUnsupported, match="earlier in this run"):
+        metadata_from_wheel_url("other", other_url, pip_session)
+    assert len(file_server.log) == 1
+
+
+@pytest.mark.parametrize("status", [404, 405, 500, 501])
+def test_refused_suffix_ranges_fall_back_to_absolute_ones_once_per_host(
+    file_server: FileServer, pip_session: PipSession, status: int
+) -> None:
+    file_server.behave(suffix_status=status)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+    second_url = file_server.add_file("/files/demo-2.0-py3-none-any.whl", wheel)
+    tail = f"bytes={len(wheel) - FIRST_REQUEST_SIZE}-{len(wheel) - 1}"
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}", "HEAD", tail]
+    file_server.clear_log()
+    assert metadata_from_wheel_url("demo", second_url, pip_session) == METADATA
+    assert gets(file_server) == ["HEAD", tail]
+
+
+def test_suffix_answered_from_the_start_is_detected(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    file_server.behave(suffix_as_prefix=True)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    tail = f"bytes={len(wheel) - FIRST_REQUEST_SIZE}-{len(wheel) - 1}"
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}", tail]
+
+
+@pytest.mark.parametrize("head_status", [403, 405, 400])
+def test_refused_head_learns_the_size_from_a_one_byte_range(
+    file_server: FileServer, pip_session: PipSession, head_status: int
+) -> None:
+    file_server.behave(suffix_status=404, head_status=head_status)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+    second_url = file_server.add_file("/files/demo-2.0-py3-none-any.whl", wheel)
+    tail = f"bytes={len(wheel) - FIRST_REQUEST_SIZE}-{len(wheel) - 1}"
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    assert gets(file_server) == [
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+        "HEAD",
+        "bytes=0-0",
+        tail,
+    ]
+    file_server.clear_log()
+    assert metadata_from_wheel_url("demo", second_url, pip_session) == METADATA
+    assert gets(file_server) == ["bytes=0-0", tail]
+
+
+def test_suffix_refused_with_416_but_size_given(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    file_server.behave(suffix_416=True)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    tail = f"bytes={len(wheel) - FIRST_REQUEST_SIZE}-{len(wheel) - 1}"
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}", tail]
+
+
+@pytest.mark.parametrize(
+    ("switch", "message"),
+    [
+        ({"extra_byte": True}, "Content-Length"),
+        ({"wrong_content_range": True}, "answered"),
+        ({"gzip_ranges": True}, "Content-Encoding gzip"),
+        ({"range_status": 401}, "HTTP 401"),
+        ({"range_status": 416}, "HTTP 416"),
+    ],
+)
+def test_untrustworthy_answers_raise_unsupported(
+    file_server: FileServer,
+    pip_session: PipSession,
+    switch: dict[str, object],
+    message: str,
+) -> None:
+    file_server.behave(**switch)
+    wheel = build_wheel(
+        metadata=METADATA, payload_size=BIG_PAYLOAD, dist_info_first=True
+    )
+    url = serve(file_server, wheel)
+
+    with pytest.raises(HTTPRangeRequestUnsupported, match=message):
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert file_server.total_bytes() <= FIRST_REQUEST_SIZE + 1
+
+
+def test_cut_answer_is_completed_once(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    file_server.behave(cut_after=1000, cut_times=1)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    ranges = gets(file_server)
+    assert ranges[0] == f"bytes=-{FIRST_REQUEST_SIZE}"
+    assert len(ranges) == 2
+    assert file_server.total_bytes() == FIRST_REQUEST_SIZE
+
+
+def test_answers_cut_twice_give_up(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    file_server.behave(cut_after=1000, cut_times=2)
+    url = serve(file_server, build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD))
+
+    with pytest.raises(HTTPRangeRequestUnsupported, match="closed early twice"):
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert len(file_server.log) == 2
+
+
+@pytest.fixture
+def redirecting_pair(
+    file_server: FileServer, second_file_server: FileServer
+) -> Iterator[tuple[FileServer, FileServer, bytes]]:
+    wheel = build_wheel(
+        metadata=METADATA, payload_size=BIG_PAYLOAD, dist_info_first=True
+    )
+    serve(second_file_server, wheel)
+    file_server.behave(redirect_to=second_file_server.url(""), auth=("user", "secret"))
+    yield file_server, second_file_server, wheel
+
+
+def test_ranges_follow_redirects_without_credentials(
+    redirecting_pair: tuple[FileServer, FileServer, bytes], pip_session: PipSession
+) -> None:
+    origin, target, wheel = redirecting_pair
+    url = serve(origin, wheel).replace("http://", "http://user:secret@")
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    assert [r.status for r in origin.log] == [302]
+    assert origin.log[0].sent_authorization
+    assert len(target.log) == 2
+    assert not any(r.sent_authorization for r in target.log)
+
+
+def test_ranges_refused_before_a_redirect_use_the_final_location(
+    file_server: FileServer, second_file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    serve(second_file_server, wheel)
+    file_server.behave(
+        redirect_to=second_file_server.url(""), ranges_before_redirect_status=400
+    )
+    url = serve(file_server, wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    assert [r.method for r in file_server.log] == ["GET", "HEAD"]
+    tail = f"bytes={len(wheel) - FIRST_REQUEST_SIZE}-{len(wheel) - 1}"
+    assert gets(second_file_server) == ["HEAD", tail]
+
+
+# -- ZIP layouts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"zip64": True},
+        {"comment": b"a comment" * 100},
+        {"data_descriptor": True, "payload_size": BIG_PAYLOAD},
+        {"metadata_compression": zipfile.ZIP_STORED, "dist_info_first": True},
+        {"split_dist_info": True, "payload_size": BIG_PAYLOAD},
+        {"prepend": b"#!/bin/sh\nexit 0\n" * 50, "dist_info_first": True},
+        {"metadata_padding": 300_000},
+    ],
+    ids=["zip64", "comment", "descriptor", "stored", "split", "prepended", "big"],
+)
+def test_zip_layouts_give_the_right_metadata(
+    file_server: FileServer, pip_session: PipSession, layout: dict[str, object]
+) -> None:
+    wheel = build_wheel("demo", "1.0", requires_dist=["idna>=3"], **layout)  # type: ignore[arg-type]
+    url = serve(file_server, wheel)
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        expected = archive.read("demo-1.0.dist-info/METADATA")
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == expected
+    assert len(file_server.log) <= 3
+
+
+@pytest.mark.parametrize(
+    ("wheel", "reason"),
+    [
+        (build_wheel(second_dist_info=True), "multiple .dist-info directories"),
+        (build_wheel(omit_metadata=True), "demo-1.0.dist-info/METADATA not found"),
+        (not_a_zip(), "File is not a zip file"),
+        (build_wheel("other"), "does not belong to demo"),
+    ],
+    ids=["two-dist-info", "no-metadata", "not-a-zip", "wrong-project"],
+)
+def test_broken_wheels_raise_invalid_wheel_naming_the_url(
+    file_server: FileServer, pip_session: PipSession, wheel: bytes, reason: str
+) -> None:
+    url = serve(file_server, wheel)
+
+    with pytest.raises(InvalidWheel) as excinfo:
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert str(excinfo.value).startswith(f"Wheel 'demo' located at {url} is invalid: ")
+    assert reason in str(excinfo.value)
+
+
+def test_truncated_wheel_is_invalid(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel[: len(wheel) - 100])
+
+    with pytest.raises(InvalidWheel, match="is invalid"):
+        metadata_from_wheel_url("demo", url, pip_session)
+
+
+# -- the pieces ----------------------------------------------------------------
+
+
+def test_segments_report_only_what_is_missing() -> None:
+    segments = _Segments()
+    segments.add(10, b"abcde")
+    segments.add(20, b"xyz")
+    assert segments.missing(0, 30) == [(0, 10), (15, 20), (23, 30)]
+    segments.add(15, b"12345")
+    assert segments.missing(0, 30) == [(0, 10), (23, 30)]
+    assert segments.read(12, 22) == b"cde12345xy"
+
+
+@pytest.mark.parametrize(
+    ("header", "parsed"),
+    [
+        ("bytes 0-9/100", (0, 10, 100)),
+        ("bytes */100", (None, None, 100)),
+        ("bytes 5-9/*", (5, 10, None)),
+        ("bytes=0-9/100", None),
+        (None, None),
+    ],
+)
+def test_content_range_parsing(
+    header: str | None, parsed: tuple[int | None, int | None, int | None] | None
+) -> None:
+    content_range = _parse_content_range(header)
+    if parsed is None:
+        assert content_range is None
+    else:
+        assert content_range is not None
+        assert (content_range.start, content_range.stop, content_range.total) == parsed
