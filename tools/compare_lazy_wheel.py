@@ -1,0 +1,468 @@
+"""Compare pip's lazy wheel with fastdeps' on real wheels behind a real nginx.
+
+Each wheel from the survey cache (see ``tools/survey_wheels.py``) is served
+by nginx on 127.0.0.1, and its metadata is read twice, each time with a
+fresh ``PipSession``:
+
+(a) ``pip._internal.network.lazy_wheel.dist_from_wheel_url`` (stock pip);
+(b) ``fastdeps.network.lazy_wheel.dist_from_wheel_url``.
+
+nginx's access log, not the clients' own counters, gives the number of HEAD
+and GET requests and the body bytes each one cost, so both are measured the
+same way. Both must agree with the wheel's own METADATA on the version and
+the Requires-Dist lines.
+
+Usage::
+
+    python tools/compare_lazy_wheel.py [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from types import TracebackType
+from typing import Callable
+from urllib.parse import quote
+
+from pip._internal.metadata import BaseDistribution
+from pip._internal.network.lazy_wheel import (
+    dist_from_wheel_url as pip_dist_from_wheel_url,
+)
+from pip._internal.network.session import PipSession
+from pip._vendor.packaging.utils import NormalizedName, parse_wheel_filename
+
+DEFAULT_CACHE = Path("~/.cache/pip-fastdeps/survey").expanduser()
+NGINX = "/usr/sbin/nginx"
+LOCAL_WHEEL_DIRS = [Path("/opt/wheels")]
+
+# (project, version or None for the newest cached). Pure and binary, small
+# and huge; numpy 1.23.4 keeps its .dist-info at the start of the file,
+# torch, jedi and botocore have central directories of 200 KB to 1.1 MB,
+# fastapi and typer keep METADATA far from a small directory.
+COMPARED_WHEELS: list[tuple[str, str | None]] = [
+    ("six", None),
+    ("requests", None),
+    ("click", None),
+    ("flask", None),
+    ("fastapi", None),
+    ("typer", None),
+    ("jedi", None),
+    ("botocore", None),
+    ("django", None),
+    ("numpy", "1.23.4"),
+    ("numpy", None),
+    ("scipy", None),
+    ("pandas", None),
+    ("cryptography", None),
+    ("pydantic-core", None),
+    ("pyarrow", None),
+    ("torch", None),
+]
+
+DistFromWheelUrl = Callable[[NormalizedName, str, PipSession], BaseDistribution]
+
+
+# --------------------------------------------------------------------------
+# nginx: a throwaway static file server with a request log.
+# Self-contained so that it can move to a shared tools/nginx.py.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One line of the access log."""
+
+    method: str
+    status: int
+    range: str  # "-" when the request had no Range header
+    body_bytes: int
+    uri: str
+
+
+# Tab-separated, the URI last, so that no field can break the parsing.
+LOG_FORMAT = "$request_method\\t$status\\t$http_range\\t$body_bytes_sent\\t$request_uri"
+
+CONFIG_TEMPLATE = """\
+{user}
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    log_format fastdeps "{log_format}";
+    access_log {workdir}/access.log fastdeps;
+    client_body_temp_path {workdir}/client_body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    types {{ application/octet-stream whl; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    """A port that was free a moment ago; nginx is restarted if it is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class NginxServer:
+    """nginx serving ``root`` on 127.0.0.1, run as a child process.
+
+    Everything it writes (config, pid, logs, temp dirs) lives in
+    ``workdir``. Use it as a context manager so that it is always stopped.
+    """
+
+    def __init__(self, root: Path, workdir: Path, nginx: str = NGINX) -> None:
+        self.root = root
+        self.workdir = workdir
+        self.nginx = nginx
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def access_log(self) -> Path:
+        return self.workdir / "access.log"
+
+    def _write_config(self) -> Path:
+        # Worker processes drop to "nobody" when the master runs as root, and
+        # nobody may not read the wheel cache in root's home.
+        user = "user root;" if os.geteuid() == 0 else ""
+        config = self.workdir / "nginx.conf"
+        config.write_text(
+            CONFIG_TEMPLATE.format(
+                user=user,
+                workdir=self.workdir,
+                log_format=LOG_FORMAT,
+                port=self.port,
+                root=self.root,
+            )
+        )
+        return config
+
+    def start(self, attempts: int = 3) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for _ in range(attempts):
+            self.port = free_port()
+            config = self._write_config()
+            self._process = subprocess.Popen(
+                [
+                    self.nginx,
+                    "-p",
+                    str(self.workdir),
+                    "-c",
+                    str(config),
+                    # Before it reads the config, nginx opens its default
+                    # error log; keep that in the workdir too.
+                    "-e",
+                    str(self.workdir / "error.log"),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._wait_until_listening():
+                return
+            self.stop()
+        error_log = self.workdir / "error.log"
+        details = error_log.read_text() if error_log.exists() else ""
+        raise RuntimeError(f"nginx did not start:\n{details}")
+
+    def _wait_until_listening(self, timeout: float = 10.0) -> bool:
+        assert self._process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGQUIT), then SIGKILL if it hangs."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def new_requests(self) -> list[LoggedRequest]:
+        """Requests logged since the previous call.
+
+        nginx writes each access log line when the response is finished, and
+        without a ``buffer=`` parameter it writes at once, so the lines of
+        a request the client has completed are already there.
+        """
+        if not self.access_log.exists():
+            return []
+        with self.access_log.open("rb") as log:
+            log.seek(self._log_offset)
+            text = log.read()
+        complete = text[: text.rfind(b"\n") + 1]
+        self._log_offset += len(complete)
+        return [parse_log_line(line) for line in complete.decode().splitlines()]
+
+    def __enter__(self) -> NginxServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def parse_log_line(line: str) -> LoggedRequest:
+    method, status, range_header, body_bytes, uri = line.split("\t", 4)
+    return LoggedRequest(method, int(status), range_header, int(body_bytes), uri)
+
+
+# --------------------------------------------------------------------------
+# The comparison
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """What one client cost for one wheel, from the server's log."""
+
+    heads: int
+    gets: int
+    body_bytes: int
+    version: str
+    requires_dist: tuple[str, ...]
+
+    @property
+    def requests(self) -> str:
+        return f"{self.heads}+{self.gets}"
+
+
+@dataclass(frozen=True)
+class Row:
+    filename: str
+    size: int
+    pip: Fetch | str
+    fastdeps: Fetch | str
+    expected: tuple[str, tuple[str, ...]]
+
+
+def find_wheels(cache: Path) -> list[Path]:
+    """The wheels of COMPARED_WHEELS that the cache holds."""
+    candidates = [*sorted((cache / "wheels").glob("*/*.whl"))]
+    for directory in LOCAL_WHEEL_DIRS:
+        candidates += sorted(directory.glob("*.whl"))
+    chosen = []
+    for project, version in COMPARED_WHEELS:
+        matching = [
+            path
+            for path in candidates
+            if parse_wheel_filename(path.name)[0] == project
+            and (version is None or str(parse_wheel_filename(path.name)[1]) == version)
+        ]
+        if version is None:
+            # "newest" must not pick the pinned old numpy.
+            pinned = {v for p, v in COMPARED_WHEELS if p == project and v}
+            matching = [
+                path
+                for path in matching
+                if str(parse_wheel_filename(path.name)[1]) not in pinned
+            ]
+        if not matching:
+            print(f"not in the cache: {project} {version or ''}", file=sys.stderr)
+            continue
+        chosen.append(
+            max(matching, key=lambda path: parse_wheel_filename(path.name)[1])
+        )
+    return chosen
+
+
+def metadata_of_wheel(path: Path) -> tuple[str, tuple[str, ...]]:
+    """Version and Requires-Dist from the wheel's own METADATA."""
+    with zipfile.ZipFile(path) as archive:
+        (name,) = [
+            n
+            for n in archive.namelist()
+            if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+        ]
+        message = BytesHeaderParser().parsebytes(archive.read(name))
+    return message["Version"], tuple(message.get_all("Requires-Dist") or ())
+
+
+def fastdeps_dist_from_wheel_url() -> DistFromWheelUrl | None:
+    """fastdeps' function, or None while it does not exist yet."""
+    try:
+        module = importlib.import_module("fastdeps.network.lazy_wheel")
+    except ImportError:
+        return None
+    function: DistFromWheelUrl | None = getattr(module, "dist_from_wheel_url", None)
+    return function
+
+
+def fetch_with(
+    dist_from_wheel_url: DistFromWheelUrl, server: NginxServer, path: Path
+) -> Fetch | str:
+    """Read one wheel's metadata with a fresh session; a failure is reported."""
+    server.new_requests()  # forget anything logged before
+    name = parse_wheel_filename(path.name)[0]
+    url = f"{server.url}/{quote(path.name)}"
+    with PipSession() as session:
+        try:
+            dist = dist_from_wheel_url(name, url, session)
+            version = str(dist.version)
+            requires_dist = tuple(dist.metadata.get_all("Requires-Dist") or ())
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+    logged = server.new_requests()
+    return Fetch(
+        heads=sum(request.method == "HEAD" for request in logged),
+        gets=sum(request.method == "GET" for request in logged),
+        body_bytes=sum(request.body_bytes for request in logged),
+        version=version,
+        requires_dist=requires_dist,
+    )
+
+
+def compare(
+    wheels: Sequence[Path], workdir: Path, fastdeps: DistFromWheelUrl | None
+) -> Iterator[Row]:
+    root = workdir / "htdocs"
+    root.mkdir()
+    for path in wheels:
+        (root / path.name).symlink_to(path.resolve())
+    with NginxServer(root, workdir / "nginx") as server:
+        for path in wheels:
+            yield Row(
+                filename=path.name,
+                size=path.stat().st_size,
+                pip=fetch_with(pip_dist_from_wheel_url, server, path),
+                fastdeps=(
+                    fetch_with(fastdeps, server, path)
+                    if fastdeps is not None
+                    else "not available"
+                ),
+                expected=metadata_of_wheel(path),
+            )
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def agrees(fetch: Fetch | str, expected: tuple[str, tuple[str, ...]]) -> bool:
+    return isinstance(fetch, Fetch) and (fetch.version, fetch.requires_dist) == expected
+
+
+def cells(fetch: Fetch | str) -> str:
+    if isinstance(fetch, str):
+        return f"{fetch} | -"
+    return f"{fetch.requests} | {fetch.body_bytes:,}"
+
+
+def verdict(row: Row) -> str:
+    pip_ok = agrees(row.pip, row.expected)
+    if isinstance(row.fastdeps, str):
+        return "pip ok" if pip_ok else "pip WRONG"
+    fastdeps_ok = agrees(row.fastdeps, row.expected)
+    if pip_ok and fastdeps_ok:
+        return "yes"
+    pip_word = "ok" if pip_ok else "WRONG"
+    fastdeps_word = "ok" if fastdeps_ok else "WRONG"
+    return f"pip {pip_word}, fastdeps {fastdeps_word}"
+
+
+def totals(rows: Sequence[Row]) -> str:
+    def total(fetches: list[Fetch | str]) -> str:
+        done = [f for f in fetches if isinstance(f, Fetch)]
+        if not done:
+            return "- | -"
+        return (
+            f"{sum(f.heads for f in done)}+{sum(f.gets for f in done)} "
+            f"| {sum(f.body_bytes for f in done):,}"
+        )
+
+    size = sum(row.size for row in rows)
+    return (
+        f"| **total** | {size:,} | {total([r.pip for r in rows])} "
+        f"| {total([r.fastdeps for r in rows])} | |"
+    )
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| wheel | size | pip 26.3 requests (HEAD+GET) | pip bytes "
+        "| fastdeps requests (HEAD+GET) | fastdeps bytes | same metadata |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {row.filename} | {row.size:,} | {cells(row.pip)} | {cells(row.fastdeps)} "
+        f"| {verdict(row)} |"
+        for row in rows
+    ]
+    lines.append(totals(rows))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--pip-only", action="store_true", help="measure stock pip alone"
+    )
+    options = parser.parse_args(argv)
+    wheels = find_wheels(options.cache.expanduser())
+    if not wheels:
+        print("no wheels: run tools/survey_wheels.py first", file=sys.stderr)
+        return 1
+    fastdeps = None if options.pip_only else fastdeps_dist_from_wheel_url()
+    if fastdeps is None and not options.pip_only:
+        print("fastdeps.network.lazy_wheel is not available yet", file=sys.stderr)
+    workdir = Path(tempfile.mkdtemp(prefix="compare-lazy-wheel-"))
+    try:
+        rows = list(compare(wheels, workdir, fastdeps))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(render_table(rows))
+    all_agree = all(verdict(row) in ("yes", "pip ok") for row in rows)
+    return 0 if all_agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
