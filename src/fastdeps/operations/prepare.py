@@ -1,0 +1,521 @@
+"""Metadata-only preparation, and the parallel completion of the downloads.
+
+During resolution a wheel is prepared from its metadata alone: PEP 658
+``.metadata`` files are pip's own business, the lazy wheel is ours
+(:func:`metadata_from_lazy_wheel`). After resolution, every requirement that
+was prepared that way still needs its file; :func:`download_files` fetches
+them all at once, with a bounded number of threads sharing pip's session.
+pip then checks each file's hashes and builds its distribution as usual, and
+:func:`check_metadata_matches` makes sure the resolver was told the truth.
+
+This module knows pip's public-looking building blocks (``PipSession``,
+``Link``, distributions, exceptions); it never reaches into
+``RequirementPreparer``: :mod:`fastdeps.plugin` does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Protocol
+
+from pip._internal.exceptions import InstallationError, InvalidWheel
+from pip._internal.metadata import BaseDistribution
+from pip._internal.models.link import Link
+from pip._internal.models.wheel import Wheel
+from pip._internal.network.session import PipSession
+from pip._internal.network.utils import HEADERS, raise_for_status, response_chunks
+from pip._internal.utils.misc import format_size, redact_auth_from_url
+from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+from pip._vendor.packaging.utils import canonicalize_name
+from pip._vendor.requests.models import Response
+
+from fastdeps.network.lazy_wheel import (
+    HTTPRangeRequestUnsupported,
+    dist_from_wheel_url,
+)
+from fastdeps.utils.parallel import map_multithread
+
+logger = logging.getLogger(__name__)
+
+# Ten is the size of the connection pool that pip's session keeps per host:
+# past it, urllib3 opens connections only to throw them away. Eight leaves
+# room for the resolver's own requests and still saturates a typical link.
+DEFAULT_DOWNLOAD_JOBS = 8
+
+# Name of the temporary file a download is streamed into, next to its final
+# name. The leading dot hides it from `ls`; the suffix says what it is.
+_PARTIAL_SUFFIX = ".part"
+
+
+class MetadataMismatch(InstallationError):
+    """The metadata the resolver used is not the downloaded wheel's METADATA.
+
+    Either the index served different bytes for the ranges (or the PEP 658
+    file) than for the whole file, or the file changed in between. Either
+    way, the resolution was computed from metadata that the file does not
+    carry, so installing it would be wrong.
+    """
+
+    def __init__(
+        self, filename: str, source: str, field_name: str, used: str, actual: str
+    ) -> None:
+        self.filename = filename
+        self.field_name = field_name
+        super().__init__(
+            f"The metadata pip resolved with for {filename} (read from {source}) "
+            f"does not match the METADATA inside the downloaded file: "
+            f"{field_name} was {used!r} during resolution but is {actual!r} in "
+            f"the file. The index serves inconsistent data for this file; "
+            f"retry without --use-feature=fast-deps, or report it to the index."
+        )
+
+
+class IncompleteDownload(Exception):
+    """The connection ended before the declared number of bytes arrived."""
+
+
+class DownloadCancelled(Exception):
+    """The download was stopped because the whole batch is being abandoned."""
+
+
+# -- metadata during resolution ---------------------------------------------
+
+
+def metadata_from_lazy_wheel(
+    link: Link, session: PipSession
+) -> BaseDistribution | None:
+    """Return the distribution of a remote wheel read through range requests.
+
+    ``None`` means "use pip's normal download for this requirement": the link
+    is not a remote wheel, or the lazy path failed. Every failure of the lazy
+    path is a fallback and never an error, because stock pip would have
+    installed the requirement by downloading it; the reason goes to the debug
+    log.
+    """
+    if link.is_file or not link.is_wheel:
+        logger.debug("Lazy wheel not used: %s is not a remote wheel", link)
+        return None
+    wheel = Wheel(link.filename)
+    logger.info(
+        "Obtaining dependency information from %s %s", wheel.name, wheel.version
+    )
+    url = link.url_without_fragment
+    try:
+        return dist_from_wheel_url(canonicalize_name(wheel.name), url, session)
+    except HTTPRangeRequestUnsupported as exc:
+        reason = f"range requests are unusable ({exc})"
+    except InvalidWheel as exc:
+        reason = f"the ranges do not read as a wheel ({exc})"
+    except Exception as exc:
+        # Network errors (requests, urllib3, pip's NetworkConnectionError),
+        # and anything else the lazy path may raise: the whole download is
+        # still worth trying, and it reports its own errors as pip does.
+        reason = f"{type(exc).__name__}: {exc}"
+    logger.debug(
+        "Lazy wheel failed for %s: %s; the whole file will be downloaded",
+        redact_auth_from_url(url),
+        reason,
+    )
+    return None
+
+
+# -- metadata check after download ------------------------------------------
+
+
+def _requirement_strings(dist: BaseDistribution) -> frozenset[str]:
+    """Requires-Dist entries in a canonical form, so that spelling differs not."""
+    parsed: set[str] = set()
+    for raw in dist.iter_raw_dependencies():
+        text = raw.strip()
+        try:
+            parsed.add(str(Requirement(text)))
+        except InvalidRequirement:
+            parsed.add(text)
+    return frozenset(parsed)
+
+
+def _difference(used: frozenset[str], actual: frozenset[str]) -> tuple[str, str]:
+    """Only the entries that differ, so that the error points at them."""
+    return (", ".join(sorted(used - actual)), ", ".join(sorted(actual - used)))
+
+
+def check_metadata_matches(
+    filename: str, source: str, used: BaseDistribution, actual: BaseDistribution
+) -> None:
+    """Raise :class:`MetadataMismatch` if the fields resolution depends on differ.
+
+    Compared: Name, Version, Requires-Dist, Requires-Python, Provides-Extra,
+    the fields that PEP 658 requires to be identical to the wheel's METADATA
+    and the only ones pip's resolver reads.
+    """
+    used_name = canonicalize_name(used.raw_name)
+    actual_name = canonicalize_name(actual.raw_name)
+    if used_name != actual_name:
+        raise MetadataMismatch(filename, source, "Name", used_name, actual_name)
+    if used.version != actual.version:
+        raise MetadataMismatch(
+            filename, source, "Version", str(used.version), str(actual.version)
+        )
+    used_requires = _requirement_strings(used)
+    actual_requires = _requirement_strings(actual)
+    if used_requires != actual_requires:
+        raise MetadataMismatch(
+            filename,
+            source,
+            "Requires-Dist",
+            *_difference(used_requires, actual_requires),
+        )
+    if str(used.requires_python) != str(actual.requires_python):
+        raise MetadataMismatch(
+            filename,
+            source,
+            "Requires-Python",
+            str(used.requires_python),
+            str(actual.requires_python),
+        )
+    used_extras = frozenset(map(str, used.iter_provided_extras()))
+    actual_extras = frozenset(map(str, actual.iter_provided_extras()))
+    if used_extras != actual_extras:
+        raise MetadataMismatch(
+            filename,
+            source,
+            "Provides-Extra",
+            *_difference(used_extras, actual_extras),
+        )
+
+
+# -- progress ----------------------------------------------------------------
+
+
+class DownloadProgress(Protocol):
+    """What the downloads report; implementations must be thread-safe."""
+
+    def started(self, link: Link, size: int | None) -> None: ...
+
+    def received(self, byte_count: int) -> None: ...
+
+    def finished(self, link: Link) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LogLineProgress:
+    """pip-style log lines: one when a file starts, one summary at the end.
+
+    Used with ``--progress-bar off``, ``-q`` (the lines are INFO, so they
+    vanish too) and whenever the output is not a terminal.
+    """
+
+    def __init__(self, file_count: int) -> None:
+        self._file_count = file_count
+        self._done = 0
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._started_at = time.monotonic()
+
+    def started(self, link: Link, size: int | None) -> None:
+        shown_url = redact_auth_from_url(link.show_url)
+        if size:
+            logger.info("Downloading %s (%s)", shown_url, format_size(size))
+        else:
+            logger.info("Downloading %s", shown_url)
+
+    def received(self, byte_count: int) -> None:
+        with self._lock:
+            self._bytes += byte_count
+
+    def finished(self, link: Link) -> None:
+        with self._lock:
+            self._done += 1
+
+    def close(self) -> None:
+        elapsed = time.monotonic() - self._started_at
+        logger.info(
+            "Downloaded %d of %d files (%s) in %.1fs",
+            self._done,
+            self._file_count,
+            format_size(self._bytes),
+            elapsed,
+        )
+
+
+class RichProgress:
+    """One live line for the whole batch: files done, bytes, rate.
+
+    Built on pip's vendored rich, like pip's own download bar, so it looks
+    and behaves (terminal detection, refresh rate) like the rest of pip.
+    """
+
+    def __init__(self, file_count: int, indent: int = 0) -> None:
+        from pip._vendor.rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
+
+        self._lock = threading.Lock()
+        self._file_count = file_count
+        self._done = 0
+        self._known_total = 0
+        self._sizes_unknown = file_count
+        self._progress = Progress(
+            TextColumn(" " * indent + "Downloading"),
+            TextColumn("{task.fields[files]}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            refresh_per_second=5,
+        )
+        self._task = self._progress.add_task("", total=None, files=self._files_text())
+        self._progress.start()
+
+    def _files_text(self) -> str:
+        return f"{self._done}/{self._file_count} files"
+
+    def started(self, link: Link, size: int | None) -> None:
+        with self._lock:
+            if size is None:
+                return
+            self._known_total += size
+            self._sizes_unknown -= 1
+            # The bar gets a total only once every size is known; until then
+            # it pulses, rather than claiming a fraction it cannot know.
+            total = self._known_total if self._sizes_unknown == 0 else None
+            self._progress.update(self._task, total=total)
+
+    def received(self, byte_count: int) -> None:
+        self._progress.update(self._task, advance=byte_count)
+
+    def finished(self, link: Link) -> None:
+        with self._lock:
+            self._done += 1
+            self._progress.update(self._task, files=self._files_text())
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def make_progress(bar_type: str, file_count: int, indent: int = 0) -> DownloadProgress:
+    """Pick the display: rich on a terminal when bars are on, log lines else."""
+    if bar_type in ("on", "auto") and logger.getEffectiveLevel() <= logging.INFO:
+        from pip._vendor.rich.console import Console
+
+        if Console().is_terminal:
+            return RichProgress(file_count, indent)
+    return LogLineProgress(file_count)
+
+
+# -- parallel downloads ------------------------------------------------------
+
+
+@dataclass
+class DownloadedFile:
+    """Where a link's file now is, or why it is not there."""
+
+    link: Link
+    path: str | None = None
+    content_type: str = ""
+    error: Exception | None = None
+
+
+@dataclass
+class _Batch:
+    """State shared by the download threads of one call."""
+
+    session: PipSession
+    location: str
+    progress: DownloadProgress
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+def _declared_size(response: Response) -> int | None:
+    try:
+        size = int(response.headers["Content-Length"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return size if size >= 0 else None
+
+
+def _target_path(location: str, link: Link) -> str:
+    """The file's name in ``location``: the link's, never a path outside it."""
+    filename = os.path.basename(link.filename)
+    if not filename or filename in (".", ".."):
+        raise InstallationError(f"Cannot derive a file name from {link}")
+    return os.path.join(location, filename)
+
+
+def _stream_to(batch: _Batch, link: Link, response: Response, partial_path: str) -> int:
+    """Write the body into ``partial_path``; return the number of bytes."""
+    received = 0
+    with open(partial_path, "wb") as partial_file:
+        for chunk in response_chunks(response):
+            if batch.cancelled.is_set():
+                raise DownloadCancelled(link.url_without_fragment)
+            partial_file.write(chunk)
+            received += len(chunk)
+            batch.progress.received(len(chunk))
+    return received
+
+
+def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
+    """Fetch one file into the batch's directory, atomically.
+
+    The body goes to a temporary name in the same directory and is renamed
+    only once it is complete, so a reader (or a later run of pip) never sees
+    a partial file under the real name; on any error or cancellation the
+    temporary file is removed. Errors are returned, not raised, so that one
+    failure does not abandon the files that are downloading next to it.
+    """
+    if batch.cancelled.is_set():
+        return DownloadedFile(link, error=DownloadCancelled(link.url))
+    partial_path: str | None = None
+    try:
+        response = batch.session.get(
+            link.url_without_fragment, headers=HEADERS, stream=True
+        )
+        raise_for_status(response)
+        size = _declared_size(response)
+        batch.progress.started(link, size)
+        target = _target_path(batch.location, link)
+        handle, partial_path = tempfile.mkstemp(
+            dir=batch.location,
+            prefix=f".{os.path.basename(target)}.",
+            suffix=_PARTIAL_SUFFIX,
+        )
+        os.close(handle)
+        received = _stream_to(batch, link, response, partial_path)
+        if size is not None and received != size:
+            raise IncompleteDownload(
+                f"got {received} of {size} bytes from {link.url_without_fragment}"
+            )
+        os.replace(partial_path, target)
+        partial_path = None
+        batch.progress.finished(link)
+        return DownloadedFile(link, target, response.headers.get("Content-Type", ""))
+    except Exception as exc:
+        return DownloadedFile(link, error=exc)
+    finally:
+        if partial_path is not None:
+            _remove_quietly(partial_path)
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(batch: _Batch) -> Iterator[None]:
+    """Make Ctrl-C stop the download threads at their next chunk.
+
+    map_multithread waits for running calls before it lets an exception
+    out, so the flag must be set before that wait, when the signal arrives,
+    not when KeyboardInterrupt reaches our code.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        batch.cancelled.set()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        batch.cancelled.set()
+
+
+def _run_batch(batch: _Batch, links: list[Link], jobs: int) -> list[DownloadedFile]:
+    """Download in threads; whatever ends the batch early stops them all."""
+    with _cancel_on_interrupt(batch):
+        return list(
+            map_multithread(
+                lambda link: _download_one(batch, link), links, max_workers=jobs
+            )
+        )
+
+
+def download_files(
+    session: PipSession,
+    links: Iterable[Link],
+    location: str,
+    *,
+    jobs: int = DEFAULT_DOWNLOAD_JOBS,
+    progress: DownloadProgress,
+    fallback: Callable[[Link, str], tuple[str, str]],
+) -> dict[Link, tuple[str, str]]:
+    """Download every link into ``location``, ``jobs`` at a time.
+
+    :param session: pip's session: authentication, proxies, certificates,
+        retries and the HTTP cache all stay pip's.
+    :param jobs: the most files fetched at the same time.
+    :param progress: where the downloads report (see :func:`make_progress`).
+    :param fallback: pip's own download, ``(link, location) -> (path,
+        content_type)``. A file that the parallel pass could not fetch is
+        fetched again through it, one at a time, so that pip's resume logic
+        and pip's error messages apply exactly as without this plugin.
+    :returns: every link, mapped to its file's path and content type.
+    """
+    link_list = list(dict.fromkeys(links))
+    batch = _Batch(session, location, progress)
+    try:
+        results = _run_batch(batch, link_list, max(1, jobs))
+    finally:
+        progress.close()
+    by_link = {result.link: result for result in results}
+    downloaded: dict[Link, tuple[str, str]] = {}
+    for result in (by_link[link] for link in link_list):
+        if result.path is not None:
+            downloaded[result.link] = (result.path, result.content_type)
+            continue
+        logger.debug(
+            "Parallel download of %s failed (%s: %s); retrying with pip's downloader",
+            redact_auth_from_url(result.link.url_without_fragment),
+            type(result.error).__name__,
+            result.error,
+        )
+        downloaded[result.link] = fallback(result.link, location)
+    return downloaded
+
+
+def copy_atomically(source: str, destination: str) -> None:
+    """Copy a file so that ``destination`` is either absent or complete.
+
+    pip checks a download directory for files from earlier runs and, without
+    hashes to compare, trusts whatever it finds there; a copy cut short by
+    Ctrl-C would be trusted on the next run.
+    """
+    directory = os.path.dirname(destination) or "."
+    handle, partial_path = tempfile.mkstemp(
+        dir=directory,
+        prefix=f".{os.path.basename(destination)}.",
+        suffix=_PARTIAL_SUFFIX,
+    )
+    try:
+        with os.fdopen(handle, "wb") as partial_file, open(source, "rb") as source_file:
+            while block := source_file.read(1024 * 1024):
+                partial_file.write(block)
+        os.replace(partial_path, destination)
+    except BaseException:
+        _remove_quietly(partial_path)
+        raise

@@ -1,0 +1,388 @@
+"""The one module that touches pip's internals: every seam is here.
+
+pip-fastdeps binds into pip at exactly one place that exists in every
+supported release: ``RequirementCommand.make_requirement_preparer``, the
+classmethod that builds the :class:`RequirementPreparer` of ``install``,
+``download``, ``wheel`` and ``lock``. When (and only when) fast-deps is
+enabled, the preparer it returns gets four methods of its own:
+
+``_fetch_metadata_only``
+    pip's order (PEP 658 file, then lazy wheel), remembering which metadata
+    the resolver was given, and kept on in hash-checking mode when the
+    command downloads every file anyway (see :func:`_metadata_only_allowed`).
+``_fetch_metadata_using_lazy_wheel``
+    our lazy wheel, falling back to pip's download on any failure.
+``_complete_partial_requirements``
+    the parallel downloads, then pip's own per-requirement preparation
+    (hash checks included) and the metadata comparison.
+``save_linked_requirement``
+    the same, but the copy into a download directory is atomic.
+
+The class itself is never changed, so a preparer built without fast-deps
+is stock pip's, byte for byte. The only other change is one option,
+``--fast-deps-jobs``, added to those four commands.
+
+Bound methods are set on the instance, not the class, which also makes
+:func:`bind` trivially idempotent: it wraps one classmethod, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from optparse import Values
+from pathlib import Path
+from types import MethodType
+from typing import Any, Callable
+
+logger = logging.getLogger(__name__)
+
+# Oldest and newest (major, minor) pip releases whose internals this module
+# has been checked against; setup.cfg pins the same range.
+OLDEST_PIP = (24, 1)
+NEWEST_PIP = (26, 3)
+
+FEATURE = "fast-deps"
+_ENV_FEATURES = "PIP_USE_FEATURE"
+_JOBS_OPTION = "--fast-deps-jobs"
+_BOUND_MARKER = "_fastdeps_original"
+
+# Commands whose argument list run_pip() extends with the feature flag.
+PIP_COMMANDS = ("install", "download", "wheel", "lock")
+
+_bound = False
+_warned = False
+
+
+# -- version gate ------------------------------------------------------------
+
+
+def pip_version() -> tuple[int, int]:
+    """(major, minor) of the pip that is imported, without importing pip's CLI."""
+    import pip
+
+    parts = pip.__version__.split(".")
+    return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+
+
+def is_supported(version: tuple[int, int]) -> bool:
+    return OLDEST_PIP <= version <= NEWEST_PIP
+
+
+def _fast_deps_requested() -> bool:
+    """Whether this process asked for fast-deps, as far as can be told early.
+
+    Only used to decide whether the unsupported-version warning is worth
+    printing: a pip that runs without the feature is none of our business.
+    """
+    in_argv = any(FEATURE in argument for argument in sys.argv[1:])
+    return in_argv or FEATURE in os.environ.get(_ENV_FEATURES, "")
+
+
+def _warn_unsupported(version: tuple[int, int]) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    sys.stderr.write(
+        f"WARNING: pip-fastdeps supports pip {OLDEST_PIP[0]}.{OLDEST_PIP[1]} to "
+        f"{NEWEST_PIP[0]}.{NEWEST_PIP[1]}, not {version[0]}.{version[1]}; "
+        "pip runs without it.\n"
+    )
+
+
+# -- binding -----------------------------------------------------------------
+
+
+def bind() -> bool:
+    """Bind the plugin into the imported pip; return whether it is bound.
+
+    Safe to call any number of times. On an unsupported pip nothing is
+    changed, and one warning is printed if fast-deps was asked for.
+    """
+    global _bound
+    if _bound:
+        return True
+    version = pip_version()
+    if not is_supported(version):
+        if _fast_deps_requested():
+            _warn_unsupported(version)
+        return False
+    from pip._internal.cli.req_command import RequirementCommand
+
+    _wrap_make_requirement_preparer(RequirementCommand)
+    _wrap_init_with_jobs_option(RequirementCommand)
+    _bound = True
+    return True
+
+
+def _wrap_make_requirement_preparer(command_class: Any) -> None:
+    current = command_class.__dict__["make_requirement_preparer"]
+    if hasattr(current.__func__, _BOUND_MARKER):
+        return
+    original: Callable[..., Any] = current.__func__
+
+    def make_requirement_preparer(
+        cls: Any, temp_build_dir: Any, options: Values, *args: Any, **kwargs: Any
+    ) -> Any:
+        enabled = FEATURE in options.features_enabled
+        if not enabled or cls.determine_resolver_variant(options) == "legacy":
+            return original(cls, temp_build_dir, options, *args, **kwargs)
+        # Build the preparer with the feature hidden, which skips pip's
+        # "not ready for production" warning; it only set use_lazy_wheel.
+        features = options.features_enabled
+        options.features_enabled = [name for name in features if name != FEATURE]
+        try:
+            preparer = original(cls, temp_build_dir, options, *args, **kwargs)
+        finally:
+            options.features_enabled = features
+        _enable_on(preparer, _settings_from(cls, options))
+        return preparer
+
+    setattr(make_requirement_preparer, _BOUND_MARKER, original)
+    command_class.make_requirement_preparer = classmethod(make_requirement_preparer)
+
+
+def _wrap_init_with_jobs_option(command_class: Any) -> None:
+    original = command_class.__init__
+    if hasattr(original, _BOUND_MARKER):
+        return
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if not self.parser.has_option(_JOBS_OPTION):
+            self.cmd_opts.add_option(_jobs_option())
+
+    setattr(__init__, _BOUND_MARKER, original)
+    command_class.__init__ = __init__
+
+
+def _jobs_option() -> Any:
+    from optparse import Option
+
+    from fastdeps.operations.prepare import DEFAULT_DOWNLOAD_JOBS
+
+    # A real pip option, so pip's configuration applies to it as to any
+    # other: --fast-deps-jobs, PIP_FAST_DEPS_JOBS, fast-deps-jobs in pip.conf.
+    return Option(
+        _JOBS_OPTION,
+        dest="fast_deps_jobs",
+        type="int",
+        metavar="N",
+        default=DEFAULT_DOWNLOAD_JOBS,
+        help=(
+            "With --use-feature=fast-deps (pip-fastdeps): download at most N "
+            "files at the same time (default: %default)."
+        ),
+    )
+
+
+# -- what an enabled preparer knows -----------------------------------------
+
+
+@dataclass
+class FastDepsSettings:
+    """The options the bound methods need, read once from pip's options."""
+
+    jobs: int
+    progress_bar: str
+    metadata_only_with_hashes: bool
+    # link URL -> (distribution the resolver used, where it came from)
+    metadata_used: dict[str, tuple[Any, str]] = field(default_factory=dict)
+
+
+def _settings_from(command_class: Any, options: Values) -> FastDepsSettings:
+    from pip._internal.exceptions import CommandError
+
+    jobs = getattr(options, "fast_deps_jobs", None)
+    if jobs is None:
+        from fastdeps.operations.prepare import DEFAULT_DOWNLOAD_JOBS
+
+        jobs = DEFAULT_DOWNLOAD_JOBS
+    if jobs < 1:
+        raise CommandError(f"{_JOBS_OPTION} must be at least 1, not {jobs}")
+    return FastDepsSettings(
+        jobs=jobs,
+        progress_bar=str(getattr(options, "progress_bar", "on")),
+        metadata_only_with_hashes=_metadata_only_allowed(command_class, options),
+    )
+
+
+def _metadata_only_allowed(command_class: Any, options: Values) -> bool:
+    """Whether metadata-only resolution may stay on in hash-checking mode.
+
+    Stock pip turns it off there. We keep it on when the command goes on to
+    download every file it resolved (install, download, wheel), because then
+    nothing weaker than stock pip is guaranteed:
+
+    - every file still passes pip's own ``Hashes.check_against_path`` in
+      ``_prepare_linked_requirement`` before it is installed or saved, and a
+      missing or unpinned hash fails as it does in stock pip;
+    - the metadata the resolver used is compared with the verified file's
+      METADATA, and any difference aborts;
+    - hash-checking mode pins every requirement with ``==``, so each project
+      has one candidate: unverified metadata can make resolution fail, never
+      make it pick another file.
+
+    ``install --dry-run`` and ``lock`` never download the files, so there the
+    metadata would stay unverified: metadata-only stays off, as in stock pip.
+    """
+    if getattr(options, "dry_run", False):
+        return False
+    command_name: str = command_class.__name__
+    return command_name != "LockCommand"
+
+
+def _enable_on(preparer: Any, settings: FastDepsSettings) -> None:
+    from pip._internal.utils.logging import get_indentation
+
+    import fastdeps
+
+    preparer.use_lazy_wheel = True
+    preparer._fastdeps = settings
+    for name, function in _PREPARER_METHODS.items():
+        setattr(preparer, name, MethodType(function, preparer))
+    logger.info(
+        "%spip-fastdeps %s is active: metadata from range requests, "
+        "up to %d parallel downloads",
+        " " * get_indentation(),
+        fastdeps.__version__,
+        settings.jobs,
+    )
+
+
+# -- the preparer's new methods ----------------------------------------------
+
+_PEP_658_SOURCE = "the index's PEP 658 .metadata file"
+_LAZY_WHEEL_SOURCE = "HTTP range requests on the wheel"
+
+
+def _fetch_metadata_only(self: Any, req: Any) -> Any:
+    settings: FastDepsSettings = self._fastdeps
+    if self.legacy_resolver:
+        return None
+    if self.require_hashes and not settings.metadata_only_with_hashes:
+        logger.debug(
+            "Metadata-only fetching is not used: hash checking is required "
+            "and this command does not download the files afterwards"
+        )
+        return None
+    dist = self._fetch_metadata_using_link_data_attr(req)
+    source = _PEP_658_SOURCE
+    if dist is None:
+        dist = self._fetch_metadata_using_lazy_wheel(req.link)
+        source = _LAZY_WHEEL_SOURCE
+    if dist is not None:
+        settings.metadata_used[req.link.url] = (dist, source)
+    return dist
+
+
+def _fetch_metadata_using_lazy_wheel(self: Any, link: Any) -> Any:
+    from fastdeps.operations.prepare import metadata_from_lazy_wheel
+
+    return metadata_from_lazy_wheel(link, self._session)
+
+
+def _complete_partial_requirements(
+    self: Any, partially_downloaded_reqs: Iterable[Any], parallel_builds: bool = False
+) -> None:
+    from pip._internal.exceptions import HashError
+    from pip._internal.utils.logging import get_indentation
+    from pip._internal.utils.temp_dir import TempDirectory
+
+    from fastdeps.operations.prepare import (
+        check_metadata_matches,
+        download_files,
+        make_progress,
+    )
+
+    settings: FastDepsSettings = self._fastdeps
+    reqs = list(partially_downloaded_reqs)
+    if reqs:
+        temp_dir = TempDirectory(kind="unpack", globally_managed=True).path
+        links = list(dict.fromkeys(req.link for req in reqs))
+        files = download_files(
+            self._session,
+            links,
+            temp_dir,
+            jobs=settings.jobs,
+            progress=make_progress(
+                settings.progress_bar, len(links), get_indentation()
+            ),
+            fallback=self._download,
+        )
+        for req in reqs:
+            path, _content_type = files[req.link]
+            # As pip does: the file is known to _prepare_linked_requirement,
+            # which checks its hashes, and an sdist is unpacked from it.
+            req.local_file_path = path
+            self._downloaded[req.link.url] = path
+            if not req.is_wheel:
+                req.needs_unpacked_archive(Path(path))
+
+    for req in reqs:
+        try:
+            dist = self._prepare_linked_requirement(req, parallel_builds)
+        except HashError as exc:
+            # During resolution pip's candidate attaches the requirement, so
+            # the error shows the offending line; do the same here.
+            exc.req = req
+            raise
+        used = settings.metadata_used.get(req.link.url)
+        if used is not None and req.link.is_wheel and dist is not used[0]:
+            check_metadata_matches(req.link.filename, used[1], used[0], dist)
+
+
+def _save_linked_requirement(self: Any, req: Any) -> None:
+    from pip._internal.utils.misc import display_path
+
+    from fastdeps.operations.prepare import copy_atomically
+
+    link = req.link
+    copies_a_file = (
+        self.download_dir is not None
+        and link is not None
+        and not link.is_vcs
+        and not link.is_existing_dir()
+        and req.local_file_path is not None
+    )
+    if not copies_a_file:
+        type(self).save_linked_requirement(self, req)
+        return
+    destination = os.path.join(self.download_dir, os.path.basename(link.filename))
+    if not os.path.exists(destination):
+        copy_atomically(req.local_file_path, destination)
+        logger.info("Saved %s", display_path(destination))
+
+
+_PREPARER_METHODS: dict[str, Callable[..., Any]] = {
+    "_fetch_metadata_only": _fetch_metadata_only,
+    "_fetch_metadata_using_lazy_wheel": _fetch_metadata_using_lazy_wheel,
+    "_complete_partial_requirements": _complete_partial_requirements,
+    "save_linked_requirement": _save_linked_requirement,
+}
+
+
+# -- python -m fastdeps ------------------------------------------------------
+
+
+def _with_feature_flag(argv: list[str]) -> list[str]:
+    """``argv`` with ``--use-feature=fast-deps`` right after the command."""
+    flag = f"--use-feature={FEATURE}"
+    for position, argument in enumerate(argv):
+        if argument in PIP_COMMANDS:
+            return [*argv[: position + 1], flag, *argv[position + 1 :]]
+    return [*argv, flag]
+
+
+def run_pip(argv: list[str]) -> int:
+    """Run pip's CLI with the plugin bound and fast-deps enabled."""
+    from pip._internal.cli.main import main
+
+    if not bind():
+        _warn_unsupported(pip_version())
+    status: int = main(_with_feature_flag(list(argv)))
+    return status
