@@ -43,6 +43,7 @@ from pip._internal.network.lazy_wheel import (
     dist_from_wheel_url as pip_dist_from_wheel_url,
 )
 from pip._internal.network.session import PipSession
+from pip._internal.utils.temp_dir import global_tempdir_manager
 from pip._vendor.packaging.utils import NormalizedName, parse_wheel_filename
 
 DEFAULT_CACHE = Path("~/.cache/pip-fastdeps/survey").expanduser()
@@ -72,6 +73,8 @@ COMPARED_WHEELS: list[tuple[str, str | None]] = [
     ("pyarrow", None),
     ("torch", None),
 ]
+
+NOT_AVAILABLE = "not available"
 
 DistFromWheelUrl = Callable[[NormalizedName, str, PipSession], BaseDistribution]
 
@@ -366,7 +369,9 @@ def compare(
     root.mkdir()
     for path in wheels:
         (root / path.name).symlink_to(path.resolve())
-    with NginxServer(root, workdir / "nginx") as server:
+    # Distributions built from METADATA bytes keep them in a temporary
+    # directory that pip's commands set up; do as they do.
+    with global_tempdir_manager(), NginxServer(root, workdir / "nginx") as server:
         for path in wheels:
             yield Row(
                 filename=path.name,
@@ -375,7 +380,7 @@ def compare(
                 fastdeps=(
                     fetch_with(fastdeps, server, path)
                     if fastdeps is not None
-                    else "not available"
+                    else NOT_AVAILABLE
                 ),
                 expected=metadata_of_wheel(path),
             )
@@ -398,7 +403,7 @@ def cells(fetch: Fetch | str) -> str:
 
 def verdict(row: Row) -> str:
     pip_ok = agrees(row.pip, row.expected)
-    if isinstance(row.fastdeps, str):
+    if row.fastdeps == NOT_AVAILABLE:
         return "pip ok" if pip_ok else "pip WRONG"
     fastdeps_ok = agrees(row.fastdeps, row.expected)
     if pip_ok and fastdeps_ok:
