@@ -22,6 +22,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize("pip", ["24.1", "25.1", "26.3"])
+def functional(session: nox.Session, pip: str) -> None:
+    """Functional tests (the real pip CLI) against the oldest, a middle and
+    the newest supported pip: the test venvs get the pip of this session."""
+    session.install(f"pip=={pip}", ".", *TEST_REQUIREMENTS)
+    session.run("pytest", "-n", "2", "tests/functional", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff")
