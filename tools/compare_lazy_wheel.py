@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import http.client
 import importlib
 import os
 import shutil
@@ -144,6 +145,7 @@ class NginxServer:
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        self._marks = 0
 
     @property
     def url(self) -> str:
@@ -223,13 +225,35 @@ class NginxServer:
             process.kill()
             process.wait()
 
-    def new_requests(self) -> list[LoggedRequest]:
+    def new_requests(self, timeout: float = 10.0) -> list[LoggedRequest]:
         """Requests logged since the previous call.
 
-        nginx writes each access log line when the response is finished, and
-        without a ``buffer=`` parameter it writes at once, so the lines of
-        a request the client has completed are already there.
+        nginx writes a request's log line when it finalizes the request,
+        which can be just *after* the client has read the last byte, so the
+        log is not read straight away: a marker request is sent and the log
+        is read up to the marker's own line. With one worker, requests that
+        were finished before the marker was sent are logged before it.
         """
+        self._marks += 1
+        marker_uri = f"/.compare-lazy-wheel-mark/{self._marks}"
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", marker_uri)
+            connection.getresponse().read()
+        finally:
+            connection.close()
+        logged: list[LoggedRequest] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logged += self._read_log_lines()
+            if any(request.uri == marker_uri for request in logged):
+                marker_at = [request.uri for request in logged].index(marker_uri)
+                return logged[:marker_at] + logged[marker_at + 1 :]
+            time.sleep(0.01)
+        raise RuntimeError(f"nginx did not log {marker_uri} within {timeout} s")
+
+    def _read_log_lines(self) -> list[LoggedRequest]:
+        """Complete lines appended to the access log since the last read."""
         if not self.access_log.exists():
             return []
         with self.access_log.open("rb") as log:
