@@ -61,18 +61,18 @@ logger = logging.getLogger(__name__)
 FIRST_REQUEST_SIZE = 128 * 1024
 """How many bytes the first, suffix-range request asks for.
 
-Chosen from 183 real wheels from PyPI (111 pure, 72 binary, 3 KB to 1.2 GB;
+Chosen from 183 real wheels from PyPI (106 pure, 77 binary, 11 KB to 192 MB;
 ``tools/survey_wheels.py``). Their central directory has a median size of
-4.3 KiB, a 90th percentile of 62.4 KiB and a maximum of 1,133 KiB (torch,
-12,248 entries); for 31 of them METADATA starts more than 64 KiB before the
-end, for numpy 1.23.4 at the very start of 16 MB. With 128 KiB, 89.6 % of
-the wheels need one request, 5.5 % two and 4.9 % three (1.15 on average,
-123 KiB). With 50 ms of round-trip time and 100 Mbit/s one more round trip
+4.4 KiB, a 90th percentile of 62.4 KiB and a maximum of 1,133 KiB (torch,
+12,248 entries); for 30 of them METADATA starts more than 64 KiB before the
+end, for numpy 1.23.4 at the very start of 16 MB. With 128 KiB, 90.2 % of
+the wheels need one request, 4.9 % two and 4.9 % three (1.15 on average,
+125 KiB). With 50 ms of round-trip time and 100 Mbit/s one more round trip
 costs as much as 600 KB of transfer, and this size gives the lowest mean
-time per wheel (67.7 ms; 64 KiB: 69.9 ms, 83.1 % in one request; 256 KiB:
-69.7 ms). Pure and binary wheels have the same optimum, so the wheel's tags
-are not used to choose. On a LAN a smaller answer would be a little faster;
-it would not change the number of requests by much.
+time per wheel (67.6 ms; 64 KiB: 69.7 ms with 83.6 % in one request;
+256 KiB: 69.9 ms). Pure and binary wheels have the same optimum, so the
+wheel's tags are not used to choose. On a LAN a smaller answer would be a
+little faster; it would not change the number of requests by much.
 """
 
 # Answers are read in pieces of this size, so that a connection cut in the
@@ -627,7 +627,9 @@ def dist_from_wheel_url(
     """Return pip's distribution object for the remote wheel at ``url``.
 
     The same signature and meaning as pip's own function of that name; the
-    distribution is built from METADATA alone, as for a PEP 658 metadata file.
+    distribution is built from METADATA alone, as for a PEP 658 metadata file,
+    so, like pip's PEP 658 path, it must run inside pip's
+    ``global_tempdir_manager()`` (every pip command does).
 
     :raises HTTPRangeRequestUnsupported: ranges cannot be used; fall back to
         a normal download.
