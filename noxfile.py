@@ -6,6 +6,10 @@ fresh machine with Python and pip can run any of them.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -43,3 +47,26 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over src, tests and tools."""
     session.install("mypy", "nox", ".", *TEST_REQUIREMENTS)
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The benchmark harness in tools/bench against stock pip and uv.
+
+    `nox -s bench` runs the full benchmark, `nox -s bench -- --quick` a small
+    one; results land in bench-results/. Shaping the network (namespaces,
+    tbf, a delay proxy) needs root: as root, or through password-less sudo.
+    Python 3.11, because the corpus lock pins cp311 wheels.
+    """
+    session.install(".", "uv", "matplotlib")
+    command = ["-m", "tools.bench", *session.posargs]
+    passwordless_sudo = (
+        os.geteuid() != 0
+        and shutil.which("sudo") is not None
+        and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0
+    )
+    if passwordless_sudo:
+        python = os.path.join(session.bin, "python")
+        session.run("sudo", "-n", python, *command, external=True)
+    else:
+        session.run("python", *command)
