@@ -1,0 +1,1 @@
+"""Developer tools of pip-fastdeps: benchmark harness, wheel survey, test servers."""

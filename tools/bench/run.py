@@ -1,0 +1,460 @@
+"""Contenders, runs and what is measured.
+
+Every contender runs with cold caches (a fresh cache directory per run,
+removed afterwards), against the benchmark index only: ``--index-url``,
+no configuration files, no ``PIP_*``/``UV_*`` variables, and, when the
+network is shaped, from inside a namespace that can reach nothing but the
+index server. Runs are interleaved (run 1 of every contender, then run 2,
+...) so that a slow spell of the machine does not fall on one contender.
+
+Contenders:
+
+- ``pip``: stock pip, no flag (reads PEP 658 metadata when the index has
+  it, downloads whole wheels to learn their dependencies when it has not);
+- ``pip fast-deps``: the same pip with ``--use-feature=fast-deps``;
+- ``pip-fastdeps``: the same pip with this project's plugin, through
+  ``python -m fastdeps``;
+- ``uv``, installed in the environment running the benchmark.
+
+Tasks:
+
+- ``resolve``: resolution alone. pip: ``install --dry-run --ignore-installed
+  --report``; uv: ``pip compile``. Both print the full resolution and
+  install nothing.
+- ``download``: resolution plus fetching every chosen wheel. pip:
+  ``pip download -d DIR``; uv has no download command, so ``uv pip install
+  --target DIR``, which also unpacks the wheels into DIR. That is strictly
+  more work than pip's, so any error in the comparison is in pip's favour.
+
+Figures per run come from nginx's access log: requests, HEAD requests,
+ranged requests, body bytes and distinct connections. The median of the
+runs is reported for each figure separately. The versions each run
+resolved are compared across every contender, index variant and task of a
+set; any difference is printed loudly and marked in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from pathlib import Path
+
+from tools.bench.corpus import canonical_name, clean_pip_env, requirements_file
+from tools.nginx import LogEntry
+
+PIP_VERSION = "26.3"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TASKS = ("resolve", "download")
+RUN_TIMEOUT = 1800
+
+Resolution = dict[str, str]  # canonical project name -> version
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one contender run needs to know."""
+
+    index_url: str
+    requirements: Path
+    scratch: Path  # fresh per run: cache, report, download directory
+    client_prefix: Sequence[str]
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.scratch / "cache"
+
+    @property
+    def output(self) -> Path:
+        return self.scratch / "out"
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A tool under test: how to call it for a task, and how to read its answer."""
+
+    name: str
+    command: Callable[[str, Job], list[str]]
+    resolution: Callable[[str, Job], Resolution]
+    unavailable: str | None = None  # why it cannot run, if it cannot
+
+
+@dataclass
+class RunResult:
+    wall: float
+    requests: int
+    head: int
+    ranged: int
+    bytes: int
+    connections: int
+    resolution: Resolution
+    failed: str | None = None
+
+
+@dataclass
+class Cell:
+    """All runs of one contender on one (set, variant, task)."""
+
+    set_name: str
+    variant: str
+    task: str
+    contender: str
+    unavailable: str | None = None
+    runs: list[RunResult] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        values = [getattr(r, attribute) for r in self.runs if r.failed is None]
+        return statistics.median(values) if values else float("nan")
+
+    @property
+    def failures(self) -> list[str]:
+        return [r.failed for r in self.runs if r.failed is not None]
+
+
+# -- contenders ----------------------------------------------------------------
+
+
+def pip_command(
+    base: list[str], flags: Sequence[str]
+) -> Callable[[str, Job], list[str]]:
+    def command(task: str, job: Job) -> list[str]:
+        common = ["--quiet", "--only-binary=:all:", "--index-url", job.index_url]
+        common += ["--cache-dir", str(job.cache_dir), "-r", str(job.requirements)]
+        if task == "resolve":
+            report = str(job.scratch / "report.json")
+            action = ["install", "--dry-run", "--ignore-installed", "--report", report]
+        else:
+            action = ["download", "--dest", str(job.output)]
+        return [*base, *action, *common, *flags]
+
+    return command
+
+
+def pip_resolution(task: str, job: Job) -> Resolution:
+    if task == "resolve":
+        report = json.loads((job.scratch / "report.json").read_text())
+        return {
+            canonical_name(item["metadata"]["name"]): item["metadata"]["version"]
+            for item in report["install"]
+        }
+    return dict(
+        name_version(path.name.removesuffix(".whl"))
+        for path in job.output.glob("*.whl")
+    )
+
+
+def uv_command(uv: str, python: str) -> Callable[[str, Job], list[str]]:
+    def command(task: str, job: Job) -> list[str]:
+        common = ["--quiet", "--only-binary", ":all:", "--index-url", job.index_url]
+        common += ["--cache-dir", str(job.cache_dir), "--python", python]
+        if task == "resolve":
+            compiled = str(job.scratch / "compiled.txt")
+            action = ["compile", str(job.requirements), "--output-file", compiled]
+            action += ["--no-header", "--no-annotate"]
+        else:
+            action = [
+                "install",
+                "--target",
+                str(job.output),
+                "-r",
+                str(job.requirements),
+            ]
+        return [uv, "pip", *action, *common]
+
+    return command
+
+
+def uv_resolution(task: str, job: Job) -> Resolution:
+    if task == "resolve":
+        lines = (job.scratch / "compiled.txt").read_text().splitlines()
+        pins = [line.split("==") for line in lines if "==" in line]
+        return {canonical_name(name.strip()): version.strip() for name, version in pins}
+    return dict(
+        name_version(path.name.removesuffix(".dist-info"))
+        for path in job.output.glob("*.dist-info")
+    )
+
+
+def name_version(stem: str) -> tuple[str, str]:
+    """``name-version[-...]`` of a wheel or .dist-info name (PEP 427)."""
+    name, version = stem.split("-")[:2]
+    return canonical_name(name), version
+
+
+def make_venv(path: Path, packages: Sequence[str], force: Sequence[str] = ()) -> str:
+    """A venv with pip ``PIP_VERSION`` and ``packages``; reused when present.
+
+    ``force`` is reinstalled every time (the plugin from the working tree).
+    """
+    python = str(path / "bin" / "python")
+    check = [python, "-m", "pip", "--version"]
+    ok = path.exists() and subprocess.run(
+        check, capture_output=True, text=True, env=clean_pip_env()
+    ).stdout.startswith(f"pip {PIP_VERSION} ")
+    install = [python, "-m", "pip", "install", "--quiet"]
+    if not ok:
+        shutil.rmtree(path, ignore_errors=True)
+        venv.EnvBuilder(with_pip=True).create(path)
+        pins = [f"pip=={PIP_VERSION}", *packages]
+        subprocess.run([*install, *pins], env=clean_pip_env(), check=True)
+    if force:
+        reinstall = [*install, "--force-reinstall", "--no-deps", *force]
+        subprocess.run(reinstall, env=clean_pip_env(), check=True)
+    return python
+
+
+def fastdeps_unavailable(python: str) -> str | None:
+    probe = [python, "-m", "fastdeps", "install", "--help"]
+    result = subprocess.run(probe, capture_output=True, env=clean_pip_env())
+    if result.returncode != 0:
+        return "not available (`python -m fastdeps install --help` failed)"
+    return None
+
+
+def build_contenders(venvs_dir: Path) -> list[Contender]:
+    """Three venvs that share nothing: stock pip; pip plus the plugin; uv."""
+    stock = make_venv(venvs_dir / f"pip-{PIP_VERSION}", [])
+    plugin = make_venv(venvs_dir / f"pip-{PIP_VERSION}-fastdeps", [], [str(REPO_ROOT)])
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    return [
+        Contender("pip", pip_command([stock, "-m", "pip"], []), pip_resolution),
+        Contender(
+            "pip fast-deps",
+            pip_command([stock, "-m", "pip"], ["--use-feature=fast-deps"]),
+            pip_resolution,
+        ),
+        Contender(
+            "pip-fastdeps",
+            pip_command([plugin, "-m", "fastdeps"], []),
+            pip_resolution,
+            unavailable=fastdeps_unavailable(plugin),
+        ),
+        Contender(
+            "uv",
+            uv_command(uv or "uv", stock),
+            uv_resolution,
+            unavailable=None if uv else "not available (uv not installed)",
+        ),
+    ]
+
+
+# -- one run -------------------------------------------------------------------
+
+
+def run_once(
+    contender: Contender,
+    task: str,
+    job: Job,
+    read_log: Callable[[], list[LogEntry]],
+    log_path: Path,
+) -> RunResult:
+    """One cold run: fresh scratch directory in, figures and resolution out."""
+    command = [*job.client_prefix, *contender.command(task, job)]
+    log_before = len(read_log())
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        log.write(" ".join(command) + "\n\n")
+        log.flush()
+        returncode = subprocess.run(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=clean_pip_env(),
+            timeout=RUN_TIMEOUT,
+        ).returncode
+    wall = time.perf_counter() - started
+    entries = read_log()[log_before:]
+    failed = f"exit {returncode}" if returncode != 0 else None
+    return RunResult(
+        wall=wall,
+        requests=len(entries),
+        head=sum(entry.method == "HEAD" for entry in entries),
+        ranged=sum(entry.range is not None for entry in entries),
+        bytes=sum(entry.body_bytes for entry in entries),
+        connections=len({entry.connection for entry in entries}),
+        resolution={} if failed else contender.resolution(task, job),
+        failed=failed,
+    )
+
+
+def run_cell_once(
+    cell: Cell,
+    contender: Contender,
+    index_url: str,
+    client_prefix: Sequence[str],
+    read_log: Callable[[], list[LogEntry]],
+    logs_dir: Path,
+) -> None:
+    run_number = len(cell.runs) + 1
+    with tempfile.TemporaryDirectory(prefix="fdb-run-") as scratch:
+        job = Job(
+            index_url=index_url,
+            requirements=requirements_file(cell.set_name),
+            scratch=Path(scratch),
+            client_prefix=client_prefix,
+        )
+        log_name = f"{cell.set_name}-{cell.variant}-{cell.task}-{cell.contender}"
+        log_path = logs_dir / f"{log_name.replace(' ', '_')}-{run_number}.log"
+        result = run_once(contender, cell.task, job, read_log, log_path)
+    cell.runs.append(result)
+    status = f"FAILED ({result.failed}, see {log_path})" if result.failed else ""
+    print(
+        f"  {cell.set_name}/{cell.variant}/{cell.task} {contender.name:<14}"
+        f" run {run_number}: {result.wall:6.1f} s {result.requests:5d} requests"
+        f" {result.bytes / 1e6:8.1f} MB {result.connections:4d} connections {status}",
+        flush=True,
+    )
+
+
+# -- checks and limits ---------------------------------------------------------
+
+
+def resolution_mismatches(cells: Sequence[Cell]) -> dict[str, list[str]]:
+    """Per set: a line for each run whose resolution differs from the usual one."""
+    mismatches: dict[str, list[str]] = {}
+    for set_name in sorted({cell.set_name for cell in cells}):
+        runs = [
+            (cell, run)
+            for cell in cells
+            if cell.set_name == set_name
+            for run in cell.runs
+            if run.failed is None
+        ]
+        keys = Counter(tuple(sorted(run.resolution.items())) for _, run in runs)
+        if not keys:
+            continue
+        usual = dict(keys.most_common(1)[0][0])
+        lines = []
+        for cell, run in runs:
+            if run.resolution != usual:
+                differences = describe_difference(usual, run.resolution)
+                lines.append(
+                    f"{cell.variant}/{cell.task}/{cell.contender}: {differences}"
+                )
+        mismatches[set_name] = lines
+    return mismatches
+
+
+def describe_difference(usual: Resolution, other: Resolution) -> str:
+    return ", ".join(
+        f"{name} {usual.get(name, '-')} -> {other.get(name, '-')}"
+        for name in sorted(set(usual) | set(other))
+        if usual.get(name) != other.get(name)
+    )
+
+
+def dependency_levels(resolution: Resolution, files_dir: Path, roots: set[str]) -> int:
+    """Depth of the dependency graph of a resolution, roots at level 1.
+
+    Edges come from each chosen wheel's ``Requires-Dist``, ignoring those
+    behind an ``extra`` marker; other markers are not evaluated, which can
+    only add edges, so only shorten the deepest shortest path: the result
+    never overstates the round trips a resolver needs.
+    """
+    requires: dict[str, set[str]] = {}
+    for metadata_path in files_dir.glob("*.metadata"):
+        name, version = name_version(metadata_path.name.split(".whl")[0])
+        if resolution.get(name) != version:
+            continue
+        headers = BytesParser().parsebytes(metadata_path.read_bytes(), True)
+        targets = set()
+        for requirement in headers.get_all("Requires-Dist") or []:
+            if "extra" in requirement.partition(";")[2]:
+                continue
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+            if match and canonical_name(match.group(1)) in resolution:
+                targets.add(canonical_name(match.group(1)))
+        requires[name] = targets
+    level = {root: 1 for root in roots if root in resolution}
+    frontier = list(level)
+    while frontier:
+        following = []
+        for name in frontier:
+            for target in requires.get(name, ()):
+                if target not in level:
+                    level[target] = level[name] + 1
+                    following.append(target)
+        frontier = following
+    return max(level.values(), default=0)
+
+
+def root_names(requirements: Path) -> set[str]:
+    names = set()
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match:
+            names.add(canonical_name(match.group(1)))
+    return names
+
+
+def wheel_bytes(resolution: Resolution, files_dir: Path) -> int:
+    total = 0
+    for wheel in files_dir.glob("*.whl"):
+        name, version = name_version(wheel.name.removesuffix(".whl"))
+        if resolution.get(name) == version:
+            total += wheel.stat().st_size
+    return total
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What no client can beat on this network, per set."""
+
+    levels: int
+    round_trips: int
+    resolve_seconds: float
+    download_bytes: int
+    download_seconds: float
+
+
+def physical_limits(
+    resolution: Resolution,
+    requirements: Path,
+    files_dir: Path,
+    rtt: float,
+    rate_bit_s: float,
+) -> Limits:
+    """Resolution: 1 RTT to connect, then a page and a metadata per level.
+
+    A project's page can only be asked for once some metadata has named
+    the project, and its metadata once the page has named the file, so
+    every level of the graph costs two round trips, however parallel the
+    client. Downloading adds nothing below bytes / bandwidth.
+    """
+    levels = dependency_levels(resolution, files_dir, root_names(requirements))
+    round_trips = 1 + 2 * levels
+    resolve_seconds = round_trips * rtt
+    size = wheel_bytes(resolution, files_dir)
+    download_seconds = max(resolve_seconds, rtt + size * 8 / rate_bit_s)
+    return Limits(levels, round_trips, resolve_seconds, size, download_seconds)
+
+
+def usual_resolution(cells: Sequence[Cell], set_name: str) -> Resolution:
+    keys = Counter(
+        tuple(sorted(run.resolution.items()))
+        for cell in cells
+        if cell.set_name == set_name
+        for run in cell.runs
+        if run.failed is None
+    )
+    return dict(keys.most_common(1)[0][0]) if keys else {}
+
+
+def env_summary() -> str:
+    uname = os.uname()
+    return (
+        f"Python {sys.version.split()[0]}, {uname.sysname} {uname.release},"
+        f" {os.cpu_count()} CPUs"
+    )
