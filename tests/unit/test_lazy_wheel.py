@@ -362,9 +362,10 @@ def test_zip_layouts_give_the_right_metadata(
         (build_wheel(second_dist_info=True), "multiple .dist-info directories"),
         (build_wheel(omit_metadata=True), "demo-1.0.dist-info/METADATA not found"),
         (not_a_zip(), "File is not a zip file"),
+        (b"", "File is not a zip file"),
         (build_wheel("other"), "does not belong to demo"),
     ],
-    ids=["two-dist-info", "no-metadata", "not-a-zip", "wrong-project"],
+    ids=["two-dist-info", "no-metadata", "not-a-zip", "empty", "wrong-project"],
 )
 def test_broken_wheels_raise_invalid_wheel_naming_the_url(
     file_server: FileServer, pip_session: PipSession, wheel: bytes, reason: str

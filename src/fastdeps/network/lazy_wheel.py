@@ -36,6 +36,7 @@ __all__ = [
     "metadata_from_wheel_url",
 ]
 
+import errno
 import logging
 import posixpath
 import re
@@ -285,7 +286,8 @@ class LazyZipOverHTTP:
         """Move the position, as :meth:`io.IOBase.seek` does."""
         base = {0: 0, 1: self._position, 2: self._length}[whence]
         if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
+            # As a real file does, so that zipfile's probing treats it alike.
+            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
         self._position = base + offset
         return self._position
 
@@ -346,7 +348,11 @@ class LazyZipOverHTTP:
         except _RetriesExhausted:
             return None
         content_range = _parse_content_range(response.headers.get("Content-Range"))
-        if response.status_code == 416 and content_range and content_range.total:
+        if (
+            response.status_code == 416
+            and content_range
+            and content_range.total is not None
+        ):
             # Refused, but with the size: some servers refuse any suffix, some
             # only one longer than the file (RFC 9110 says to serve it whole).
             response.close()
