@@ -339,7 +339,12 @@ def ranged_get_answer(
     if_range: str | None,
     behaviour: Behaviour,
 ) -> Answer:
-    """The answer to a GET with a Range header, faults included."""
+    """The answer to a GET with a Range header, faults included.
+
+    A header that does not parse, or that asks for several ranges, gets the
+    whole file with 200: RFC 9110 14.2 lets a server ignore Range, and
+    multipart/byteranges answers are not worth building for tests.
+    """
     if behaviour.ignore_ranges or not _if_range_matches(if_range, stored):
         return whole_file_answer(stored, behaviour)
     if behaviour.range_status is not None:
@@ -452,7 +457,8 @@ class FileServer:
         self._behaviour = Behaviour()
         self._cuts_done = 0
         self.log: list[LoggedRequest] = []
-        #: Exceptions raised while answering (answered 500); should stay empty.
+        #: Exceptions raised while answering (answered 500) or by an
+        #: ``on_request`` hook; the fixtures fail a test that leaves any.
         self.errors: list[BaseException] = []
         self._server: BaseWSGIServer = make_server(
             "127.0.0.1",
@@ -610,7 +616,10 @@ class FileServer:
         with self._lock:
             self.log.append(entry)
         if behaviour.on_request is not None:
-            behaviour.on_request(entry)
+            try:
+                behaviour.on_request(entry)
+            except Exception as error:  # a broken hook must not hang a client
+                self.errors.append(error)
         start_response(_status_line(answer.status), list(answer.headers.items()))
         return self._write_body(answer, entry, environ)
 

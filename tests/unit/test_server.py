@@ -622,3 +622,19 @@ def test_close_releases_the_port() -> None:
     server.close()  # idempotent
     with pytest.raises(ConnectionRefusedError):
         fetch(url)
+
+
+def test_a_failing_hook_is_recorded_and_the_answer_still_sent() -> None:
+    server = FileServer()
+    try:
+        broken = RuntimeError("hook broke")
+        server.add_file(PATH, DATA)
+
+        def fail(entry: LoggedRequest) -> None:
+            raise broken
+
+        server.behave(on_request=fail)
+        assert fetch(server.url(PATH)).status == 200
+        assert server.errors == [broken]
+    finally:
+        server.close()
