@@ -129,8 +129,12 @@ def pip_command(
     base: list[str], flags: Sequence[str]
 ) -> Callable[[str, Job], list[str]]:
     def command(task: str, job: Job) -> list[str]:
+        # pip trusts plain HTTP only from localhost; the namespace's address
+        # must be named, or pip ignores the index.
+        host = job.index_url.split("/")[2].split(":")[0]
         common = ["--quiet", "--only-binary=:all:", "--index-url", job.index_url]
-        common += ["--cache-dir", str(job.cache_dir), "-r", str(job.requirements)]
+        common += ["--trusted-host", host, "--cache-dir", str(job.cache_dir)]
+        common += ["-r", str(job.requirements)]
         if task == "resolve":
             report = str(job.scratch / "report.json")
             action = ["install", "--dry-run", "--ignore-installed", "--report", report]
