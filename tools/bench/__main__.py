@@ -179,7 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells,
         {"command": command, "started": started, "header": header_lines},
     )
-    report.write_chart(args.out / "chart.png", cells, limits, header_lines[1])
+    chart_title = (
+        f"{network.description}; measured RTT {measurement.rtt_ms:.1f} ms,"
+        f" {measurement.rate_mbit:.1f} Mbit/s; medians of {args.runs} cold runs"
+    )
+    report.write_chart(args.out / "chart.png", cells, limits, chart_title)
     print()
     print(text)
     if mismatch_lines:

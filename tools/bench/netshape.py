@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import http.client
 import json
 import os
@@ -43,6 +44,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tools.nginx import free_port
 
@@ -53,6 +55,7 @@ CLIENT_IP = "198.18.0.1"
 SERVER_IP = "198.18.0.2"
 PUBLIC_PORT = 8080  # the proxy, which clients talk to
 NGINX_PORT = 8081  # nginx, on the server namespace's loopback only
+LOCK_PATH = Path("/run/fdb-bench.lock")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHUNK_SIZE = 64 * 1024
@@ -169,6 +172,7 @@ def start_proxy(rtt: float) -> subprocess.Popen[bytes]:
 @contextlib.contextmanager
 def shaped_network(rtt: float = 0.050, rate: str = "100mbit") -> Iterator[Network]:
     """Namespaces, veth, tbf and the delay proxy; all removed on exit."""
+    lock = exclusive_lock()
     remove_leftovers()
     proxy: subprocess.Popen[bytes] | None = None
     try:
@@ -197,6 +201,18 @@ def shaped_network(rtt: float = 0.050, rate: str = "100mbit") -> Iterator[Networ
                 proxy.wait()
         for namespace in (CLIENT_NS, SERVER_NS):
             run(["ip", "netns", "del", namespace], check=False)
+        lock.close()
+
+
+def exclusive_lock() -> IO[bytes]:
+    """One shaped benchmark at a time: a second would delete our namespaces."""
+    lock = open(LOCK_PATH, "wb")  # noqa: SIM115 - held until teardown
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise RuntimeError(f"another benchmark holds {LOCK_PATH}") from None
+    return lock
 
 
 @contextlib.contextmanager
