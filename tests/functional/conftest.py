@@ -1,0 +1,145 @@
+"""Virtual environments with the real pip CLI, with and without the plugin.
+
+Each pytest session (each xdist worker) builds the plugin's wheel once and
+two venvs: ``stock`` holds only pip, ``plugin`` holds pip and pip-fastdeps
+installed from that wheel, so its ``.pth`` bootstrap is the one users get.
+Both get the pip release that runs the tests: the nox ``functional``
+session picks it.
+
+pip runs in a subprocess that sees none of this machine's pip configuration
+(PIP_* variables, pip.conf files) and reaches only the test server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pip
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+# Copied to build the wheel out of tree: building in the checkout would put
+# build/ and *.egg-info there, racing with other xdist workers.
+_SOURCE_ITEMS = ("src", "setup.py", "setup.cfg", "pyproject.toml", "README.rst")
+
+
+@dataclass(frozen=True)
+class Venv:
+    """A virtual environment whose pip the tests run."""
+
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        scripts = "Scripts" if sys.platform == "win32" else "bin"
+        return self.root / scripts / ("python.exe" if os.name == "nt" else "python")
+
+
+def isolated_environment() -> dict[str, str]:
+    """The environment pip runs in: no configuration from this machine."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("PIP_") and name.lower() not in _PROXY_VARIABLES
+    }
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    return env
+
+
+_PROXY_VARIABLES = frozenset(
+    ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "pythonpath")
+)
+
+
+def run_pip(
+    venv: Venv,
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    module: str = "pip",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pip ARGS`` (or another module) in ``venv``.
+
+    ``env`` adds to (or overrides) the isolated environment.
+    """
+    return subprocess.run(
+        [str(venv.python), "-m", module, *args],
+        cwd=cwd,
+        env={**isolated_environment(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _build_plugin_wheel(work: Path) -> Path:
+    source = work / "source"
+    source.mkdir()
+    for item in _SOURCE_ITEMS:
+        origin = REPOSITORY / item
+        if origin.is_dir():
+            shutil.copytree(
+                origin,
+                source / item,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+            )
+        else:
+            shutil.copy2(origin, source / item)
+    wheel_dir = work / "wheel"
+    # The machine's own configuration applies here: the build backend comes
+    # from wherever this machine installs packages from.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps"]
+        + ["-w", str(wheel_dir), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheel_dir.glob("pip_fastdeps-*.whl")
+    return wheel
+
+
+def _make_venv(root: Path, *extra_installs: str) -> Venv:
+    venv = Venv(root)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv.python), "install"]
+        + ["-q", "--no-deps", f"pip=={pip.__version__}", *extra_installs],
+        check=True,
+        capture_output=True,
+    )
+    return venv
+
+
+@pytest.fixture(scope="session")
+def plugin_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_plugin_wheel(tmp_path_factory.mktemp("plugin-wheel"))
+
+
+@pytest.fixture(scope="session")
+def stock_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """pip alone, as released."""
+    return _make_venv(tmp_path_factory.mktemp("venv") / "stock")
+
+
+@pytest.fixture(scope="session")
+def plugin_venv(tmp_path_factory: pytest.TempPathFactory, plugin_wheel: Path) -> Venv:
+    """pip with pip-fastdeps installed from its wheel."""
+    return _make_venv(tmp_path_factory.mktemp("venv") / "plugin", str(plugin_wheel))
