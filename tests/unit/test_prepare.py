@@ -1,0 +1,228 @@
+"""fastdeps.operations.prepare: lazy metadata, the metadata check, downloads."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pip._internal.metadata import BaseDistribution, get_metadata_distribution
+from pip._internal.models.link import Link
+from pip._internal.network.session import PipSession
+from pip._internal.utils.temp_dir import global_tempdir_manager
+
+from fastdeps.operations.prepare import (
+    LogLineProgress,
+    MetadataMismatch,
+    check_metadata_matches,
+    copy_atomically,
+    download_files,
+    make_progress,
+    metadata_from_lazy_wheel,
+)
+from tests.lib.server import FileServer
+from tests.lib.wheels import build_wheel, metadata_text, not_a_zip, wheel_filename
+
+FILENAME = wheel_filename("demo", "1.0")
+
+
+@pytest.fixture(autouse=True)
+def _pip_temp_dirs() -> Iterator[None]:
+    """pip builds metadata distributions in its globally managed temp dirs."""
+    with global_tempdir_manager():
+        yield
+
+
+def distribution(**fields: object) -> BaseDistribution:
+    text = metadata_text("demo", str(fields.pop("version", "1.0")), **fields)  # type: ignore[arg-type]
+    return get_metadata_distribution(text, FILENAME, "demo")
+
+
+BASE = {
+    "requires_dist": ["leaf>=1", 'speedup; extra == "fast"'],
+    "requires_python": ">=3.9",
+    "provides_extra": ["fast"],
+}
+
+
+def test_identical_metadata_passes() -> None:
+    check_metadata_matches(
+        FILENAME, "ranges", distribution(**BASE), distribution(**BASE)
+    )
+
+
+def test_requirement_spelling_does_not_matter() -> None:
+    spelled = {**BASE, "requires_dist": ["leaf >= 1", "speedup ; extra=='fast'"]}
+
+    check_metadata_matches(
+        FILENAME, "ranges", distribution(**BASE), distribution(**spelled)
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "change", "shown"),
+    [
+        ("Version", {"version": "1.1"}, "'1.0' during resolution but is '1.1'"),
+        (
+            "Requires-Dist",
+            {"requires_dist": ["leaf>=2", 'speedup; extra == "fast"']},
+            "'leaf>=1' during resolution but is 'leaf>=2'",
+        ),
+        ("Requires-Python", {"requires_python": ">=3.10"}, "'>=3.9'"),
+        ("Provides-Extra", {"provides_extra": ["fast", "slow"]}, "is 'slow'"),
+    ],
+)
+def test_each_compared_field_is_named_in_the_error(
+    field: str, change: dict[str, object], shown: str
+) -> None:
+    with pytest.raises(MetadataMismatch) as caught:
+        check_metadata_matches(
+            FILENAME,
+            "HTTP range requests on the wheel",
+            distribution(**BASE),
+            distribution(**{**BASE, **change}),
+        )
+
+    message = str(caught.value)
+    assert caught.value.field_name == field
+    assert f"for {FILENAME} (read from HTTP range requests on the wheel)" in message
+    assert f"{field} was" in message
+    assert shown in message
+
+
+def test_lazy_wheel_metadata_is_read_with_ranges(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    url = file_server.add_file(
+        f"/files/{FILENAME}", build_wheel("demo", "1.0", requires_dist=["leaf"])
+    )
+
+    dist = metadata_from_lazy_wheel(Link(url), pip_session)
+
+    assert dist is not None
+    assert [str(req) for req in dist.iter_dependencies()] == ["leaf"]
+    assert all(entry.range is not None for entry in file_server.log)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "data", "reason"),
+    [
+        ({"ignore_ranges": True}, None, "range requests are unusable"),
+        ({}, not_a_zip(), "the ranges do not read as a wheel"),
+        ({"range_status": 500}, None, ""),
+    ],
+)
+def test_lazy_wheel_failures_fall_back_to_a_download(
+    behaviour: dict[str, object],
+    data: bytes | None,
+    reason: str,
+    file_server: FileServer,
+    pip_session: PipSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fastdeps")
+    file_server.behave(**behaviour)
+    url = file_server.add_file(f"/files/{FILENAME}", data or build_wheel())
+
+    assert metadata_from_lazy_wheel(Link(url), pip_session) is None
+    (fallback_line,) = [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("Lazy wheel failed")
+    ]
+    assert reason in fallback_line
+    assert fallback_line.endswith("the whole file will be downloaded")
+
+
+def test_lazy_wheel_is_not_tried_for_sdists(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    url = file_server.add_file("/files/demo-1.0.tar.gz", b"sdist")
+
+    assert metadata_from_lazy_wheel(Link(url), pip_session) is None
+    assert file_server.log == []
+
+
+def _no_fallback(link: Link, location: str) -> tuple[str, str]:
+    raise AssertionError(f"unexpected fallback for {link}")
+
+
+def test_downloads_land_complete_and_alone(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    wheels = {
+        wheel_filename(f"p{n}", "1.0"): build_wheel(
+            f"p{n}", "1.0", payload_size=n * 999
+        )
+        for n in range(5)
+    }
+    links = [
+        Link(file_server.add_file(f"/files/{name}", data))
+        for name, data in wheels.items()
+    ]
+
+    files = download_files(
+        pip_session,
+        links,
+        str(tmp_path),
+        jobs=3,
+        progress=LogLineProgress(len(links)),
+        fallback=_no_fallback,
+    )
+
+    assert {
+        Path(path).name: Path(path).read_bytes() for path, _ in files.values()
+    } == wheels
+    assert sorted(os.listdir(tmp_path)) == sorted(wheels)
+    assert len(file_server.log) == 5
+
+
+def test_a_failed_download_goes_to_pips_downloader(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    good = Link(file_server.add_file(f"/files/{FILENAME}", build_wheel()))
+    missing = Link(file_server.url("/files/missing-1.0-py3-none-any.whl"))
+    handed_over: list[Link] = []
+
+    def fallback(link: Link, location: str) -> tuple[str, str]:
+        handed_over.append(link)
+        path = os.path.join(location, "from-pip.whl")
+        Path(path).write_bytes(b"pip's")
+        return path, "application/octet-stream"
+
+    files = download_files(
+        pip_session,
+        [good, missing],
+        str(tmp_path),
+        progress=LogLineProgress(2),
+        fallback=fallback,
+    )
+
+    assert handed_over == [missing]
+    assert files[missing] == (
+        str(tmp_path / "from-pip.whl"),
+        "application/octet-stream",
+    )
+    assert sorted(os.listdir(tmp_path)) == [FILENAME, "from-pip.whl"]
+
+
+def test_copy_is_atomic(tmp_path: Path) -> None:
+    source = tmp_path / "source.whl"
+    source.write_bytes(b"x" * 3_000_000)
+    destination = tmp_path / "out" / "copy.whl"
+    destination.parent.mkdir()
+
+    copy_atomically(str(source), str(destination))
+    with pytest.raises(FileNotFoundError):
+        copy_atomically(str(tmp_path / "absent.whl"), str(destination.parent / "b.whl"))
+
+    assert destination.read_bytes() == source.read_bytes()
+    assert os.listdir(destination.parent) == ["copy.whl"]
+
+
+@pytest.mark.parametrize("bar", ["on", "off", "raw"])
+def test_without_a_terminal_progress_is_log_lines(bar: str) -> None:
+    # pytest captures stdout, so this process has no terminal.
+    assert isinstance(make_progress(bar, 3), LogLineProgress)
