@@ -10,9 +10,9 @@ the same set asks the server for no wheel bytes at all.
 The cache lives in ``<pip cache dir>/fastdeps-metadata/``, beside pip's own
 ``http-v2/`` and ``wheels/`` directories, so that ``--no-cache-dir`` and
 ``pip cache purge`` have the same meaning for it as for pip's caches. pip's
-HTTP cache cannot do this job: it stores whole responses keyed by URL and
-``Range``, and never the few hundred bytes that were decompressed out of
-them.
+HTTP cache cannot do this job: it keeps whole responses, keyed by URL, and
+never the 206 answers of range requests (CacheControl stores 200, 203, 300,
+301 and 308 only), let alone the METADATA decompressed out of them.
 
 Three rules shape the module:
 
@@ -25,8 +25,9 @@ Three rules shape the module:
   to a temporary file and renamed into place, and each one carries the
   length and the sha256 of its metadata, checked on every load.
 - The cache never fails an install. A directory that cannot be read or
-  written costs a debug log line and a cache miss, exactly like pip's own
-  HTTP cache (``pip._internal.network.cache.suppressed_cache_errors``).
+  written costs a cache miss, as it does for pip's own HTTP cache
+  (``pip._internal.network.cache.suppressed_cache_errors``), plus a debug
+  log line that says why.
 """
 
 from __future__ import annotations
