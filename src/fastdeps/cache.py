@@ -190,7 +190,7 @@ class CacheKey:
     def from_hashes(cls, hashes: Mapping[str, str], url: str) -> CacheKey | None:
         """The key of the file at ``url`` whose index lists ``hashes``.
 
-        The strongest-trusted hash is used: sha256, else sha384, else sha512;
+        One hash that pip trusts is used: sha256, else sha384, else sha512;
         md5, sha1 and anything malformed are ignored (None if nothing else is
         left). ``hashes`` is what pip holds in ``Link._hashes``: from the
         URL's fragment (PEP 503) or the JSON ``hashes`` (PEP 691).
