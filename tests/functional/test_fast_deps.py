@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import pip
 import pytest
 
-from tests.functional.conftest import Venv, run_pip
+from tests.functional.conftest import Venv, isolated_environment, run_pip
 from tests.functional.projects import (
     GRAPH_RESOLUTION,
     REJECTED_WHEEL,
@@ -556,3 +558,65 @@ def test_metadata_mismatch_between_ranges_and_file_is_caught(
     assert "Requires-Dist" in result.stderr
     assert "does not match the METADATA inside the downloaded file" in result.stderr
     assert list(target.iterdir()) == []
+
+
+def test_hash_checking_dry_run_keeps_stock_behaviour(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """A dry run never downloads the files, so their hashes could not be
+    checked after a metadata-only resolution: pip downloads them as stock."""
+    wheels = publish_graph(file_server)
+    requirements = hashed_requirements(wheels, tmp_path)
+    result = run_pip(
+        plugin_venv,
+        ["install", "--dry-run", "--ignore-installed", *common_args(file_server)]
+        + [FAST_DEPS, "-r", str(requirements)],
+        cwd=tmp_path,
+    )
+
+    check(result)
+    assert not any(entry.range for entry in file_server.log)
+    assert len(whole_wheel_gets(file_server)) == len(GRAPH_RESOLUTION)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent on Windows")
+def test_interrupted_downloads_leave_no_partial_file(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_flat(file_server, 4, payload_size=256 * 1024)
+    first_download = threading.Event()
+    release = threading.Event()
+
+    def hold_whole_gets(entry: LoggedRequest) -> None:
+        if is_wheel_request(entry) and entry.range is None:
+            first_download.set()
+            release.wait(timeout=60)
+
+    file_server.behave(on_request=hold_whole_gets)
+    target = tmp_path / "downloads"
+    temp = tmp_path / "tmp"
+    target.mkdir()
+    temp.mkdir()
+    process = subprocess.Popen(
+        [str(plugin_venv.python), "-m", "pip", "download", "-d", str(target)]
+        + [*common_args(file_server), FAST_DEPS]
+        + [f"flat{n}" for n in range(4)],
+        cwd=tmp_path,
+        env={**isolated_environment(), "TMPDIR": str(temp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first_download.wait(timeout=120)
+        process.send_signal(signal.SIGINT)
+        release.set()
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode != 0
+    assert list(target.iterdir()) == []
+    assert list(temp.iterdir()) == []
