@@ -192,7 +192,7 @@ def test_install_dry_run_report_resolves_as_stock_pip(
     assert resolutions == [GRAPH_RESOLUTION, GRAPH_RESOLUTION]
 
 
-def test_dry_run_downloads_no_whole_wheel(
+def test_dry_run_downloads_files_only_where_pip_always_did(
     plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
     publish_graph(file_server)
