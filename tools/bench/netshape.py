@@ -309,9 +309,11 @@ async def relay(
         receiver.cancel()
 
 
-async def serve_proxy(
+async def start_proxy_server(
     listen_host: str, listen_port: int, upstream_port: int, delay: float
-) -> None:
+) -> asyncio.Server:
+    """Listen on ``listen_host:listen_port``, relaying to 127.0.0.1:upstream_port."""
+
     async def handle(
         client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
     ) -> None:
@@ -345,9 +347,16 @@ async def serve_proxy(
                 else:
                     writer.close()
 
+    return await asyncio.start_server(handle, listen_host, listen_port)
+
+
+async def serve_proxy(
+    listen_host: str, listen_port: int, upstream_port: int, delay: float
+) -> None:
+    """Run the proxy until SIGTERM; print ``ready`` once it listens."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    server = await asyncio.start_server(handle, listen_host, listen_port)
+    server = await start_proxy_server(listen_host, listen_port, upstream_port, delay)
     print("ready", flush=True)
     async with server:
         await stop.wait()

@@ -1,0 +1,143 @@
+"""The benchmark harness's pure parts: log parsing, index pages, the proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import zipfile
+from pathlib import Path
+
+from tools.bench import corpus, index, netshape, run
+from tools.nginx import LogEntry
+
+METADATA = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Python: >=3.9\n"
+
+
+def make_wheel(directory: Path, metadata: bytes = METADATA) -> Path:
+    wheel = directory / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("demo/__init__.py", "")
+        archive.writestr("demo-1.0.dist-info/METADATA", metadata)
+        archive.writestr("demo-1.0.dist-info/RECORD", "")
+    return wheel
+
+
+def test_log_entry_parses_the_tab_separated_format() -> None:
+    line = "GET\t/files/a.whl\t206\tbytes=-10000\t10000\t7\t0.051"
+
+    assert LogEntry.parse(line) == LogEntry(
+        method="GET",
+        uri="/files/a.whl",
+        status=206,
+        range="bytes=-10000",
+        body_bytes=10000,
+        connection=7,
+        request_time=0.051,
+    )
+
+
+def test_log_entry_without_range_header_has_none() -> None:
+    assert LogEntry.parse("HEAD\t/x\t200\t-\t0\t1\t0.000").range is None
+
+
+def test_download_batches_never_name_a_project_twice() -> None:
+    pins = [
+        corpus.Pin("scikit-learn", "1.9.1"),
+        corpus.Pin("numpy", "1.26.4"),
+        corpus.Pin("scikit_learn", "1.9.0"),
+        corpus.Pin("Scikit.Learn", "1.8.0"),
+    ]
+
+    batches = corpus.batches_of_distinct_names(pins)
+
+    assert batches == [[pins[0], pins[1]], [pins[2]], [pins[3]]]
+
+
+def test_index_variants_differ_only_by_the_metadata_attributes(
+    tmp_path: Path,
+) -> None:
+    wheel = make_wheel(tmp_path)
+    root = tmp_path / "index"
+
+    index.build(root, {"demo-set": [wheel]})
+
+    wheel_hash = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    metadata_hash = hashlib.sha256(METADATA).hexdigest()
+    plain = (root / "demo-set/plain/simple/demo/index.html").read_text()
+    pep658 = (root / "demo-set/pep658/simple/demo/index.html").read_text()
+    href = f'href="/files/demo-1.0-py3-none-any.whl#sha256={wheel_hash}"'
+    assert href in plain and href in pep658
+    assert 'data-requires-python="&gt;=3.9"' in plain
+    assert "data-core-metadata" not in plain
+    assert f'data-core-metadata="sha256={metadata_hash}"' in pep658
+    assert f'data-dist-info-metadata="sha256={metadata_hash}"' in pep658
+    assert (root / "files/demo-1.0-py3-none-any.whl.metadata").read_bytes() == METADATA
+    assert (
+        '<a href="demo/">demo</a>'
+        in (root / "demo-set/plain/simple/index.html").read_text()
+    )
+
+
+def test_dependency_levels_follow_requires_dist_but_not_extras(
+    tmp_path: Path,
+) -> None:
+    pages = {
+        "a": "Requires-Dist: b\nRequires-Dist: d; extra == 'x'\n",
+        "b": "Requires-Dist: c>=1\n",
+        "c": "",
+        "d": "",
+    }
+    for name, requires in pages.items():
+        metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1\n{requires}"
+        (tmp_path / f"{name}-1-py3-none-any.whl.metadata").write_text(metadata)
+    resolution = dict.fromkeys(pages, "1")
+
+    assert run.dependency_levels(resolution, tmp_path, {"a"}) == 3
+    assert run.dependency_levels(resolution, tmp_path, {"a", "d"}) == 3
+    assert run.dependency_levels(resolution, tmp_path, {"c"}) == 1
+
+
+def test_resolution_mismatch_is_reported_per_contender() -> None:
+    usual = {"numpy": "2.4.6", "pandas": "3.1.1"}
+    cells = []
+    for contender, resolution in (
+        ("pip", usual),
+        ("uv", usual),
+        ("x", {"numpy": "2.4.5"}),
+    ):
+        cell = run.Cell("quick", "plain", "resolve", contender)
+        cell.runs.append(run.RunResult(1.0, 1, 0, 0, 1, 1, resolution))
+        cells.append(cell)
+
+    mismatches = run.resolution_mismatches(cells)
+
+    assert mismatches == {
+        "quick": ["plain/resolve/x: numpy 2.4.6 -> 2.4.5, pandas 3.1.1 -> -"]
+    }
+
+
+def test_delay_proxy_relays_both_directions_in_order() -> None:
+    async def scenario() -> bytes:
+        async def echo(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            writer.write(await reader.read())  # everything, until the client's EOF
+            await writer.drain()
+            writer.close()
+
+        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+        upstream_port = upstream.sockets[0].getsockname()[1]
+        proxy = await netshape.start_proxy_server("127.0.0.1", 0, upstream_port, 0.0)
+        proxy_port = proxy.sockets[0].getsockname()[1]
+        async with upstream, proxy:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+            for number in range(200):
+                writer.write(b"%05d," % number)
+            writer.write_eof()
+            answer = await reader.read()
+            writer.close()
+            return answer
+
+    answer = asyncio.run(scenario())
+
+    assert answer == b"".join(b"%05d," % number for number in range(200))
