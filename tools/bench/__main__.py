@@ -16,6 +16,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -108,36 +109,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m tools.bench " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-    logs_dir = args.out / "logs"
-    logs_dir.mkdir(parents=True, exist_ok=True)
-
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
     wheels_by_set = {
         set_name: corpus.download(set_name, args.cache) for set_name in sets
     }
-    index_root = args.cache / "index"
-    index.build(index_root, wheels_by_set)
-    write_probe_files(index_root)
     contenders = run.build_contenders(args.cache / "venvs")
     if args.contenders:
         contenders = [c for c in contenders if c.name in args.contenders]
     for contender in contenders:
         if contender.unavailable:
             print(f"bench: {contender.name}: {contender.unavailable}")
+    # The index is built per invocation in a directory of its own, so that
+    # nothing another run may be serving is rewritten under its feet.
+    with tempfile.TemporaryDirectory(prefix="fdb-index-") as scratch:
+        index_root = Path(scratch)
+        index.build(index_root, wheels_by_set)
+        write_probe_files(index_root)
+        with contextlib.ExitStack() as stack:
+            network = stack.enter_context(network_for(args))
+            server = stack.enter_context(
+                Nginx(
+                    index_root,
+                    network.nginx_host,
+                    network.nginx_port,
+                    command_prefix=network.server_prefix,
+                )
+            )
+            measurement = netshape.measure(network, PROBE_SMALL, PROBE_BIG)
+            print(f"bench: network: {network.description}")
+            print(f"bench: {measurement.describe()}")
+            cells = run_all(args, sets, contenders, network, server, args.out / "logs")
+        return write_results(
+            args, sets, command, index_root, network, measurement, cells
+        )
 
-    with (
-        network_for(args) as network,
-        Nginx(
-            index_root,
-            network.nginx_host,
-            network.nginx_port,
-            command_prefix=network.server_prefix,
-        ) as server,
-    ):
-        measurement = netshape.measure(network, PROBE_SMALL, PROBE_BIG)
-        print(f"bench: network: {network.description}")
-        print(f"bench: {measurement.describe()}")
-        cells = run_all(args, sets, contenders, network, server, logs_dir)
 
+def write_results(
+    args: argparse.Namespace,
+    sets: Sequence[str],
+    command: str,
+    index_root: Path,
+    network: netshape.Network,
+    measurement: netshape.Measurement,
+    cells: list[run.Cell],
+) -> int:
+    """table.md, results.json and chart.png; 1 if resolutions differed."""
     mismatches = run.resolution_mismatches(cells)
     limits = {}
     for set_name in sets:
