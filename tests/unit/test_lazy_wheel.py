@@ -262,6 +262,28 @@ def test_untrustworthy_answers_raise_unsupported(
     assert file_server.total_bytes() <= FIRST_REQUEST_SIZE + 1
 
 
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_for_ranges_are_paid_once_per_host(
+    file_server: FileServer, pip_session: PipSession, status: int
+) -> None:
+    # pip's session retries these statuses with back-off before it gives up.
+    file_server.behave(range_status=status)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+    second_url = file_server.add_file("/files/demo-2.0-py3-none-any.whl", wheel)
+
+    with pytest.raises(HTTPRangeRequestUnsupported, match="range requests with errors"):
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert gets(file_server)[1:] == [
+        "HEAD",
+        f"bytes={len(wheel) - FIRST_REQUEST_SIZE}-{len(wheel) - 1}",
+    ]
+    file_server.clear_log()
+    with pytest.raises(HTTPRangeRequestUnsupported, match="earlier in this run"):
+        metadata_from_wheel_url("demo", second_url, pip_session)
+    assert file_server.log == []
+
+
 def test_cut_answer_is_completed_once(
     file_server: FileServer, pip_session: PipSession
 ) -> None:

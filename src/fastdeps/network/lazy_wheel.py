@@ -383,25 +383,14 @@ class LazyZipOverHTTP:
                 return int(content_length)
             logger.debug("HEAD answered %s by %s", response.status_code, self._url)
             self._host.head = False
-        response = self._send("bytes=0-0")
-        if response.status_code != 206:
-            response.close()
-            raise HTTPRangeRequestUnsupported(
-                f"HTTP {response.status_code} for a range request to {self._url}"
-            )
+        response = self._send_absolute("bytes=0-0")
         content_range = _parse_content_range(response.headers.get("Content-Range"))
         return self._accept_partial(response, content_range)[1]
 
     def _fetch_absolute(self, start: int, stop: int) -> None:
         """Fetch ``[start, stop)``; after one cut answer, fetch the rest once more."""
         while start < stop:
-            response = self._send(f"bytes={start}-{stop - 1}")
-            if response.status_code != 206:
-                response.close()
-                self._distrust_host_if_whole_file(response)
-                raise HTTPRangeRequestUnsupported(
-                    f"HTTP {response.status_code} for a range request to {self._url}"
-                )
+            response = self._send_absolute(f"bytes={start}-{stop - 1}")
             content_range = _parse_content_range(response.headers.get("Content-Range"))
             if content_range is None or not (
                 content_range.start is not None
@@ -419,12 +408,33 @@ class LazyZipOverHTTP:
 
     # -- answers ---------------------------------------------------------------
 
+    def _send_absolute(self, range_value: str) -> Response:
+        """Send an absolute range request; anything but a 206 is the end.
+
+        Server errors make the host distrusted for the rest of the run: pip's
+        session retries 5xx answers with back-off (7.5 s with its default of
+        5 retries), a price worth paying once per host, not once per wheel.
+        A 4xx concerns this file only (a 404 is pip's to report).
+        """
+        try:
+            response = self._send(range_value)
+        except _RetriesExhausted as exc:
+            self._distrust_host(f"answered range requests with errors ({exc})")
+        if response.status_code != 206:
+            response.close()
+            reason = f"HTTP {response.status_code} for a range request to {self._url}"
+            if response.status_code >= 500:
+                self._distrust_host(f"answered {reason}")
+            raise HTTPRangeRequestUnsupported(reason)
+        return response
+
     def _send(self, range_value: str) -> Response:
         """Send a ranged GET and reject answers whose bytes cannot be used."""
         response = self._session_call("GET", range_value)
         if response.status_code == 200:
+            # Artifactory and many proxies ignore ranges: stop at once.
             response.close()
-            self._distrust_host_if_whole_file(response)
+            self._distrust_host("answered a range request with the whole file")
         encoding = response.headers.get("Content-Encoding", "identity").lower()
         if encoding not in ("", "identity"):
             response.close()
@@ -523,11 +533,6 @@ class LazyZipOverHTTP:
             )
         logger.debug("answer from %s cut at byte %d; asking again", self._url, cut_at)
         self._retry_left = False
-
-    def _distrust_host_if_whole_file(self, response: Response) -> None:
-        """A 200 to a ranged GET: the server ignores ranges (Artifactory, proxies)."""
-        if response.status_code == 200:
-            self._distrust_host("answered a range request with the whole file")
 
     def _distrust_host(self, reason: str) -> NoReturn:
         """Stop using ranges with this host for the rest of the run, and bail out."""
