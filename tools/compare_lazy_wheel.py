@@ -14,28 +14,21 @@ the Requires-Dist lines.
 
 Usage::
 
-    python tools/compare_lazy_wheel.py [--cache DIR]
+    python -m tools.compare_lazy_wheel [--cache DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import importlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from types import TracebackType
 from typing import Callable
 from urllib.parse import quote
 
@@ -47,8 +40,9 @@ from pip._internal.network.session import PipSession
 from pip._internal.utils.temp_dir import global_tempdir_manager
 from pip._vendor.packaging.utils import NormalizedName, parse_wheel_filename
 
+from tools.nginx import Nginx
+
 DEFAULT_CACHE = Path("~/.cache/pip-fastdeps/survey").expanduser()
-NGINX = "/usr/sbin/nginx"
 LOCAL_WHEEL_DIRS = [Path("/opt/wheels")]
 
 # (project, version or None for the newest cached). Pure and binary, small
@@ -78,207 +72,6 @@ COMPARED_WHEELS: list[tuple[str, str | None]] = [
 NOT_AVAILABLE = "not available"
 
 DistFromWheelUrl = Callable[[NormalizedName, str, PipSession], BaseDistribution]
-
-
-# --------------------------------------------------------------------------
-# nginx: a throwaway static file server with a request log.
-# Self-contained so that it can move to a shared tools/nginx.py.
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One line of the access log."""
-
-    method: str
-    status: int
-    range: str  # "-" when the request had no Range header
-    body_bytes: int
-    uri: str
-
-
-# Tab-separated, the URI last, so that no field can break the parsing.
-LOG_FORMAT = "$request_method\\t$status\\t$http_range\\t$body_bytes_sent\\t$request_uri"
-
-CONFIG_TEMPLATE = """\
-{user}
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    log_format fastdeps "{log_format}";
-    access_log {workdir}/access.log fastdeps;
-    client_body_temp_path {workdir}/client_body;
-    proxy_temp_path {workdir}/proxy;
-    fastcgi_temp_path {workdir}/fastcgi;
-    uwsgi_temp_path {workdir}/uwsgi;
-    scgi_temp_path {workdir}/scgi;
-    types {{ application/octet-stream whl; }}
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    """A port that was free a moment ago; nginx is restarted if it is taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class NginxServer:
-    """nginx serving ``root`` on 127.0.0.1, run as a child process.
-
-    Everything it writes (config, pid, logs, temp dirs) lives in
-    ``workdir``. Use it as a context manager so that it is always stopped.
-    """
-
-    def __init__(self, root: Path, workdir: Path, nginx: str = NGINX) -> None:
-        self.root = root
-        self.workdir = workdir
-        self.nginx = nginx
-        self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
-        self._marks = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def access_log(self) -> Path:
-        return self.workdir / "access.log"
-
-    def _write_config(self) -> Path:
-        # Worker processes drop to "nobody" when the master runs as root, and
-        # nobody may not read the wheel cache in root's home.
-        user = "user root;" if os.geteuid() == 0 else ""
-        config = self.workdir / "nginx.conf"
-        config.write_text(
-            CONFIG_TEMPLATE.format(
-                user=user,
-                workdir=self.workdir,
-                log_format=LOG_FORMAT,
-                port=self.port,
-                root=self.root,
-            )
-        )
-        return config
-
-    def start(self, attempts: int = 3) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        for _ in range(attempts):
-            self.port = free_port()
-            config = self._write_config()
-            self._process = subprocess.Popen(
-                [
-                    self.nginx,
-                    "-p",
-                    str(self.workdir),
-                    "-c",
-                    str(config),
-                    # Before it reads the config, nginx opens its default
-                    # error log; keep that in the workdir too.
-                    "-e",
-                    str(self.workdir / "error.log"),
-                    "-g",
-                    "daemon off;",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if self._wait_until_listening():
-                return
-            self.stop()
-        error_log = self.workdir / "error.log"
-        details = error_log.read_text() if error_log.exists() else ""
-        raise RuntimeError(f"nginx did not start:\n{details}")
-
-    def _wait_until_listening(self, timeout: float = 10.0) -> bool:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        """Graceful shutdown (SIGQUIT), then SIGKILL if it hangs."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def new_requests(self, timeout: float = 10.0) -> list[LoggedRequest]:
-        """Requests logged since the previous call.
-
-        nginx writes a request's log line when it finalizes the request,
-        which can be just *after* the client has read the last byte, so the
-        log is not read straight away: a marker request is sent and the log
-        is read up to the marker's own line. With one worker, requests that
-        were finished before the marker was sent are logged before it.
-        """
-        self._marks += 1
-        marker_uri = f"/.compare-lazy-wheel-mark/{self._marks}"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request("GET", marker_uri)
-            connection.getresponse().read()
-        finally:
-            connection.close()
-        logged: list[LoggedRequest] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            logged += self._read_log_lines()
-            if any(request.uri == marker_uri for request in logged):
-                marker_at = [request.uri for request in logged].index(marker_uri)
-                return logged[:marker_at] + logged[marker_at + 1 :]
-            time.sleep(0.01)
-        raise RuntimeError(f"nginx did not log {marker_uri} within {timeout} s")
-
-    def _read_log_lines(self) -> list[LoggedRequest]:
-        """Complete lines appended to the access log since the last read."""
-        if not self.access_log.exists():
-            return []
-        with self.access_log.open("rb") as log:
-            log.seek(self._log_offset)
-            text = log.read()
-        complete = text[: text.rfind(b"\n") + 1]
-        self._log_offset += len(complete)
-        return [parse_log_line(line) for line in complete.decode().splitlines()]
-
-    def __enter__(self) -> NginxServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def parse_log_line(line: str) -> LoggedRequest:
-    method, status, range_header, body_bytes, uri = line.split("\t", 4)
-    return LoggedRequest(method, int(status), range_header, int(body_bytes), uri)
 
 
 # --------------------------------------------------------------------------
@@ -363,7 +156,7 @@ def fastdeps_dist_from_wheel_url() -> DistFromWheelUrl | None:
 
 
 def fetch_with(
-    dist_from_wheel_url: DistFromWheelUrl, server: NginxServer, path: Path
+    dist_from_wheel_url: DistFromWheelUrl, server: Nginx, path: Path
 ) -> Fetch | str:
     """Read one wheel's metadata with a fresh session; a failure is reported."""
     server.new_requests()  # forget anything logged before
@@ -395,7 +188,7 @@ def compare(
         (root / path.name).symlink_to(path.resolve())
     # Distributions built from METADATA bytes keep them in a temporary
     # directory that pip's commands set up; do as they do.
-    with global_tempdir_manager(), NginxServer(root, workdir / "nginx") as server:
+    with global_tempdir_manager(), Nginx(root) as server:
         for path in wheels:
             yield Row(
                 filename=path.name,

@@ -20,6 +20,7 @@ nginx is stopped in ``__exit__`` whatever happened inside the block.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -151,6 +152,8 @@ class Nginx:
         self.startup_timeout = startup_timeout
         self.prefix: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self._marks = 0
+        self._log_seen = 0
 
     @property
     def url(self) -> str:
@@ -206,6 +209,34 @@ class Nginx:
         assert self.prefix is not None
         parts = [self.prefix / "stderr.log", self.prefix / "error.log"]
         return " ".join(p.read_text().strip() for p in parts if p.exists())
+
+    def new_requests(self, timeout: float = 10.0) -> list[LogEntry]:
+        """Requests logged since the previous call, none missing.
+
+        nginx writes a request's line when it finalizes the request, which
+        can be just *after* the client has read the last byte. So a marker
+        request is sent and the log is read up to the marker's own line:
+        with one worker, every request finished before the marker was sent
+        is logged before it.
+        """
+        self._marks += 1
+        marker_uri = f"/.fastdeps-log-mark/{self._marks}"
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            connection.request("GET", marker_uri)
+            connection.getresponse().read()
+        finally:
+            connection.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logged = self.read_log()[self._log_seen :]
+            uris = [entry.uri for entry in logged]
+            if marker_uri in uris:
+                self._log_seen += len(logged)
+                marker_at = uris.index(marker_uri)
+                return logged[:marker_at] + logged[marker_at + 1 :]
+            time.sleep(0.01)
+        raise NginxError(f"nginx did not log {marker_uri} within {timeout} s")
 
     def read_log(self) -> list[LogEntry]:
         """Every request logged so far (nginx writes each line unbuffered)."""
