@@ -106,9 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     sets = args.sets or (QUICK_SETS if args.quick else FULL_SETS)
-    command = "python -m tools.bench " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "tools.bench", *arguments])
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     wheels_by_set = {
         set_name: corpus.download(set_name, args.cache) for set_name in sets
