@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import posixpath
 import sys
-from urllib.parse import unquote, urlsplit
 
 from pip._internal.network.session import PipSession
 from pip._vendor.packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -21,6 +19,7 @@ from fastdeps.network.lazy_wheel import (
     HTTPRangeRequestUnsupported,
     InvalidRemoteWheel,
     metadata_from_wheel_url,
+    wheel_filename_of,
 )
 
 # pip's own defaults for --timeout and --retries.
@@ -50,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _project_name(url: str) -> str:
     """The project name, from the wheel filename at the end of ``url``."""
-    filename = unquote(posixpath.basename(urlsplit(url).path))
+    filename = wheel_filename_of(url)
     try:
         return parse_wheel_filename(filename)[0]
     except InvalidWheelFilename as exc:

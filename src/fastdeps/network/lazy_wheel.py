@@ -34,6 +34,7 @@ __all__ = [
     "LazyZipOverHTTP",
     "dist_from_wheel_url",
     "metadata_from_wheel_url",
+    "wheel_filename_of",
 ]
 
 import errno
@@ -250,7 +251,8 @@ class LazyZipOverHTTP:
         self._position = 0
         self._closed = False
         self.stats = FetchStats()
-        self._length = self._fetch_tail(first_request_size)
+        self._length = 0  # known from the first answer, which _fetch_tail sends
+        self._fetch_tail(first_request_size)
 
     # -- the file protocol that zipfile needs ---------------------------------
 
@@ -312,18 +314,13 @@ class LazyZipOverHTTP:
 
     # -- fetching ---------------------------------------------------------------
 
-    @property
-    def length(self) -> int:
-        """The size of the remote file, learnt from the first answer."""
-        return self._length
-
     def ensure(self, start: int, stop: int) -> None:
         """Fetch whatever of ``[start, stop)`` has not been fetched yet."""
         for gap_start, gap_stop in self._segments.missing(start, stop):
             self._fetch_absolute(gap_start, gap_stop)
 
-    def _fetch_tail(self, size: int) -> int:
-        """Fetch the last ``size`` bytes of the file and return its length."""
+    def _fetch_tail(self, size: int) -> None:
+        """Learn the file's length and fetch its last ``size`` bytes."""
         if not self._host.ranges:
             raise HTTPRangeRequestUnsupported(
                 f"{self._host_name} did not serve ranges earlier in this run"
@@ -339,7 +336,6 @@ class LazyZipOverHTTP:
             # that is really missing says nothing about suffix ranges.
             logger.debug("%s refuses suffix ranges", self._host_name)
             self._host.suffix = False
-        return length
 
     def _fetch_suffix(self, size: int) -> int | None:
         """Ask for the last ``size`` bytes; return the length, or None if refused."""
@@ -647,5 +643,9 @@ def dist_from_wheel_url(
     :raises InvalidWheel: the file is not a wheel.
     """
     metadata = metadata_from_wheel_url(name, url, session)
-    filename = unquote(posixpath.basename(urlsplit(url).path))
-    return get_metadata_distribution(metadata, filename, name)
+    return get_metadata_distribution(metadata, wheel_filename_of(url), name)
+
+
+def wheel_filename_of(url: str) -> str:
+    """The file name at the end of ``url``'s path, percent-decoded."""
+    return unquote(posixpath.basename(urlsplit(url).path))
