@@ -9,8 +9,9 @@ puts one finder at the front of ``sys.meta_path``.
 The finder waits for ``pip._internal.cli.req_command``: pip imports that
 module only for the commands that resolve requirements (install, download,
 wheel, lock), and by the time it has run every class that the plugin binds
-into exists. Other pip commands, and every program that is not pip, never
-import the plugin.
+into exists. It also waits for ``pip._internal.commands.cache``, so that
+``pip cache purge`` clears the plugin's metadata cache. Other pip commands,
+and every program that is not pip, never import the plugin.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 TRIGGER_MODULE = "pip._internal.cli.req_command"
+CACHE_COMMAND_MODULE = "pip._internal.commands.cache"
+TRIGGER_MODULES = (TRIGGER_MODULE, CACHE_COMMAND_MODULE)
 
 
 class _BindAfterExec:
     """Loader proxy: run the real loader, then bind the plugin into pip."""
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, fullname: str) -> None:
         self._loader = loader
+        self._fullname = fullname
 
     def create_module(self, spec: Any) -> ModuleType | None:
         module: ModuleType | None = self._loader.create_module(spec)
@@ -39,7 +43,7 @@ class _BindAfterExec:
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
-        _bind_plugin()
+        _bind_plugin(self._fullname)
 
     def __getattr__(self, name: str) -> Any:
         # get_code(), get_source(), get_resource_reader() and friends stay
@@ -48,24 +52,27 @@ class _BindAfterExec:
 
 
 class PipImportHook:
-    """Meta path finder that notices the import of :data:`TRIGGER_MODULE`."""
+    """Meta path finder that notices the import of :data:`TRIGGER_MODULES`."""
 
     def find_spec(
         self, fullname: str, path: Any = None, target: Any = None
     ) -> Any | None:
-        if fullname != TRIGGER_MODULE:
+        if fullname not in TRIGGER_MODULES:
             return None
-        # One shot: from here on pip imports without us in the way.
-        uninstall()
+        if all(name in sys.modules or name == fullname for name in TRIGGER_MODULES):
+            # Nothing left to wait for: pip imports without us in the way.
+            uninstall()
         spec = _find_spec_elsewhere(fullname, path, target)
         if spec is not None and spec.loader is not None:
-            spec.loader = _BindAfterExec(spec.loader)
+            spec.loader = _BindAfterExec(spec.loader, fullname)
         return spec
 
 
 def _find_spec_elsewhere(fullname: str, path: Any, target: Any) -> Any | None:
     """Ask the remaining finders, as the import system would have."""
     for finder in sys.meta_path:
+        if isinstance(finder, PipImportHook):
+            continue
         find_spec = getattr(finder, "find_spec", None)
         if find_spec is None:
             continue
@@ -75,12 +82,15 @@ def _find_spec_elsewhere(fullname: str, path: Any, target: Any) -> Any | None:
     return None
 
 
-def _bind_plugin() -> None:
+def _bind_plugin(fullname: str) -> None:
     """Bind the plugin; a failure here must never stop pip from running."""
     try:
         from fastdeps import plugin
 
-        plugin.bind()
+        if fullname == CACHE_COMMAND_MODULE:
+            plugin.bind_cache_command()
+        else:
+            plugin.bind()
     except Exception as exc:
         sys.stderr.write(
             f"WARNING: pip-fastdeps could not bind into pip ({exc!r}); "
@@ -101,5 +111,5 @@ def uninstall() -> None:
     ]
 
 
-if TRIGGER_MODULE not in sys.modules:
+if not all(name in sys.modules for name in TRIGGER_MODULES):
     install()

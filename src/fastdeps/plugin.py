@@ -114,8 +114,37 @@ def bind() -> bool:
     from pip._internal.cli.req_command import RequirementCommand
 
     _wrap_make_requirement_preparer(RequirementCommand)
+    _wrap_make_resolver(RequirementCommand)
     _wrap_init_with_jobs_option(RequirementCommand)
+    _bind_resolver_hooks()
     _bound = True
+    return True
+
+
+def bind_cache_command() -> bool:
+    """Make ``pip cache purge`` (and ``pip cache remove '*'``) clear our cache.
+
+    pip's cache command lists the files of its HTTP caches in one method;
+    the metadata cache is derived from HTTP answers, so its entries are
+    listed, counted and removed with them, in pip's own words.
+    """
+    if not is_supported(pip_version()):
+        return False
+    from pip._internal.commands.cache import CacheCommand
+
+    original = CacheCommand._find_http_files
+    if hasattr(original, _BOUND_MARKER):
+        return True
+
+    def _find_http_files(self: Any, options: Values) -> list[str]:
+        from fastdeps.cache import CACHE_SUBDIR, MetadataCache
+
+        files: list[str] = original(self, options)
+        metadata_cache = MetadataCache(os.path.join(options.cache_dir, CACHE_SUBDIR))
+        return files + [str(path) for path in metadata_cache.entries()]
+
+    setattr(_find_http_files, _BOUND_MARKER, original)
+    CacheCommand._find_http_files = _find_http_files  # type: ignore[method-assign]
     return True
 
 
@@ -144,6 +173,140 @@ def _wrap_make_requirement_preparer(command_class: Any) -> None:
 
     setattr(make_requirement_preparer, _BOUND_MARKER, original)
     command_class.make_requirement_preparer = classmethod(make_requirement_preparer)
+
+
+def _wrap_make_resolver(command_class: Any) -> None:
+    """Give a fast-deps resolution its prefetcher, for the resolution only."""
+    current = command_class.__dict__["make_resolver"]
+    if hasattr(current.__func__, _BOUND_MARKER):
+        return
+    original: Callable[..., Any] = current.__func__
+
+    def make_resolver(
+        cls: Any, preparer: Any, finder: Any, options: Values, *args: Any, **kwargs: Any
+    ) -> Any:
+        resolver = original(cls, preparer, finder, options, *args, **kwargs)
+        settings: FastDepsSettings | None = getattr(preparer, "_fastdeps", None)
+        if settings is not None and hasattr(resolver, "factory"):
+            resolver.resolve = MethodType(
+                _resolve_with_prefetch(type(resolver).resolve, finder), resolver
+            )
+        return resolver
+
+    setattr(make_resolver, _BOUND_MARKER, original)
+    command_class.make_resolver = classmethod(make_resolver)
+
+
+def _resolve_with_prefetch(
+    resolve: Callable[..., Any], finder: Any
+) -> Callable[..., Any]:
+    from fastdeps.resolution.prefetch import Prefetcher
+
+    def resolve_with_prefetch(resolver: Any, *args: Any, **kwargs: Any) -> Any:
+        preparer = resolver.factory.preparer
+        settings: FastDepsSettings = preparer._fastdeps
+        settings.prefetcher = Prefetcher(
+            finder,
+            settings.fetcher.fetch,
+            session=preparer._session,
+            workers=settings.prefetch_workers,
+        )
+        try:
+            return resolve(resolver, *args, **kwargs)
+        finally:
+            settings.prefetcher.close()
+            settings.prefetcher = None
+
+    return resolve_with_prefetch
+
+
+def _bind_resolver_hooks() -> None:
+    """Tell the prefetcher about requirements as soon as pip's resolver has them.
+
+    Two class-level wrappers, which do nothing unless the factory's preparer
+    has a prefetcher: the root requirements, once collected, and each
+    candidate's dependencies, once the resolver asks for them.
+    """
+    from pip._internal.resolution.resolvelib.factory import Factory
+    from pip._internal.resolution.resolvelib.provider import PipProvider
+
+    if not hasattr(Factory.collect_root_requirements, _BOUND_MARKER):
+        collect = Factory.collect_root_requirements
+
+        def collect_root_requirements(self: Any, *args: Any, **kwargs: Any) -> Any:
+            collected = collect(self, *args, **kwargs)
+            prefetcher = _prefetcher_of(self)
+            if prefetcher is not None:
+                _prefetch(prefetcher, collected.requirements, collected.constraints)
+            return collected
+
+        setattr(collect_root_requirements, _BOUND_MARKER, collect)
+        Factory.collect_root_requirements = collect_root_requirements  # type: ignore[method-assign]
+
+    if not hasattr(PipProvider.get_dependencies, _BOUND_MARKER):
+        get_dependencies = PipProvider.get_dependencies
+
+        def get_dependencies_prefetched(self: Any, candidate: Any) -> Any:
+            dependencies = get_dependencies(self, candidate)
+            prefetcher = _prefetcher_of(self._factory)
+            if prefetcher is None:
+                return dependencies
+            return _prefetched_dependencies(prefetcher, dependencies, self._constraints)
+
+        setattr(get_dependencies_prefetched, _BOUND_MARKER, get_dependencies)
+        PipProvider.get_dependencies = get_dependencies_prefetched  # type: ignore[method-assign]
+
+
+def _prefetcher_of(factory: Any) -> Any:
+    settings = getattr(factory.preparer, "_fastdeps", None)
+    return None if settings is None else settings.prefetcher
+
+
+def _prefetched_dependencies(
+    prefetcher: Any, dependencies: Iterable[Any], constraints: dict[str, Any]
+) -> Iterable[Any]:
+    """``dependencies``, each announced to the prefetcher before the first is used.
+
+    pip produces dependencies lazily, and the resolver looks each one up as
+    it comes; they are all read first here so that their pages are fetched
+    together. An error while reading them is raised at the point where pip
+    would have raised it: after the dependencies that came before it.
+    """
+    read: list[Any] = []
+    error: BaseException | None = None
+    try:
+        for dependency in dependencies:
+            read.append(dependency)  # noqa: PERF402 (keep those before an error)
+    except Exception as exc:
+        error = exc
+    _prefetch(prefetcher, read, constraints)
+
+    def replay() -> Iterable[Any]:
+        yield from read
+        if error is not None:
+            raise error
+
+    return replay()
+
+
+def _prefetch(prefetcher: Any, requirements: Iterable[Any], constraints: Any) -> None:
+    """Announce each requirement that names a project on an index.
+
+    The specifier and hashes are combined with the project's constraint as
+    pip's factory combines them when it looks for candidates.
+    """
+    for requirement in requirements:
+        candidate, ireq = requirement.get_candidate_lookup()
+        if candidate is not None or ireq is None or ireq.req is None:
+            continue  # a direct URL, or Requires-Python: nothing to look up
+        name = requirement.project_name
+        specifier = ireq.req.specifier
+        hashes = ireq.hashes(trust_internet=False)
+        constraint = constraints.get(name)
+        if constraint is not None:
+            specifier = specifier & constraint.specifier
+            hashes = hashes & constraint.hashes
+        prefetcher.prefetch(name, specifier, hashes)
 
 
 def _wrap_init_with_jobs_option(command_class: Any) -> None:
@@ -190,8 +353,18 @@ class FastDepsSettings:
     jobs: int
     progress_bar: str
     metadata_only_with_hashes: bool
+    cache_dir: str | None = None
     # link URL -> (distribution the resolver used, where it came from)
     metadata_used: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # Set up by _enable_on and, for the resolution only, make_resolver.
+    fetcher: Any = None
+    prefetcher: Any = None
+
+    @property
+    def prefetch_workers(self) -> int:
+        from fastdeps.resolution.prefetch import DEFAULT_WORKERS
+
+        return min(self.jobs, DEFAULT_WORKERS)
 
 
 def _settings_from(command_class: Any, options: Values) -> FastDepsSettings:
@@ -208,6 +381,7 @@ def _settings_from(command_class: Any, options: Values) -> FastDepsSettings:
         jobs=jobs,
         progress_bar=str(getattr(options, "progress_bar", "on")),
         metadata_only_with_hashes=_metadata_only_allowed(command_class, options),
+        cache_dir=getattr(options, "cache_dir", None) or None,
     )
 
 
@@ -240,8 +414,13 @@ def _enable_on(preparer: Any, settings: FastDepsSettings) -> None:
     from pip._internal.utils.logging import get_indentation
 
     import fastdeps
+    from fastdeps.cache import open_metadata_cache
+    from fastdeps.operations.metadata import MetadataFetcher
 
     preparer.use_lazy_wheel = True
+    settings.fetcher = MetadataFetcher(
+        preparer._session, open_metadata_cache(settings.cache_dir)
+    )
     preparer._fastdeps = settings
     for name, function in _PREPARER_METHODS.items():
         setattr(preparer, name, MethodType(function, preparer))
@@ -256,11 +435,10 @@ def _enable_on(preparer: Any, settings: FastDepsSettings) -> None:
 
 # -- the preparer's new methods ----------------------------------------------
 
-_PEP_658_SOURCE = "the index's PEP 658 .metadata file"
-_LAZY_WHEEL_SOURCE = "HTTP range requests on the wheel"
-
 
 def _fetch_metadata_only(self: Any, req: Any) -> Any:
+    from fastdeps.operations.metadata import FROM_LAZY_WHEEL, FROM_PEP_658
+
     settings: FastDepsSettings = self._fastdeps
     if self.legacy_resolver:
         return None
@@ -270,14 +448,60 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
             "and this command does not download the files afterwards"
         )
         return None
-    dist = self._fetch_metadata_using_link_data_attr(req)
-    source = _PEP_658_SOURCE
+    dist, source = _dist_from_fetched_metadata(self, req)
+    if dist is None:
+        # pip's own paths, which report any error as stock pip does.
+        dist = self._fetch_metadata_using_link_data_attr(req)
+        source = FROM_PEP_658
     if dist is None:
         dist = self._fetch_metadata_using_lazy_wheel(req.link)
-        source = _LAZY_WHEEL_SOURCE
+        source = FROM_LAZY_WHEEL
     if dist is not None:
         settings.metadata_used[req.link.url] = (dist, source)
     return dist
+
+
+def _dist_from_fetched_metadata(self: Any, req: Any) -> tuple[Any, str]:
+    """The distribution from prefetched, cached or freshly fetched metadata.
+
+    ``(None, "")`` lets pip's own code try, and report what went wrong.
+    """
+    from pip._internal.metadata import get_metadata_distribution
+    from pip._internal.utils._log import VERBOSE
+    from pip._vendor.packaging.utils import canonicalize_name
+
+    from fastdeps.operations.metadata import FROM_LAZY_WHEEL, FROM_PEP_658
+
+    settings: FastDepsSettings = self._fastdeps
+    link = req.link
+    prefetcher = settings.prefetcher
+    if prefetcher is not None:
+        fetched = prefetcher.metadata(link, lambda: settings.fetcher.fetch(link))
+    else:
+        fetched = settings.fetcher.fetch(link)
+    if fetched is None or req.req is None:
+        return None, ""
+    try:
+        dist = get_metadata_distribution(fetched.contents, link.filename, req.req.name)
+    except Exception as exc:
+        logger.debug("Metadata of %s unusable: %s", link.filename, exc)
+        return None, ""
+    if canonicalize_name(dist.raw_name) != canonicalize_name(req.req.name):
+        return None, ""  # pip's own path raises its MetadataInconsistent
+    if fetched.source == FROM_LAZY_WHEEL:
+        logger.info(
+            "Obtaining dependency information from %s %s", dist.raw_name, dist.version
+        )
+    elif fetched.source == FROM_PEP_658:
+        logger.log(
+            VERBOSE,
+            "Obtaining dependency information for %s from %s",
+            req.req,
+            link.metadata_link(),
+        )
+    else:
+        logger.log(VERBOSE, "Using cached metadata of %s", link.filename)
+    return dist, fetched.source
 
 
 def _fetch_metadata_using_lazy_wheel(self: Any, link: Any) -> Any:

@@ -117,10 +117,17 @@ class InvalidRemoteWheel(InvalidWheel):
 
 @dataclass
 class FetchStats:
-    """What reading a remote file cost: requests sent and body bytes received."""
+    """What reading a remote file cost, and the file's validators.
+
+    ``etag`` and ``Last-Modified`` come from the first answer (a 206 carries
+    those of the whole file, RFC 9110 section 15.3.7): the metadata cache
+    keys files that have no hash from the index by them.
+    """
 
     requests: int = 0
     bytes: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 @dataclass
@@ -459,6 +466,9 @@ class LazyZipOverHTTP:
                 f"request to {self._url} failed: {exc}"
             ) from exc
         self.stats.requests += 1
+        if self.stats.requests == 1:
+            self.stats.etag = response.headers.get("ETag")
+            self.stats.last_modified = response.headers.get("Last-Modified")
         if response.history:
             # Later ranges go to where the bytes are: some servers (Azure
             # Artifacts) break ranges sent to the URL before the redirect.
@@ -626,6 +636,8 @@ def metadata_from_wheel_url(
         if stats is not None:
             stats.requests += lazy_file.stats.requests
             stats.bytes += lazy_file.stats.bytes
+            stats.etag = lazy_file.stats.etag
+            stats.last_modified = lazy_file.stats.last_modified
 
 
 def dist_from_wheel_url(

@@ -1,0 +1,136 @@
+"""Where a candidate wheel's core metadata comes from: the cache, or the network.
+
+The resolver (through the preparer, :mod:`fastdeps.plugin`) and the
+prefetcher (:mod:`fastdeps.resolution.prefetch`) both ask
+:meth:`MetadataFetcher.fetch`, so a file's metadata is looked for, fetched
+and cached in exactly one way, whichever thread asks first.
+
+Order, for a remote wheel:
+
+1. the metadata cache (:mod:`fastdeps.cache`), keyed by the file's strong
+   hash from the index, else by URL plus the server's validators;
+2. the index's PEP 658 ``.metadata`` file, when the index names one;
+3. otherwise the wheel itself, through range requests (the lazy wheel).
+
+:meth:`MetadataFetcher.fetch` never raises and never logs above debug.
+``None`` means "let pip's own code do it": the preparer then runs pip's
+PEP 658 or download path, which reports any error exactly as stock pip
+would. That is what lets a speculative fetch fail without a trace, and what
+keeps every failure of the fast path a fallback rather than an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pip._internal.models.link import Link
+from pip._internal.models.wheel import Wheel
+from pip._internal.network.session import PipSession
+from pip._internal.network.utils import HEADERS, raise_for_status
+from pip._internal.utils.misc import redact_auth_from_url
+from pip._vendor.packaging.utils import canonicalize_name
+
+from fastdeps.cache import CacheKey, MetadataStore
+from fastdeps.network.lazy_wheel import FetchStats, metadata_from_wheel_url
+
+logger = logging.getLogger(__name__)
+
+FROM_CACHE = "the metadata cache"
+FROM_PEP_658 = "the index's PEP 658 .metadata file"
+FROM_LAZY_WHEEL = "HTTP range requests on the wheel"
+
+
+@dataclass(frozen=True)
+class FetchedMetadata:
+    """A wheel's METADATA and where it came from (one of the FROM_* texts)."""
+
+    contents: bytes
+    source: str
+
+
+def link_hashes(link: Link) -> dict[str, str]:
+    """The hashes the index gave for ``link``'s file (``name -> hex``)."""
+    hashes = getattr(link, "_hashes", None)
+    return dict(hashes) if isinstance(hashes, dict) else {}
+
+
+class MetadataFetcher:
+    """Core metadata of remote wheels, cached, for one pip command.
+
+    Thread safety: instances hold no mutable state of their own. They share
+    pip's session (see :mod:`fastdeps.resolution.prefetch` for why that is
+    safe), the lazy wheel's per-host memory (single dictionary operations)
+    and the cache, whose writes are atomic renames.
+    """
+
+    def __init__(self, session: PipSession, cache: MetadataStore) -> None:
+        self._session = session
+        self._cache = cache
+
+    def fetch(self, link: Link) -> FetchedMetadata | None:
+        """The METADATA of the wheel at ``link``, or None to let pip do it."""
+        if link.is_file or not link.is_wheel:
+            return None  # local files cost nothing to open; sdists need a build
+        url = link.url_without_fragment
+        key = CacheKey.for_file(url, link_hashes(link))
+        if key is not None:
+            cached = self._cache.load(key)
+            if cached is not None:
+                return FetchedMetadata(cached, FROM_CACHE)
+        fetched, validators_key = self._fetch_from_server(link)
+        key = key or validators_key
+        if fetched is not None and key is not None:
+            self._cache.store(key, fetched.contents)
+        return fetched
+
+    def _fetch_from_server(
+        self, link: Link
+    ) -> tuple[FetchedMetadata | None, CacheKey | None]:
+        metadata_link = link.metadata_link()
+        if metadata_link is not None:
+            # As in stock pip, a PEP 658 file that fails is not replaced by
+            # the lazy wheel: pip's own PEP 658 path then reports the error.
+            return self._fetch_pep_658(metadata_link), None
+        stats = FetchStats()
+        contents = self._fetch_lazy_wheel(link, stats)
+        if contents is None:
+            return None, None
+        validators_key = CacheKey.from_validators(
+            link.url_without_fragment, stats.etag, stats.last_modified
+        )
+        return FetchedMetadata(contents, FROM_LAZY_WHEEL), validators_key
+
+    def _fetch_pep_658(self, metadata_link: Link) -> FetchedMetadata | None:
+        url = metadata_link.url_without_fragment
+        try:
+            response = self._session.get(url, headers=HEADERS)
+            raise_for_status(response)
+            contents = response.content
+            hashes = metadata_link.as_hashes()
+            if hashes:
+                hashes.check_against_chunks([contents])
+        except Exception as exc:
+            self._log_failure(url, exc)
+            return None
+        return FetchedMetadata(contents, FROM_PEP_658)
+
+    def _fetch_lazy_wheel(self, link: Link, stats: FetchStats) -> bytes | None:
+        url = link.url_without_fragment
+        try:
+            name = canonicalize_name(Wheel(link.filename).name)
+            return metadata_from_wheel_url(name, url, self._session, stats)
+        except Exception as exc:
+            # Range requests refused, a broken archive, a network error: the
+            # whole download is still worth trying, and pip reports its errors.
+            self._log_failure(url, exc)
+            return None
+
+    @staticmethod
+    def _log_failure(url: str, exc: Exception) -> None:
+        logger.debug(
+            "Metadata of %s not read ahead of pip: %s: %s",
+            redact_auth_from_url(url),
+            type(exc).__name__,
+            exc,
+        )

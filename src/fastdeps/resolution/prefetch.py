@@ -1,0 +1,409 @@
+"""Project pages and metadata fetched ahead of pip's resolver.
+
+pip's resolver asks for one thing at a time: a project's page, then one
+candidate's metadata, then the next project's page. On a network with 50 ms
+of round-trip time that is most of a resolution's wall time. The
+:class:`Prefetcher` fetches, in a small pool of threads, what the resolver
+is about to ask for, so that most questions find their answer waiting.
+
+What is fetched, and when:
+
+- when the resolver learns requirements (the root ones, then each
+  candidate's dependencies), the page of every project they name, then the
+  metadata of the candidate the resolver will most likely try first: the
+  best one that satisfies what is known of the specifiers and constraints,
+  by pip's own ``CandidateEvaluator``;
+- when the resolver asks for a candidate that is not the first choice of
+  its project (it is backtracking), the metadata of the next
+  :data:`BACKTRACK_LOOKAHEAD` candidates in pip's order.
+
+The resolver is not changed. It asks in its own order and gets the very
+objects stock pip would compute: a page is fetched by pip's own
+``PackageFinder.find_all_candidates`` (in a worker, filling the finder's
+cache), and the resolver's call then returns from that cache. Nothing the
+prefetcher computes is trusted by the resolver except what pip's own code
+produced, so resolutions are identical to stock pip's.
+
+Speculation is silent and bounded:
+
+- a job's log records are held back, and replayed on the main thread only if
+  the resolver asks for that item (:class:`_HeldLogs`); a job that fails is
+  forgotten, and the resolver's own request then runs pip's code on the spot
+  and reports exactly what stock pip reports;
+- each project page is fetched once, and each project's metadata once per
+  distinct specifier, never once per version, so a project with hundreds
+  of releases costs one page and one metadata read; a useless speculative
+  item costs one request in the common case and is counted
+  (:class:`PrefetchStats`, logged at the end of resolution with ``-v``);
+- an item the resolver asks for before a worker has started it is fetched
+  by the resolver's thread at once, never queued behind speculation.
+
+Thread safety of the pip objects the workers touch:
+
+- ``PipSession``: workers only send requests. requests' ``Session.send``
+  keeps no per-request state on the session; the connection pools belong
+  to urllib3's ``PoolManager``, which is thread-safe; the cookie jar takes a
+  lock; pip's HTTP cache writes each entry to a temporary file and renames
+  it. Authentication is the exception: ``MultiDomainBasicAuth.handle_401``
+  may prompt for a password, so while a prefetcher runs, a 401 answer to a
+  worker is returned as it is (the job fails, silently) and only the
+  resolver's own request, on the main thread, can prompt.
+- ``PackageFinder.find_all_candidates``: at most one thread computes a
+  given project (:meth:`Prefetcher._claim_page`), and different projects
+  share only append-only state (the candidate cache, the set of logged
+  links, lazily computed tags), each update a single dictionary or set
+  operation under the GIL, where a race can only compute a value twice.
+- ``CandidateEvaluator``: a fresh one per job, over a list nobody mutates.
+- pip's logging: records are held back or handled by ``logging`` handlers,
+  which take their own lock; pip's log indentation is per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+from pip._internal.index.package_finder import BestCandidateResult, PackageFinder
+from pip._internal.models.candidate import InstallationCandidate
+from pip._internal.models.link import Link
+from pip._internal.utils._log import VERBOSE
+from pip._internal.utils.hashes import Hashes
+from pip._vendor.packaging.specifiers import SpecifierSet
+from pip._vendor.packaging.utils import canonicalize_name
+
+from fastdeps.operations.metadata import FetchedMetadata
+
+logger = logging.getLogger(__name__)
+
+#: Candidates fetched ahead once the resolver backtracks on a project.
+BACKTRACK_LOOKAHEAD = 3
+
+#: Worker threads. With the resolver's own thread, and pip's ten connections
+#: per host, no connection is ever opened only to be thrown away.
+DEFAULT_WORKERS = 8
+
+_THREAD_NAME_PREFIX = "pip-fastdeps-prefetch"
+
+T = TypeVar("T")
+
+
+@dataclass
+class PrefetchStats:
+    """What the prefetcher did, for the verbose summary and for tests."""
+
+    pages: int = 0
+    pages_used: int = 0
+    metadata: int = 0
+    metadata_used: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.pages} project pages ({self.pages - self.pages_used} unused), "
+            f"{self.metadata} metadata files "
+            f"({self.metadata - self.metadata_used} unused), "
+            f"{self.failed} failed"
+        )
+
+
+def _preference_order(result: BestCandidateResult) -> list[Link]:
+    """The files pip's resolver tries, in its order (see its factory).
+
+    pip's finder lists applicable candidates worst first; the resolver takes
+    them best first and skips yanked files unless nothing else is left.
+    """
+    applicable = getattr(result, "applicable_candidates", None)
+    if applicable is None:  # pip < 25: an iterator method instead
+        applicable = list(result.iter_applicable())  # type: ignore[attr-defined]
+    ordered = [candidate.link for candidate in reversed(applicable)]
+    return [link for link in ordered if not link.is_yanked] or ordered
+
+
+# -- held-back log records ---------------------------------------------------
+
+
+_current = threading.local()
+
+
+class _HeldLogs(logging.Filter):
+    """Keeps a worker's log records out of pip's handlers, for later.
+
+    Installed on every handler of the root logger while a prefetcher runs.
+    A record logged by a thread that is running a job goes into that job's
+    list instead of being emitted; other threads are not affected.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        held: list[logging.LogRecord] | None = getattr(_current, "held", None)
+        if held is None:
+            return True
+        # One record passes through every handler: keep it once.
+        if not held or held[-1] is not record:
+            held.append(record)
+        return False
+
+
+def _replay(records: Iterable[logging.LogRecord]) -> None:
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+
+
+@contextmanager
+def _holding_logs(held: list[logging.LogRecord]) -> Iterator[None]:
+    _current.held = held
+    try:
+        yield
+    finally:
+        _current.held = None
+
+
+def _in_worker() -> bool:
+    return getattr(_current, "held", None) is not None
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+@dataclass
+class _Job(Generic[T]):
+    """One item, computed once, by whichever thread claimed it first."""
+
+    by_resolver: bool
+    future: Future[T] = field(default_factory=Future)
+    held: list[logging.LogRecord] = field(default_factory=list)
+    taken: bool = False
+
+    def run_held(self, compute: Callable[[], T]) -> None:
+        """Compute on a worker: log records held, any exception kept."""
+        try:
+            with _holding_logs(self.held):
+                result = compute()
+        except Exception as exc:
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+    def run_here(self, compute: Callable[[], T]) -> T:
+        """Compute on the resolver's thread: logs and exceptions as usual."""
+        try:
+            result = compute()
+        except BaseException as exc:
+            self.future.set_exception(exc)
+            raise
+        self.future.set_result(result)
+        return result
+
+
+class Prefetcher:
+    """Fetches, in the background, what pip's resolver is about to ask for.
+
+    :param finder: the command's ``PackageFinder``; its
+        ``find_all_candidates`` is replaced on this instance by
+        :meth:`find_all_candidates`, which :meth:`close` puts back.
+    :param fetch_metadata: the one way metadata is obtained
+        (:meth:`fastdeps.operations.metadata.MetadataFetcher.fetch`).
+    :param session: pip's session, to keep workers from prompting for
+        passwords (see the module's docstring).
+    """
+
+    def __init__(
+        self,
+        finder: PackageFinder,
+        fetch_metadata: Callable[[Link], FetchedMetadata | None],
+        session: Any = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        self._finder = finder
+        self._find_all_candidates: Callable[[str], list[InstallationCandidate]] = (
+            finder.find_all_candidates
+        )
+        self._fetch_metadata = fetch_metadata
+        self._executor = ThreadPoolExecutor(workers, _THREAD_NAME_PREFIX)
+        self._lock = threading.Lock()
+        self._pages: dict[str, _Job[list[InstallationCandidate]]] = {}
+        self._metadata: dict[str, _Job[FetchedMetadata | None]] = {}
+        self._asked: set[tuple[str, str, Hashes | None]] = set()
+        # project -> its files in the order pip would try them, last computed
+        self._ranking: dict[str, list[Link]] = {}
+        self._closed = False
+        self.stats = PrefetchStats()
+        self._held_logs = _HeldLogs()
+        self._handlers = list(logging.getLogger().handlers)
+        for handler in self._handlers:
+            handler.addFilter(self._held_logs)
+        self._auth: Any = getattr(session, "auth", None)
+        self._quiet_401 = self._install_quiet_401()
+        finder.find_all_candidates = self.find_all_candidates  # type: ignore[method-assign]
+
+    # -- what the resolver's side calls ---------------------------------------
+
+    def prefetch(
+        self, project_name: str, specifier: SpecifierSet, hashes: Hashes | None
+    ) -> None:
+        """Start fetching ``project_name``'s page and likely metadata."""
+        name = canonicalize_name(project_name)
+        request = (name, str(specifier), hashes)
+        with self._lock:
+            if self._closed or request in self._asked:
+                return
+            self._asked.add(request)
+        self._executor.submit(self._prefetch_project, name, specifier, hashes)
+
+    def find_all_candidates(self, project_name: str) -> list[InstallationCandidate]:
+        """``PackageFinder.find_all_candidates``, answered from the prefetch.
+
+        The result always comes from pip's own method: when a worker ran it,
+        from the finder's cache; when the worker failed, by running it again
+        here, so that any error is pip's own.
+        """
+        job, claimed = self._claim_page(canonicalize_name(project_name))
+        if claimed:
+            return job.run_here(lambda: self._find_all_candidates(project_name))
+        if not job.by_resolver:
+            self._take(job, counted="pages_used")
+        return self._find_all_candidates(project_name)
+
+    def metadata(
+        self, link: Link, fetch_now: Callable[[], FetchedMetadata | None]
+    ) -> FetchedMetadata | None:
+        """The metadata of ``link``, prefetched or obtained by ``fetch_now``.
+
+        None means what it means for :meth:`MetadataFetcher.fetch`: let pip
+        do it. A job that failed is not retried here; pip's own path runs.
+        """
+        self._look_ahead_from(link)
+        job, claimed = self._claim_metadata(link)
+        if claimed:
+            # Nobody fetched it yet: do it now, on the resolver's thread,
+            # with its log records emitted as they come.
+            return job.run_here(fetch_now)
+        if job.by_resolver:
+            # Asked before by the resolver itself, which got this answer then.
+            return None if job.future.exception() else job.future.result()
+        if not self._take(job, counted="metadata_used"):
+            return None
+        return job.future.result()
+
+    def close(self) -> None:
+        """Stop: drop queued jobs, let running ones end, put pip back."""
+        with self._lock:
+            self._closed = True
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for handler in self._handlers:
+            handler.removeFilter(self._held_logs)
+        if self._quiet_401 is not None:
+            del self._auth.handle_401
+        if self._finder.__dict__.get("find_all_candidates") == self.find_all_candidates:
+            del self._finder.find_all_candidates
+        logger.log(VERBOSE, "pip-fastdeps prefetch: %s", self.stats.summary())
+
+    # -- claiming ---------------------------------------------------------------
+
+    def _claim(
+        self, jobs: dict[str, _Job[T]], key: str, by_resolver: bool
+    ) -> tuple[_Job[T], bool]:
+        """The job for ``key``, and whether the caller must compute it."""
+        with self._lock:
+            job = jobs.get(key)
+            if job is not None:
+                return job, False
+            job = jobs[key] = _Job(by_resolver=by_resolver)
+            return job, True
+
+    def _claim_page(self, name: str) -> tuple[_Job[list[InstallationCandidate]], bool]:
+        return self._claim(self._pages, name, by_resolver=not _in_worker())
+
+    def _claim_metadata(self, link: Link) -> tuple[_Job[FetchedMetadata | None], bool]:
+        return self._claim(self._metadata, link.url, by_resolver=not _in_worker())
+
+    def _take(self, job: _Job[Any], counted: str) -> bool:
+        """Wait for a worker's job; replay its logs; whether it succeeded."""
+        exception = job.future.exception()
+        with self._lock:
+            first = not job.taken
+            job.taken = True
+        if exception is not None:
+            return False
+        if first:
+            self._count(counted)
+            _replay(job.held)
+        return True
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
+    # -- the workers' side ------------------------------------------------------
+
+    def _prefetch_project(
+        self, name: str, specifier: SpecifierSet, hashes: Hashes | None
+    ) -> None:
+        candidates = self._page(name)
+        if candidates is None or self._closed:
+            return
+        evaluator = self._finder.make_candidate_evaluator(name, specifier, hashes)
+        ranking = _preference_order(evaluator.compute_best_candidate(candidates))
+        with self._lock:
+            self._ranking[name] = ranking
+        if ranking:
+            self._prefetch_metadata(ranking[0])
+
+    def _page(self, name: str) -> list[InstallationCandidate] | None:
+        job, claimed = self._claim_page(name)
+        if claimed:
+            self._count("pages")
+            job.run_held(lambda: self._find_all_candidates(name))
+        if job.future.exception() is not None:
+            return None
+        return job.future.result()
+
+    def _prefetch_metadata(self, link: Link) -> None:
+        if self._closed:
+            return
+        job, claimed = self._claim_metadata(link)
+        if not claimed:
+            return
+        self._count("metadata")
+        job.run_held(lambda: self._fetch_metadata(link))
+        if job.future.exception() is not None or job.future.result() is None:
+            self._count("failed")
+
+    def _look_ahead_from(self, link: Link) -> None:
+        """When the resolver is past a project's first choice, read ahead."""
+        if not link.is_wheel:
+            return
+        name = canonicalize_name(link.filename.split("-", 1)[0])
+        with self._lock:
+            ranking = self._ranking.get(name, [])
+        urls = [candidate.url for candidate in ranking]
+        if link.url not in urls:
+            return
+        position = urls.index(link.url)
+        if position == 0:
+            return
+        for following in ranking[position + 1 : position + 1 + BACKTRACK_LOOKAHEAD]:
+            with self._lock:
+                if self._closed:
+                    return
+            self._executor.submit(self._prefetch_metadata, following)
+
+    # -- authentication ---------------------------------------------------------
+
+    def _install_quiet_401(self) -> Callable[..., Any] | None:
+        """Keep workers from prompting: a 401 to a worker stays a 401."""
+        handle_401 = getattr(self._auth, "handle_401", None)
+        if handle_401 is None:
+            return None
+
+        def quiet_handle_401(response: Any, **kwargs: Any) -> Any:
+            if _in_worker():
+                return response
+            return handle_401(response, **kwargs)
+
+        self._auth.handle_401 = quiet_handle_401
+        return quiet_handle_401
