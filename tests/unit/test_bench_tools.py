@@ -106,7 +106,7 @@ def test_resolution_mismatch_is_reported_per_contender() -> None:
         ("x", {"numpy": "2.4.5"}),
     ):
         cell = run.Cell("quick", "plain", "resolve", contender)
-        cell.runs.append(run.RunResult(1.0, 1, 0, 0, 1, 1, resolution))
+        cell.runs.append(run.RunResult(1.0, 1, 0, 0, 0, 1, 1, resolution))
         cells.append(cell)
 
     mismatches = run.resolution_mismatches(cells)
@@ -141,3 +141,10 @@ def test_delay_proxy_relays_both_directions_in_order() -> None:
     answer = asyncio.run(scenario())
 
     assert answer == b"".join(b"%05d," % number for number in range(200))
+
+
+def test_wheel_requests_are_wheels_and_metadata_files_not_pages() -> None:
+    assert run.is_wheel_request("/files/six-1.17.0-py2.py3-none-any.whl")
+    assert run.is_wheel_request("/files/six-1.17.0-py2.py3-none-any.whl.metadata")
+    assert run.is_wheel_request("/files/a-1-py3-none-any.whl?sig=1")
+    assert not run.is_wheel_request("/full/plain/simple/six/")

@@ -38,6 +38,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--sets", nargs="+", help="requirement sets to run")
     parser.add_argument("--contenders", nargs="+", help="only these contenders")
+    parser.add_argument(
+        "--tasks", nargs="+", choices=run.TASKS, help="only these tasks"
+    )
     parser.add_argument("--loopback", action="store_true", help="never shape")
     parser.add_argument("--rtt-ms", type=float, default=50.0)
     parser.add_argument("--rate", default="100mbit")
@@ -81,7 +84,7 @@ def run_all(
 ) -> list[run.Cell]:
     cells: dict[tuple[str, str, str, str], run.Cell] = {}
     for set_name in sets:
-        for task in run.TASKS:
+        for task in args.tasks or run.TASKS:
             for _ in range(args.runs):
                 for variant in index.VARIANTS:
                     url = f"{network.public_url}/{set_name}/{variant}/simple/"

@@ -17,6 +17,7 @@ COLUMNS = (
     "contender",
     "wall s",
     "requests",
+    "wheel requests",
     "HEAD",
     "ranged",
     "MB",
@@ -34,9 +35,10 @@ def number(value: float, digits: int = 0) -> str:
 def cell_row(cell: Cell, mismatched: bool) -> list[str]:
     names = [cell.set_name, cell.variant, cell.task, cell.contender]
     if cell.unavailable:
-        return [*names, cell.unavailable, "", "", "", "", "", ""]
+        return [*names, cell.unavailable, *[""] * (len(COLUMNS) - 5)]
     if not any(run.failed is None for run in cell.runs):
-        return [*names, f"failed: {', '.join(cell.failures)}", "", "", "", "", "", ""]
+        failed = f"failed: {', '.join(cell.failures)}"
+        return [*names, failed, *[""] * (len(COLUMNS) - 5)]
     wall = number(cell.median("wall"), 1)
     if cell.failures:
         wall += f" ({len(cell.failures)} failed)"
@@ -44,6 +46,7 @@ def cell_row(cell: Cell, mismatched: bool) -> list[str]:
         *names,
         wall,
         number(cell.median("requests")),
+        number(cell.median("wheel_requests")),
         number(cell.median("head")),
         number(cell.median("ranged")),
         number(cell.median("bytes") / 1e6, 1),
@@ -53,13 +56,15 @@ def cell_row(cell: Cell, mismatched: bool) -> list[str]:
 
 
 def limit_row(set_name: str, task: str, limits: Limits) -> list[str]:
-    if task == "resolve":
+    if task.startswith("resolve"):
         wall = f"{limits.resolve_seconds:.2f} ({limits.round_trips} RTT)"
         size = ""
     else:
         wall = f"{limits.download_seconds:.2f} (bytes / rate)"
         size = f"{limits.download_bytes / 1e6:,.1f}"
-    return [set_name, "any", task, "*physical limit*", wall, "", "", "", size, "", ""]
+    row = [set_name, "any", task, "*physical limit*", wall]
+    row += [""] * (COLUMNS.index("MB") - len(row))
+    return [*row, size, "", ""]
 
 
 def markdown_table(
@@ -122,7 +127,9 @@ def write_chart(
         if set_name in limits:
             limit = limits[set_name]
             floor = (
-                limit.resolve_seconds if task == "resolve" else limit.download_seconds
+                limit.resolve_seconds
+                if task.startswith("resolve")
+                else limit.download_seconds
             )
             axis.axhline(
                 floor,

@@ -21,6 +21,10 @@ Tasks:
 - ``resolve``: resolution alone. pip: ``install --dry-run --ignore-installed
   --report``; uv: ``pip compile``. Both print the full resolution and
   install nothing.
+- ``resolve-warm``: the same resolution run twice with one cache
+  directory; only the second run is measured. It shows what the caches
+  save, and the "wheel requests" column shows whether any wheel (or
+  ``.metadata`` file) was asked for again.
 - ``download``: resolution plus fetching every chosen wheel. pip:
   ``pip download -d DIR``; uv has no download command, so ``uv pip install
   --target DIR``, which also unpacks the wheels into DIR. That is strictly
@@ -50,13 +54,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from pathlib import Path
+from typing import TextIO
 
 from tools.bench.corpus import canonical_name, clean_pip_env, requirements_file
 from tools.nginx import LogEntry
 
 PIP_VERSION = "26.3"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASKS = ("resolve", "download")
+TASKS = ("resolve", "resolve-warm", "download")
+WARM_SUFFIX = "-warm"
 RUN_TIMEOUT = 1800
 
 Resolution = dict[str, str]  # canonical project name -> version
@@ -94,6 +100,7 @@ class Contender:
 class RunResult:
     wall: float
     requests: int
+    wheel_requests: int
     head: int
     ranged: int
     bytes: int
@@ -264,32 +271,47 @@ def run_once(
     log_path: Path,
 ) -> RunResult:
     """One cold run: fresh scratch directory in, figures and resolution out."""
-    command = [*job.client_prefix, *contender.command(task, job)]
-    log_before = len(read_log())
-    started = time.perf_counter()
+    base_task = task.removesuffix(WARM_SUFFIX)
+    command = [*job.client_prefix, *contender.command(base_task, job)]
     with log_path.open("w") as log:
-        log.write(" ".join(command) + "\n\n")
-        log.flush()
-        returncode = subprocess.run(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=clean_pip_env(),
-            timeout=RUN_TIMEOUT,
-        ).returncode
-    wall = time.perf_counter() - started
+        if task.endswith(WARM_SUFFIX):
+            log.write("warming the cache:\n")
+            run_logged(command, log)
+        log_before = len(read_log())
+        started = time.perf_counter()
+        returncode = run_logged(command, log)
+        wall = time.perf_counter() - started
     entries = read_log()[log_before:]
     failed = f"exit {returncode}" if returncode != 0 else None
     return RunResult(
         wall=wall,
         requests=len(entries),
+        wheel_requests=sum(is_wheel_request(entry.uri) for entry in entries),
         head=sum(entry.method == "HEAD" for entry in entries),
         ranged=sum(entry.range is not None for entry in entries),
         bytes=sum(entry.body_bytes for entry in entries),
         connections=len({entry.connection for entry in entries}),
-        resolution={} if failed else contender.resolution(task, job),
+        resolution={} if failed else contender.resolution(base_task, job),
         failed=failed,
     )
+
+
+def run_logged(command: list[str], log: TextIO) -> int:
+    log.write(" ".join(command) + "\n\n")
+    log.flush()
+    return subprocess.run(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=clean_pip_env(),
+        timeout=RUN_TIMEOUT,
+    ).returncode
+
+
+def is_wheel_request(uri: str) -> bool:
+    """A request for a wheel or its PEP 658 metadata, not for a page."""
+    path = uri.split("?", 1)[0]
+    return path.endswith((".whl", ".whl.metadata"))
 
 
 def run_cell_once(

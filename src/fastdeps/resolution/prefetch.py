@@ -60,6 +60,7 @@ Thread safety of the pip objects the workers touch:
 
 from __future__ import annotations
 
+import email.parser
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -73,6 +74,7 @@ from pip._internal.models.candidate import InstallationCandidate
 from pip._internal.models.link import Link
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
+from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
 
@@ -122,6 +124,30 @@ def _preference_order(result: BestCandidateResult) -> list[Link]:
         applicable = list(result.iter_applicable())  # type: ignore[attr-defined]
     ordered = [candidate.link for candidate in reversed(applicable)]
     return [link for link in ordered if not link.is_yanked] or ordered
+
+
+def _unconditional_requirements(
+    metadata: bytes,
+) -> Iterator[tuple[str, SpecifierSet]]:
+    """``Requires-Dist`` entries that apply here without any extra.
+
+    A guess for speculation only: markers are evaluated for the running
+    interpreter, and anything that does not parse is skipped. The resolver
+    reads the real dependencies with pip's own code.
+    """
+    headers = email.parser.BytesHeaderParser().parsebytes(metadata)
+    for line in headers.get_all("Requires-Dist") or []:
+        try:
+            requirement = Requirement(str(line))
+            if requirement.url is not None:
+                continue
+            if requirement.marker is not None and not requirement.marker.evaluate(
+                {"extra": ""}
+            ):
+                continue
+        except Exception:
+            continue
+        yield requirement.name, requirement.specifier
 
 
 # -- held-back log records ---------------------------------------------------
@@ -351,7 +377,9 @@ class Prefetcher:
         with self._lock:
             self._ranking[name] = ranking
         if ranking:
-            self._prefetch_metadata(ranking[0])
+            fetched = self._prefetch_metadata(ranking[0])
+            if fetched is not None:
+                self._prefetch_requirements_of(fetched)
 
     def _page(self, name: str) -> list[InstallationCandidate] | None:
         job, claimed = self._claim_page(name)
@@ -362,16 +390,30 @@ class Prefetcher:
             return None
         return job.future.result()
 
-    def _prefetch_metadata(self, link: Link) -> None:
+    def _prefetch_metadata(self, link: Link) -> FetchedMetadata | None:
+        """Fetch ``link``'s metadata unless someone has; what this call got."""
         if self._closed:
-            return
+            return None
         job, claimed = self._claim_metadata(link)
         if not claimed:
-            return
+            return None
         self._count("metadata")
         job.run_held(lambda: self._fetch_metadata(link))
         if job.future.exception() is not None or job.future.result() is None:
             self._count("failed")
+            return None
+        return job.future.result()
+
+    def _prefetch_requirements_of(self, fetched: FetchedMetadata) -> None:
+        """Read ahead of the resolver: the dependencies of a likely candidate.
+
+        The resolver will only announce them once it pins the candidate,
+        and then it looks up the first of them at once and waits for it.
+        Starting now, from the metadata that is likely to be pinned, takes
+        that wait off the resolver's path, at every level of the graph.
+        """
+        for name, specifier in _unconditional_requirements(fetched.contents):
+            self.prefetch(name, specifier, None)
 
     def _look_ahead_from(self, link: Link) -> None:
         """When the resolver is past a project's first choice, read ahead."""
