@@ -188,8 +188,13 @@ def _holding_logs(held: list[logging.LogRecord]) -> Iterator[None]:
         _current.held = None
 
 
+def _mark_worker() -> None:
+    _current.worker = True
+
+
 def _in_worker() -> bool:
-    return getattr(_current, "held", None) is not None
+    """Whether this thread is one of a prefetcher's workers."""
+    return getattr(_current, "worker", False)
 
 
 # -- jobs ----------------------------------------------------------------------
@@ -249,8 +254,12 @@ class Prefetcher:
             finder.find_all_candidates
         )
         self._fetch_metadata = fetch_metadata
-        self._executor = ThreadPoolExecutor(workers, _THREAD_NAME_PREFIX)
+        self._executor = ThreadPoolExecutor(
+            workers, _THREAD_NAME_PREFIX, initializer=_mark_worker
+        )
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._outstanding = 0  # jobs submitted and not finished
         self._pages: dict[str, _Job[list[InstallationCandidate]]] = {}
         self._metadata: dict[str, _Job[FetchedMetadata | None]] = {}
         self._asked: set[tuple[str, str, Hashes | None]] = set()
@@ -275,10 +284,10 @@ class Prefetcher:
         name = canonicalize_name(project_name)
         request = (name, str(specifier), hashes)
         with self._lock:
-            if self._closed or request in self._asked:
+            if request in self._asked:
                 return
             self._asked.add(request)
-        self._executor.submit(self._prefetch_project, name, specifier, hashes)
+        self._submit(self._prefetch_project, name, specifier, hashes)
 
     def find_all_candidates(self, project_name: str) -> list[InstallationCandidate]:
         """``PackageFinder.find_all_candidates``, answered from the prefetch.
@@ -290,7 +299,9 @@ class Prefetcher:
         job, claimed = self._claim_page(canonicalize_name(project_name))
         if claimed:
             return job.run_here(lambda: self._find_all_candidates(project_name))
-        if not job.by_resolver:
+        if job.by_resolver:
+            job.future.exception()  # wait, should another thread be at it
+        else:
             self._take(job, counted="pages_used")
         return self._find_all_candidates(project_name)
 
@@ -327,6 +338,11 @@ class Prefetcher:
         if self._finder.__dict__.get("find_all_candidates") == self.find_all_candidates:
             del self._finder.find_all_candidates
         logger.log(VERBOSE, "pip-fastdeps prefetch: %s", self.stats.summary())
+
+    def wait_until_idle(self) -> None:
+        """Wait until every job, and every job those started, has finished."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._outstanding == 0)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -365,6 +381,22 @@ class Prefetcher:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
 
     # -- the workers' side ------------------------------------------------------
+
+    def _submit(self, function: Callable[..., object], *args: object) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._outstanding += 1
+            # Under the lock, so that close() cannot shut the pool in between.
+            self._executor.submit(self._run_job, function, *args)
+
+    def _run_job(self, function: Callable[..., object], *args: object) -> None:
+        try:
+            function(*args)
+        finally:
+            with self._idle:
+                self._outstanding -= 1
+                self._idle.notify_all()
 
     def _prefetch_project(
         self, name: str, specifier: SpecifierSet, hashes: Hashes | None
@@ -429,10 +461,7 @@ class Prefetcher:
         if position == 0:
             return
         for following in ranking[position + 1 : position + 1 + BACKTRACK_LOOKAHEAD]:
-            with self._lock:
-                if self._closed:
-                    return
-            self._executor.submit(self._prefetch_metadata, following)
+            self._submit(self._prefetch_metadata, following)
 
     # -- authentication ---------------------------------------------------------
 

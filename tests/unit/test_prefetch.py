@@ -1,0 +1,234 @@
+"""The prefetcher against the test server, with pip's real PackageFinder.
+
+What is checked: the resolver's questions are answered by what pip's own
+code computed (so the answers are the same as without a prefetcher), each
+page and each metadata file is fetched once however many threads ask, a
+worker's log records only appear if the resolver asks for that item, and
+nobody ever waits for a job that no thread is running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from pip._internal.index.collector import LinkCollector
+from pip._internal.index.package_finder import PackageFinder
+from pip._internal.models.link import Link
+from pip._internal.models.search_scope import SearchScope
+from pip._internal.models.selection_prefs import SelectionPreferences
+from pip._internal.network.session import PipSession
+from pip._vendor.packaging.specifiers import SpecifierSet
+
+from fastdeps.cache import NullMetadataCache
+from fastdeps.operations.metadata import (
+    FROM_LAZY_WHEEL,
+    FetchedMetadata,
+    MetadataFetcher,
+)
+from fastdeps.resolution.prefetch import BACKTRACK_LOOKAHEAD, Prefetcher
+from tests.lib.server import FileServer
+from tests.lib.wheels import build_wheel, wheel_filename
+
+ANY = SpecifierSet()
+
+
+def make_finder(session: PipSession, server: FileServer) -> PackageFinder:
+    scope = SearchScope.create(
+        find_links=[], index_urls=[server.url("/simple/")], no_index=False
+    )
+    collector = LinkCollector(session=session, search_scope=scope)
+    return PackageFinder.create(collector, SelectionPreferences(allow_yanked=False))
+
+
+def publish(server: FileServer, name: str, versions: list[str], **kw: object) -> None:
+    for version in versions:
+        wheel = build_wheel(name, version, **kw)  # type: ignore[arg-type]
+        server.add_project(name, {wheel_filename(name, version): wheel})
+
+
+def page_requests(server: FileServer, name: str) -> int:
+    return len(server.requests_for(f"/simple/{name}/"))
+
+
+def wheel_requests(server: FileServer, name: str, version: str) -> int:
+    return len(server.requests_for(f"/files/{wheel_filename(name, version)}"))
+
+
+@pytest.fixture
+def finder(pip_session: PipSession, file_server: FileServer) -> PackageFinder:
+    return make_finder(pip_session, file_server)
+
+
+@pytest.fixture
+def prefetcher(finder: PackageFinder, pip_session: PipSession) -> Iterator[Prefetcher]:
+    fetcher = MetadataFetcher(pip_session, NullMetadataCache())
+    prefetcher = Prefetcher(finder, fetcher.fetch, session=pip_session, workers=4)
+    yield prefetcher
+    prefetcher.close()
+
+
+def link_of(server: FileServer, name: str, version: str) -> Link:
+    filename = wheel_filename(name, version)
+    url = server.url(f"/files/{filename}")
+    candidates = make_finder(PipSession(), server).find_all_candidates(name)
+    for candidate in candidates:
+        if candidate.link.filename == filename:
+            return candidate.link
+    return Link(url)
+
+
+def test_prefetched_page_is_fetched_once_and_is_pips_answer(
+    file_server: FileServer,
+    finder: PackageFinder,
+    prefetcher: Prefetcher,
+    pip_session: PipSession,
+) -> None:
+    publish(file_server, "alpha", ["1.0", "2.0", "3.0"])
+    prefetcher.prefetch("alpha", ANY, None)
+    prefetcher.wait_until_idle()
+
+    found = finder.find_all_candidates("alpha")
+
+    stock = make_finder(pip_session, file_server)
+    assert [str(c.version) for c in found] == ["1.0", "2.0", "3.0"]
+    assert found == stock.find_all_candidates("alpha")
+    assert page_requests(file_server, "alpha") == 2  # ours once, stock's once
+    assert prefetcher.stats.pages == 1
+    assert prefetcher.stats.pages_used == 1
+
+
+def test_best_candidate_metadata_only_is_read_ahead(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    publish(file_server, "beta", [f"1.{minor}" for minor in range(150)])
+    prefetcher.prefetch("beta", SpecifierSet("<1.100"), None)
+    prefetcher.wait_until_idle()
+
+    assert wheel_requests(file_server, "beta", "1.99") == 1
+    reads = [
+        entry
+        for entry in file_server.log
+        if entry.path.startswith("/files/") and "1.99" not in entry.path
+    ]
+    assert reads == []
+    assert prefetcher.stats.metadata == 1
+
+
+def test_resolver_gets_prefetched_metadata_without_fetching_again(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    publish(file_server, "gamma", ["1.0"], requires_dist=["delta"])
+    publish(file_server, "delta", ["1.0"])
+    prefetcher.prefetch("gamma", ANY, None)
+    prefetcher.wait_until_idle()
+    fetch_now_calls = []
+
+    got = prefetcher.metadata(
+        link_of(file_server, "gamma", "1.0"),
+        lambda: fetch_now_calls.append(1) or None,  # type: ignore[func-returns-value]
+    )
+
+    assert got is not None
+    assert got.source == FROM_LAZY_WHEEL
+    assert b"Requires-Dist: delta" in got.contents
+    assert fetch_now_calls == []
+    assert wheel_requests(file_server, "gamma", "1.0") == 1
+    # The likely candidate's own dependency was read ahead too.
+    assert page_requests(file_server, "delta") == 1
+    assert wheel_requests(file_server, "delta", "1.0") == 1
+
+
+def test_unannounced_metadata_is_fetched_on_the_resolvers_thread(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    publish(file_server, "epsilon", ["1.0"])
+    threads = []
+
+    def fetch_now() -> FetchedMetadata:
+        threads.append(threading.current_thread())
+        return FetchedMetadata(b"Name: epsilon\nVersion: 1.0\n", "test")
+
+    got = prefetcher.metadata(link_of(file_server, "epsilon", "1.0"), fetch_now)
+
+    assert got is not None and got.source == "test"
+    assert threads == [threading.current_thread()]
+    assert prefetcher.stats.metadata == 0
+
+
+def test_page_failure_is_silent_unless_the_resolver_asks(
+    file_server: FileServer, finder: PackageFinder, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not HTML: pip warns "Skipping page ..." when it fetches this page.
+    file_server.add_file("/simple/silent/", b"not a page")
+    file_server.add_file("/simple/asked/", b"not a page")
+    caplog.set_level(logging.DEBUG)
+    # Made here, not by the fixture: it holds back records from the handlers
+    # that exist when it starts, and caplog's handler for this test is one.
+    fresh = Prefetcher(finder, lambda link: None, workers=2)
+    try:
+        fresh.prefetch("silent", ANY, None)
+        fresh.prefetch("asked", ANY, None)
+        fresh.wait_until_idle()
+        assert "Skipping page" not in caplog.text
+
+        assert finder.find_all_candidates("asked") == []
+    finally:
+        fresh.close()
+
+    messages = [record.getMessage() for record in caplog.records]
+    skipped = [message for message in messages if "Skipping page" in message]
+    assert len(skipped) == 1
+    assert "/simple/asked/" in skipped[0]
+    assert page_requests(file_server, "silent") == 1
+    assert page_requests(file_server, "asked") == 1
+
+
+def test_backtracking_reads_the_next_candidates_ahead(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    versions = [f"{major}.0" for major in range(1, 10)]
+    publish(file_server, "zeta", versions)
+    prefetcher.prefetch("zeta", ANY, None)
+    prefetcher.wait_until_idle()
+
+    # The resolver rejected 9.0 and now asks for 8.0: 7.0, 6.0, 5.0 follow.
+    got = prefetcher.metadata(link_of(file_server, "zeta", "8.0"), lambda: None)
+    prefetcher.wait_until_idle()
+
+    assert got is None  # nobody had fetched 8.0: the resolver's own path runs
+    ahead = [v for v in versions if wheel_requests(file_server, "zeta", v)]
+    expected = ["9.0", *[f"{m}.0" for m in range(7, 7 - BACKTRACK_LOOKAHEAD, -1)]]
+    assert sorted(ahead) == sorted(expected)
+
+
+def test_many_threads_asking_at_once_fetch_each_item_once(
+    file_server: FileServer, finder: PackageFinder, prefetcher: Prefetcher
+) -> None:
+    names = [f"proj{index}" for index in range(12)]
+    for name in names:
+        publish(file_server, name, ["1.0", "2.0"])
+    links = {name: link_of(file_server, name, "2.0") for name in names}
+    file_server.clear_log()
+
+    def resolve_like(round_number: int) -> list[str]:
+        answers = []
+        for name in names[round_number % 3 :] + names[: round_number % 3]:
+            prefetcher.prefetch(name, ANY, None)
+            candidates = finder.find_all_candidates(name)
+            fetched = prefetcher.metadata(links[name], lambda: None)
+            answers.append(f"{name} {len(candidates)} {fetched is not None}")
+        return sorted(answers)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(resolve_like, range(24)))
+    prefetcher.wait_until_idle()
+
+    assert all(result == results[0] for result in results)
+    for name in names:
+        assert page_requests(file_server, name) == 1
+        assert wheel_requests(file_server, name, "2.0") <= 1
+        assert wheel_requests(file_server, name, "1.0") == 0
