@@ -8,6 +8,13 @@ session picks it.
 
 pip runs in a subprocess that sees none of this machine's pip configuration
 (PIP_* variables, pip.conf files) and reaches only the test server.
+
+With ``FASTDEPS_TEST_PATCHED_PIP=/path/to/venv/bin/python`` (``nox -s
+upstream`` sets it), the ``plugin`` venv is instead that one: a pip built
+from the patch series of ``tools/upstream``, without the plugin. Then
+``python -m fastdeps ARGS`` runs as ``python -m pip ARGS
+--use-feature=fast-deps``, and tests about the plugin itself (marked
+:data:`plugin_only`) are skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +31,19 @@ import pip
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+
+#: The python of a venv holding pip patched with the series, or None.
+PATCHED_PIP = os.environ.get("FASTDEPS_TEST_PATCHED_PIP") or None
+
+#: For tests of the plugin itself (its bootstrap, ``python -m fastdeps``,
+#: its version gate), which have no meaning for a patched pip.
+plugin_only = pytest.mark.skipif(
+    PATCHED_PIP is not None,
+    reason="about the plugin itself; FASTDEPS_TEST_PATCHED_PIP tests a patched pip",
+)
+
+#: What pip prints, once, when fast-deps is active: the plugin names itself.
+ACTIVE_LINE = "fast-deps is active" if PATCHED_PIP else "pip-fastdeps"
 
 # Copied to build the wheel out of tree: building in the checkout would put
 # build/ and *.egg-info there, racing with other xdist workers.
@@ -75,6 +95,8 @@ def run_pip(
 
     ``env`` adds to (or overrides) the isolated environment.
     """
+    if PATCHED_PIP and module == "fastdeps":
+        module, args = "pip", with_fast_deps(args)
     return subprocess.run(
         [str(venv.python), "-m", module, *args],
         cwd=cwd,
@@ -84,6 +106,16 @@ def run_pip(
         timeout=300,
         check=False,
     )
+
+
+def with_fast_deps(args: Sequence[str]) -> list[str]:
+    """``args`` with ``--use-feature=fast-deps`` after pip's command."""
+    flag = "--use-feature=fast-deps"
+    commands = ("install", "download", "wheel", "lock")
+    for position, argument in enumerate(args):
+        if argument in commands:
+            return [*args[: position + 1], flag, *args[position + 1 :]]
+    return [*args, flag]
 
 
 def _build_plugin_wheel(work: Path) -> Path:
@@ -140,6 +172,23 @@ def stock_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
 
 
 @pytest.fixture(scope="session")
-def plugin_venv(tmp_path_factory: pytest.TempPathFactory, plugin_wheel: Path) -> Venv:
-    """pip with pip-fastdeps installed from its wheel."""
+def plugin_venv(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Venv:
+    """pip with pip-fastdeps installed from its wheel, or the patched pip."""
+    if PATCHED_PIP:
+        return _patched_pip_venv(Path(PATCHED_PIP))
+    plugin_wheel: Path = request.getfixturevalue("plugin_wheel")
     return _make_venv(tmp_path_factory.mktemp("venv") / "plugin", str(plugin_wheel))
+
+
+def _patched_pip_venv(python: Path) -> Venv:
+    """The venv of ``python``, checked to hold no trace of the plugin."""
+    venv = Venv(python.absolute().parent.parent)
+    probe = "import importlib.util as u; print(u.find_spec('fastdeps') is None)"
+    result = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, check=True
+    )
+    if result.stdout.strip() != "True":
+        pytest.exit(f"{python} can import fastdeps: not a plugin-free patched pip")
+    return venv

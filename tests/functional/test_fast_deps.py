@@ -18,7 +18,13 @@ from pathlib import Path
 import pip
 import pytest
 
-from tests.functional.conftest import Venv, isolated_environment, run_pip
+from tests.functional.conftest import (
+    ACTIVE_LINE,
+    Venv,
+    isolated_environment,
+    plugin_only,
+    run_pip,
+)
 from tests.functional.projects import (
     GRAPH_RESOLUTION,
     REJECTED_WHEEL,
@@ -34,7 +40,6 @@ PIP_VERSION = tuple(int(part) for part in pip.__version__.split(".")[:2])
 # is done, so dry runs and locks download them too; since 25.3 only the
 # commands that need the files do.
 RESOLVER_DOWNLOADS_FILES = PIP_VERSION < (25, 3)
-ACTIVE_LINE = "pip-fastdeps"
 STOCK_WARNING = "not ready for production"
 
 
@@ -126,6 +131,7 @@ def test_stock_warning_is_replaced_by_one_line(
     assert "is active" in active[0]
 
 
+@plugin_only
 def test_python_m_fastdeps_runs_pip_with_the_feature(
     plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
@@ -145,6 +151,7 @@ def test_python_m_fastdeps_runs_pip_with_the_feature(
     }
 
 
+@plugin_only
 def test_bootstrap_imports_nothing_but_itself(
     plugin_venv: Venv, tmp_path: Path
 ) -> None:

@@ -1,0 +1,602 @@
+"""The edits that turn the plugin into changes to pip's own files.
+
+A patch of the series is a list of steps. Most steps are mechanical: they
+read the plugin's source and derive pip's code from it (a module moved into
+pip's tree with its imports rewritten, a plugin function's body under pip's
+method ``def`` line, an option built from the plugin's ``Option(...)``
+call). The rest are :class:`Edit`: small hand-written changes anchored on
+pip's text, for the few places where the plugin wraps pip instead of
+providing code (the plugin's monkeypatching has no equivalent in pip: pip's
+own code is edited there instead).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from tools.upstream.source import (
+    PLUGIN_PACKAGE,
+    ExportError,
+    ImportLine,
+    Module,
+    definition_without_local_imports,
+    drop_imports_of,
+    free_names,
+    function_body,
+    import_lines,
+    indent,
+    path_of,
+    pip_module_for,
+    rename_identifiers,
+    replace_type_self_calls,
+    rewrite_import_statements,
+)
+
+#: Names that a plugin module and pip's module both define with the same
+#: meaning: the plugin's is dropped and pip's is used.
+SAME_MEANING = frozenset({"logger"})
+
+
+@dataclass
+class Context:
+    """What the steps share: both source trees and what has moved where."""
+
+    plugin_src: Path
+    pip_tree: Path
+    #: plugin module -> pip module, where the mirror rule does not apply.
+    module_renames: Mapping[str, str]
+    #: identifiers renamed everywhere (``_fastdeps`` -> ``_fast_deps``).
+    identifier_renames: Mapping[str, str]
+    #: plugin definition ("module:name") -> pip module and name it now has.
+    placements: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: pip files changed by the current patch.
+    touched: set[str] = field(default_factory=set)
+    #: Formats a snippet of generated code as pip's formatter would.
+    formatter: Callable[[str], str] = lambda text: text
+
+    def plugin_module(self, name: str) -> Module:
+        relative = name.replace(".", "/") + ".py"
+        return Module(name, (self.plugin_src / relative).read_text(encoding="utf-8"))
+
+    def pip_module(self, name: str) -> Module:
+        return Module(name, self.read(path_of(name)))
+
+    def exists(self, path: str) -> bool:
+        return (self.pip_tree / path).is_file()
+
+    def read(self, path: str) -> str:
+        try:
+            return (self.pip_tree / path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ExportError(f"pip's tree has no {path}") from None
+
+    def write(self, path: str, text: str) -> None:
+        target = self.pip_tree / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        self.touched.add(path)
+
+
+class Step(Protocol):
+    def apply(self, context: Context) -> None: ...
+
+
+# -- helpers shared by the steps ----------------------------------------------
+
+
+def add_imports(context: Context, pip_module: str, lines: Iterable[ImportLine]) -> None:
+    """Add imports to a pip module, after its last one; ruff sorts them later.
+
+    An import of a name the module already imports the same way is skipped;
+    a name it binds differently is an error, not a silent shadowing.
+    """
+    module = context.pip_module(pip_module)
+    existing = module.imported_names()
+    defined = set(module.definitions())
+    needed: list[ImportLine] = []
+    for line in drop_imports_of(lines, pip_module, defined):
+        if line.local in existing:
+            if existing[line.local] != (line.module, line.name):
+                raise ExportError(
+                    f"{pip_module} already binds {line.local} to "
+                    f"{existing[line.local]}, the plugin to {line.module}"
+                )
+            continue
+        if line not in needed:
+            needed.append(line)
+    if not needed:
+        return
+    at = module.last_import_line()
+    text = "".join(line.render() for line in needed)
+    lines_before = module.lines[:at]
+    context.write(
+        path_of(pip_module), "".join([*lines_before, text, *module.lines[at:]])
+    )
+
+
+def insert_definitions(
+    context: Context, pip_module: str, text: str, *, before: str | None = None
+) -> None:
+    """Put top-level code into a pip module, two blank lines around it.
+
+    ``before`` names the definition it goes above; without it, the code goes
+    at the end of the module.
+    """
+    module = context.pip_module(pip_module)
+    text = context.formatter(text.strip("\n") + "\n")
+    if before is None:
+        new_text = module.text.rstrip("\n") + "\n\n\n" + text
+    else:
+        chunk = module.definitions().get(before)
+        if chunk is None:
+            raise ExportError(f"{pip_module} has no {before} to insert before")
+        anchor = module.definition_text(chunk)
+        start = chunk.end - anchor.count("\n") + 1
+        head = "".join(module.lines[: start - 1]).rstrip("\n") + "\n\n\n"
+        new_text = head + text + "\n\n" + "".join(module.lines[start - 1 :])
+    context.write(path_of(pip_module), new_text)
+
+
+def _module_level_imports(
+    module: Module, renames: Mapping[str, str]
+) -> dict[str, ImportLine]:
+    found = {}
+    for node, _ in module.imports():
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        for line in import_lines(node, renames):
+            found[line.local] = line
+    return found
+
+
+def _closure(module: Module, roots: Iterable[ast.AST]) -> list[str]:
+    """Module-level definitions the roots read, transitively, in file order."""
+    definitions = module.definitions()
+    wanted: set[str] = set()
+    pending = [name for root in roots for name in free_names(root)]
+    while pending:
+        name = pending.pop()
+        if name in wanted or name not in definitions:
+            continue
+        wanted.add(name)
+        pending.extend(free_names(definitions[name].node))
+    return [name for name in definitions if name in wanted]
+
+
+def _needed_imports(
+    context: Context, module: Module, roots: Iterable[ast.AST]
+) -> list[ImportLine]:
+    """Imports of ``module`` that the roots' code reads."""
+    imported = _module_level_imports(module, context.module_renames)
+    names: set[str] = set()
+    for root in roots:
+        names |= free_names(root)
+    return [imported[name] for name in sorted(names) if name in imported]
+
+
+# -- modules ----------------------------------------------------------------------
+
+
+@dataclass
+class NewModule:
+    """A plugin module becomes a new pip module (or replaces pip's own).
+
+    :param replaces: whether pip already has a module of that name, which
+        the plugin's supersedes; checked, so that the series notices when
+        pip adds or removes one.
+    """
+
+    plugin_module: str
+    replaces: bool = False
+
+    def apply(self, context: Context) -> None:
+        module = context.plugin_module(self.plugin_module)
+        pip_module = pip_module_for(self.plugin_module, context.module_renames)
+        path = path_of(pip_module)
+        if context.exists(path) != self.replaces:
+            state = "has" if context.exists(path) else "has no"
+            raise ExportError(f"pip's tree {state} {path}; update the series")
+        text = rewrite_import_statements(module, context.module_renames)
+        context.write(path, rename_identifiers(text, context.identifier_renames))
+
+
+@dataclass
+class MergeModule:
+    """A plugin module's definitions go into pip's module of the same name.
+
+    The plugin's module docstring stays out (the patch's message carries
+    it); its imports join pip's; a name pip's module already defines is an
+    error unless it means the same (:data:`SAME_MEANING`).
+    """
+
+    plugin_module: str
+    before: str | None = None
+
+    def apply(self, context: Context) -> None:
+        module = context.plugin_module(self.plugin_module)
+        pip_module = pip_module_for(self.plugin_module, context.module_renames)
+        target = context.pip_module(pip_module)
+        taken = set(target.definitions()) | set(target.imported_names())
+        pieces = []
+        for chunk in module.chunks():
+            if isinstance(chunk.node, (ast.Import, ast.ImportFrom, ast.If)):
+                if isinstance(chunk.node, ast.If) and not _imports_only(chunk.node):
+                    raise ExportError(f"{module.name}: top-level if is not supported")
+                continue
+            if chunk.names == {"__all__"}:
+                continue
+            clash = chunk.names & taken
+            if clash and clash <= SAME_MEANING:
+                continue
+            if clash:
+                raise ExportError(f"{pip_module} already defines {sorted(clash)}")
+            piece = module.segment(chunk.lead_start, chunk.end)
+            pieces.append(_SECTION_RULE.sub("", piece))
+        imports = list(_module_level_imports(module, context.module_renames).values())
+        add_imports(context, pip_module, imports)
+        text = rename_identifiers("".join(pieces), context.identifier_renames)
+        insert_definitions(context, pip_module, text, before=self.before)
+
+
+# The plugin's "# -- section ----" rules: pip's modules have none.
+_SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
+
+
+def _imports_only(node: ast.If) -> bool:
+    return all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
+
+
+@dataclass
+class CopyDefinitions:
+    """Module-level definitions of a plugin module go into a pip module.
+
+    What they read from their own module comes along (transitively), unless
+    an earlier step already placed it in pip, in which case it is imported
+    from there; what they import is imported.
+
+    :param renames: new names for the copied definitions, since a name that
+        was clear in the plugin's module may not be in pip's.
+    """
+
+    plugin_module: str
+    names: tuple[str, ...]
+    pip_module: str
+    before: str | None = None
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    def apply(self, context: Context) -> None:
+        module = context.plugin_module(self.plugin_module)
+        definitions = module.definitions()
+        missing = [name for name in self.names if name not in definitions]
+        if missing:
+            raise ExportError(f"{module.name} has no {missing}")
+        roots = [definitions[name].node for name in self.names]
+        wanted = set(self.names) | set(_closure(module, roots))
+        own = set(context.pip_module(self.pip_module).definitions())
+        copied: list[str] = []
+        elsewhere: list[ImportLine] = []
+        renames = dict(self.renames)
+        for name in [name for name in definitions if name in wanted]:
+            placed = context.placements.get(f"{self.plugin_module}:{name}")
+            if name in SAME_MEANING and name in own:
+                continue
+            if placed is None:
+                if renames.get(name, name) in own:
+                    raise ExportError(f"{self.pip_module} already defines {name}")
+                copied.append(name)
+                continue
+            pip_module, pip_name = placed
+            renames[name] = pip_name
+            if pip_module != self.pip_module:
+                elsewhere.append(ImportLine(pip_module, pip_name))
+        chunks = sorted(
+            {definitions[name].start: definitions[name] for name in copied}.items()
+        )
+        texts: list[str] = []
+        local_imports: list[ImportLine] = []
+        for _, chunk in chunks:
+            text, imports = definition_without_local_imports(
+                module, chunk, context.module_renames
+            )
+            texts.append(text)
+            local_imports.extend(imports)
+        # One blank line between them; the formatter puts two around
+        # functions and classes, as pip's style wants.
+        text = rename_identifiers(
+            "\n".join(texts), {**context.identifier_renames, **renames}
+        )
+        copied_nodes = [chunk.node for _, chunk in chunks]
+        add_imports(
+            context,
+            self.pip_module,
+            [
+                *_needed_imports(context, module, copied_nodes),
+                *local_imports,
+                *elsewhere,
+            ],
+        )
+        if text:
+            insert_definitions(context, self.pip_module, text, before=self.before)
+        for name in copied:
+            context.placements[f"{self.plugin_module}:{name}"] = (
+                self.pip_module,
+                renames.get(name, name),
+            )
+
+
+# -- classes and options ----------------------------------------------------------
+
+
+@dataclass
+class MethodsIntoSubclass:
+    """Plugin functions bound onto instances become a subclass's methods.
+
+    ``methods`` names a module-level ``{"pip_method": plugin_function}``
+    dict in the plugin (how the plugin binds them). Each method keeps pip's
+    ``def`` line (so its signature and types are pip's) and gets the plugin
+    function's body; the plugin's docstring wins over pip's when it has one.
+    What the bodies read from the plugin module is copied along.
+
+    :param header: the class line, docstring and constructor, hand-written:
+        how the class is set up replaces the plugin's binding code.
+    """
+
+    plugin_module: str
+    methods: str
+    pip_module: str
+    base: str
+    header: str
+    header_imports: tuple[tuple[str, str], ...] = ()
+
+    def apply(self, context: Context) -> None:
+        module = context.plugin_module(self.plugin_module)
+        target = context.pip_module(self.pip_module)
+        bound = module.dict_of_functions(self.methods)
+        functions = {name: module.function(func) for name, func in bound.items()}
+        rendered = [self.header.strip("\n") + "\n"]
+        imports: list[ImportLine] = []
+        for pip_name, function in functions.items():
+            pip_def = target.class_method(self.base, pip_name)
+            _check_same_parameters(function, pip_def, pip_name)
+            body = function_body(module, function, context.module_renames)
+            imports.extend(body.local_imports)
+            rendered.append(self._method(target, pip_def, body.docstring, body.text))
+        roots: list[ast.AST] = [
+            statement for function in functions.values() for statement in function.body
+        ]
+        CopyDefinitions(
+            self.plugin_module,
+            tuple(name for name in _closure(module, roots) if name not in SAME_MEANING),
+            self.pip_module,
+        ).apply(context)
+        add_imports(
+            context,
+            self.pip_module,
+            [
+                *imports,
+                *_needed_imports(context, module, roots),
+                *(ImportLine(origin, name) for origin, name in self.header_imports),
+            ],
+        )
+        text = "\n".join(rendered)
+        text = replace_type_self_calls(text)
+        text = rename_identifiers(text, context.identifier_renames)
+        insert_definitions(context, self.pip_module, text)
+
+    @staticmethod
+    def _method(
+        target: Module, pip_def: ast.FunctionDef, docstring: str | None, body: str
+    ) -> str:
+        first_statement = pip_def.body[0]
+        pip_docstring = None
+        if isinstance(first_statement, ast.Expr) and isinstance(
+            getattr(first_statement, "value", None), ast.Constant
+        ):
+            pip_docstring = target.segment(
+                first_statement.lineno,
+                first_statement.end_lineno or first_statement.lineno,
+            )
+        # pip's def line, up to (not into) its body.
+        header_end = first_statement.lineno - 1
+        while target.lines[header_end - 1].strip().startswith("#"):
+            header_end -= 1
+        header = target.segment(pip_def.lineno, header_end)
+        doc = ""
+        if docstring is not None:
+            doc = indent(_dedent_docstring(docstring), " " * 8)
+        elif pip_docstring is not None:
+            doc = pip_docstring
+        return "\n" + header + doc + indent(body, " " * 8)
+
+
+def _dedent_docstring(docstring: str) -> str:
+    import textwrap
+
+    first, _, rest = docstring.lstrip().partition("\n")
+    return first + "\n" + textwrap.dedent(rest) if rest else first + "\n"
+
+
+def _check_same_parameters(
+    function: ast.FunctionDef, pip_def: ast.FunctionDef, name: str
+) -> None:
+    def names(node: ast.FunctionDef) -> list[str]:
+        arguments = node.args
+        return [
+            argument.arg
+            for argument in [
+                *arguments.posonlyargs,
+                *arguments.args,
+                *arguments.kwonlyargs,
+            ]
+        ]
+
+    if names(function) != names(pip_def):
+        raise ExportError(
+            f"{function.name}{tuple(names(function))} does not take the parameters "
+            f"of pip's {name}{tuple(names(pip_def))}"
+        )
+
+
+@dataclass
+class OptionFromFactory:
+    """A plugin function returning ``Option(...)`` becomes a pip option.
+
+    pip declares its options in ``cli/cmdoptions.py`` as
+    ``name: Callable[..., Option] = partial(Option, ...)``; the arguments
+    are the plugin's, with its constants written out, since cmdoptions
+    imports next to nothing.
+    """
+
+    plugin_module: str
+    function: str
+    option_name: str
+    after: str
+    pip_module: str = "pip._internal.cli.cmdoptions"
+    text_edits: tuple[tuple[str, str], ...] = ()
+
+    def apply(self, context: Context) -> None:
+        module = context.plugin_module(self.plugin_module)
+        function = module.function(self.function)
+        call = _returned_option_call(function)
+        constants = self._constants(context, module, function)
+        arguments = [
+            _source_with_constants(module, argument, constants)
+            for argument in call.args
+        ]
+        arguments += [
+            f"{keyword.arg}=" + _source_with_constants(module, keyword.value, constants)
+            for keyword in call.keywords
+        ]
+        comment = "".join(
+            line.strip() + "\n"
+            for line in module.lines[function.lineno : call.lineno - 1]
+            if line.strip().startswith("#")
+        )
+        text = (
+            comment
+            + f"{self.option_name}: Callable[..., Option] = partial(\n"
+            + "".join(f"    {argument},\n" for argument in ["Option", *arguments])
+            + ")\n"
+        )
+        for old, new in self.text_edits:
+            if old not in text:
+                raise ExportError(f"option text no longer contains {old!r}")
+            text = text.replace(old, new)
+        target = context.pip_module(self.pip_module)
+        chunk = target.definitions().get(self.after)
+        if chunk is None:
+            raise ExportError(f"{self.pip_module} has no {self.after}")
+        following = [c for c in target.chunks() if c.start > chunk.end]
+        before = sorted(following[0].names)[0] if following else None
+        insert_definitions(context, self.pip_module, text, before=before)
+
+    @staticmethod
+    def _constants(
+        context: Context, module: Module, function: ast.FunctionDef
+    ) -> dict[str, str]:
+        """Names in the function that are literal constants, as source text."""
+        constants: dict[str, str] = {}
+        definitions = module.definitions()
+        imported_from = {
+            alias.asname or alias.name: node.module or ""
+            for node in ast.walk(function)
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        for name in {n.id for n in ast.walk(function) if isinstance(n, ast.Name)}:
+            if name in definitions:
+                try:
+                    constants[name] = repr(module.constant(name).value)
+                except ExportError:
+                    continue
+            elif imported_from.get(name, "").startswith(PLUGIN_PACKAGE + "."):
+                origin = context.plugin_module(imported_from[name])
+                constants[name] = repr(origin.constant(name).value)
+        return constants
+
+
+def _returned_option_call(function: ast.FunctionDef) -> ast.Call:
+    for node in function.body:
+        if (
+            isinstance(node, ast.Return)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "Option"
+        ):
+            return node.value
+    raise ExportError(f"{function.name} does not return Option(...)")
+
+
+def _source_with_constants(
+    module: Module, node: ast.expr, constants: Mapping[str, str]
+) -> str:
+    if isinstance(node, ast.Name) and node.id in constants:
+        return constants[node.id]
+    if isinstance(node, ast.Name):
+        raise ExportError(f"option argument {node.id} is not a literal constant")
+    segment = ast.get_source_segment(module.text, node)
+    assert segment is not None
+    if "\n" in segment:
+        # An implicit concatenation keeps the parentheses it needs.
+        return f"(\n{segment}\n)"
+    return segment
+
+
+# -- hand-written edits ---------------------------------------------------------
+
+
+@dataclass
+class Edit:
+    """A hand-written change to a pip file: ``old`` must occur exactly once.
+
+    :param imports: what the new text needs, as ``(module, name)``.
+    """
+
+    path: str
+    old: str
+    new: str
+    imports: tuple[tuple[str, str], ...] = ()
+
+    def apply(self, context: Context) -> None:
+        text = context.read(self.path)
+        count = text.count(self.old)
+        if count != 1:
+            raise ExportError(
+                f"{self.path}: the anchor occurs {count} times, expected once; "
+                f"update tools/upstream/series.py:\n{self.old}"
+            )
+        context.write(self.path, text.replace(self.old, self.new))
+        if self.imports:
+            module = self.path.removeprefix("src/").removesuffix(".py")
+            add_imports(
+                context,
+                module.replace("/", "."),
+                [ImportLine(origin, name) for origin, name in self.imports],
+            )
+
+
+@dataclass
+class NewsFragment:
+    """A news entry in pip's ``news/`` directory (towncrier)."""
+
+    name: str
+    kind: str
+    text: str
+
+    KINDS = ("feature", "bugfix", "removal", "doc", "vendor", "process", "trivial")
+
+    @property
+    def path(self) -> str:
+        if self.kind not in self.KINDS:
+            raise ExportError(f"pip has no news type {self.kind!r}")
+        return f"news/{self.name}.{self.kind}.rst"
+
+    def apply(self, context: Context) -> None:
+        import textwrap
+
+        context.write(self.path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
