@@ -49,6 +49,37 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
+@nox.session
+def upstream(session: nox.Session) -> None:
+    """The plugin as a patch series against pip's sdist, checked for real.
+
+    Downloads the sdist of the newest supported pip (kept in nox's cache),
+    exports the series (tools/upstream), applies it patch by patch with
+    `git apply`, installs the patched pip into a new venv without the
+    plugin, and runs the functional tests against that pip with
+    --use-feature=fast-deps. The patches stay in .nox/upstream/tmp/patches.
+    """
+    pip_version = "26.3"  # tools.upstream.series.PIP_VERSION
+    # This venv runs the tests and holds stock pip (for the stock venvs);
+    # the plugin is deliberately not installed.
+    session.install(f"pip=={pip_version}", "ruff", *TEST_REQUIREMENTS)
+    work = os.path.join(session.create_tmp(), "work")
+    cache = os.path.join(session.cache_dir, "upstream")
+    session.run(
+        "python", "-m", "tools.upstream", "prepare", "--cache", cache, "--work", work
+    )
+    bin_dir = "Scripts" if os.name == "nt" else "bin"
+    patched_python = os.path.join(os.path.abspath(work), "venv", bin_dir, "python")
+    session.run(
+        "pytest",
+        "-n",
+        "2",
+        "tests/functional",
+        *session.posargs,
+        env={"FASTDEPS_TEST_PATCHED_PIP": patched_python},
+    )
+
+
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """The benchmark harness in tools/bench against stock pip and uv.

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tools.upstream.export import export, identity_of
+from tools.upstream.patched import prepare
 from tools.upstream.series import PIP_VERSION
 from tools.upstream.source import ExportError
 
@@ -32,32 +33,53 @@ def _parser() -> argparse.ArgumentParser:
     export_parser.add_argument(
         "--out", type=Path, required=True, help="where the .patch files go"
     )
-    export_parser.add_argument(
-        "--plugin-src",
-        type=Path,
-        default=REPOSITORY / "src",
-        help="the plugin's src directory (default: this checkout's)",
+    prepare_parser = commands.add_parser(
+        "prepare",
+        help="download pip's sdist, export and apply the series, install the "
+        "patched pip into a new venv; print that venv's python",
     )
+    prepare_parser.add_argument(
+        "--cache", type=Path, required=True, help="where the sdist is kept"
+    )
+    prepare_parser.add_argument(
+        "--work", type=Path, required=True, help="scratch directory (replaced)"
+    )
+    for sub in (export_parser, prepare_parser):
+        sub.add_argument(
+            "--plugin-src",
+            type=Path,
+            default=REPOSITORY / "src",
+            help="the plugin's src directory (default: this checkout's)",
+        )
     return parser
+
+
+def _describe(patches: list[Path]) -> None:
+    for patch in patches:
+        data = patch.read_bytes()
+        line_count = data.count(b"\n")
+        print(f"{patch}  {len(data)} bytes, {line_count} lines")
 
 
 def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    identity = identity_of(REPOSITORY)
     try:
-        patches = export(
-            options.plugin_src,
-            options.pip_source,
-            options.out,
-            identity=identity_of(REPOSITORY),
-        )
+        if options.command == "export":
+            patches = export(
+                options.plugin_src, options.pip_source, options.out, identity=identity
+            )
+            _describe(patches)
+        else:
+            patches, python = prepare(
+                options.plugin_src, options.cache, options.work, identity
+            )
+            _describe(patches)
+            print(python)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for patch in patches:
-        data = patch.read_bytes()
-        line_count = data.count(b"\n")
-        print(f"{patch}  {len(data)} bytes, {line_count} lines")
     return 0
 
 

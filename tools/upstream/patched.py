@@ -1,0 +1,97 @@
+"""A venv holding pip built from its sdist plus the series, and no plugin.
+
+This is what ``nox -s upstream`` tests: the series must apply, in order,
+with ``git apply`` to the sdist as released, and the result must install
+and pass the functional tests with nothing of the plugin around.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tools.upstream.export import Identity, export
+from tools.upstream.series import PIP_VERSION
+from tools.upstream.source import ExportError
+
+logger = logging.getLogger(__name__)
+
+
+def _run(command: Sequence[str], cwd: Path | None = None) -> str:
+    result = subprocess.run(
+        list(command), cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ExportError(
+            f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
+def fetch_sdist(cache: Path, version: str = PIP_VERSION) -> Path:
+    """pip's sdist from PyPI, with pip itself, kept in ``cache``."""
+    sdist = cache / f"pip-{version}.tar.gz"
+    if not sdist.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        _run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
+            + [":all:", "--dest", str(cache), f"pip=={version}"]
+        )
+    return sdist
+
+
+def unpack(sdist: Path, into: Path) -> Path:
+    """Unpack a fresh copy of the sdist; return its top directory."""
+    if into.exists():
+        shutil.rmtree(into)
+    into.mkdir(parents=True)
+    with tarfile.open(sdist) as archive:
+        archive.extractall(into, filter="data")
+    (top,) = into.iterdir()
+    return top
+
+
+def apply_series(patches: Sequence[Path], tree: Path) -> None:
+    """Apply each patch in order, first checking that it applies cleanly."""
+    for patch in patches:
+        _run(["git", "apply", "--check", str(patch)], cwd=tree)
+        _run(["git", "apply", str(patch)], cwd=tree)
+        logger.info("applied %s", patch.name)
+
+
+def install_patched_pip(tree: Path, venv: Path) -> Path:
+    """A new venv at ``venv`` with the pip built from ``tree``; its python."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    python = venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+    _run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+        + ["--no-deps", str(tree)]
+    )
+    probe = (
+        "import importlib.util as u, pip; "
+        "print(u.find_spec('fastdeps'), pip.__version__)"
+    )
+    found, version = _run([str(python), "-c", probe]).split()
+    if found != "None" or version != PIP_VERSION:
+        raise ExportError(f"{venv}: fastdeps importable ({found}) or pip {version}")
+    return python
+
+
+def prepare(
+    plugin_src: Path, cache: Path, work: Path, identity: Identity
+) -> tuple[list[Path], Path]:
+    """Export, apply, install; return the patches and the patched python."""
+    sdist = fetch_sdist(cache)
+    pristine = unpack(sdist, work / "pristine")
+    patches = export(plugin_src, pristine, work / "patches", identity=identity)
+    patched = unpack(sdist, work / "patched")
+    apply_series(patches, patched)
+    python = install_patched_pip(patched, work / "venv")
+    return patches, python
