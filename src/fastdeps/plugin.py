@@ -362,9 +362,8 @@ class FastDepsSettings:
 
     @property
     def prefetch_workers(self) -> int:
-        from fastdeps.resolution.prefetch import DEFAULT_WORKERS
-
-        return min(self.jobs, DEFAULT_WORKERS)
+        """Twice the downloads: a metadata read is mostly waiting."""
+        return 2 * self.jobs
 
 
 def _settings_from(command_class: Any, options: Values) -> FastDepsSettings:

@@ -195,10 +195,13 @@ def test_backtracking_reads_the_next_candidates_ahead(
     prefetcher.prefetch("zeta", ANY, None)
     prefetcher.wait_until_idle()
 
-    # The resolver rejected 9.0 and now asks for 8.0: 7.0, 6.0, 5.0 follow.
+    # The resolver read 9.0, rejected it and now asks for 8.0: 7.0, 6.0 and
+    # 5.0 follow.
+    first = prefetcher.metadata(link_of(file_server, "zeta", "9.0"), lambda: None)
     got = prefetcher.metadata(link_of(file_server, "zeta", "8.0"), lambda: None)
     prefetcher.wait_until_idle()
 
+    assert first is not None
     assert got is None  # nobody had fetched 8.0: the resolver's own path runs
     ahead = [v for v in versions if wheel_requests(file_server, "zeta", v)]
     expected = ["9.0", *[f"{m}.0" for m in range(7, 7 - BACKTRACK_LOOKAHEAD, -1)]]
@@ -232,3 +235,19 @@ def test_many_threads_asking_at_once_fetch_each_item_once(
         assert page_requests(file_server, name) == 1
         assert wheel_requests(file_server, name, "2.0") <= 1
         assert wheel_requests(file_server, name, "1.0") == 0
+
+
+def test_a_second_choice_without_backtracking_reads_nothing_ahead(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    versions = [f"{major}.0" for major in range(1, 10)]
+    publish(file_server, "eta", versions)
+    prefetcher.prefetch("eta", ANY, None)
+    prefetcher.wait_until_idle()
+
+    # Another requirement's specifier excludes 9.0: the resolver goes
+    # straight to 8.0, which is no sign of backtracking.
+    prefetcher.metadata(link_of(file_server, "eta", "8.0"), lambda: None)
+    prefetcher.wait_until_idle()
+
+    assert [v for v in versions if wheel_requests(file_server, "eta", v)] == ["9.0"]

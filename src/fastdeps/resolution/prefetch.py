@@ -13,9 +13,12 @@ What is fetched, and when:
   metadata of the candidate the resolver will most likely try first: the
   best one that satisfies what is known of the specifiers and constraints,
   by pip's own ``CandidateEvaluator``;
-- when the resolver asks for a candidate that is not the first choice of
-  its project (it is backtracking), the metadata of the next
-  :data:`BACKTRACK_LOOKAHEAD` candidates in pip's order.
+- when a likely candidate's metadata arrives, the same for its own
+  dependencies (those without an extra, whose markers hold here), so that
+  every level of the graph is on its way before the resolver gets there;
+- when the resolver leaves a file for a worse one of the same project (it
+  is backtracking), the metadata of the next :data:`BACKTRACK_LOOKAHEAD`
+  files in pip's order.
 
 The resolver is not changed. It asks in its own order and gets the very
 objects stock pip would compute: a page is fetched by pip's own
@@ -85,9 +88,9 @@ logger = logging.getLogger(__name__)
 #: Candidates fetched ahead once the resolver backtracks on a project.
 BACKTRACK_LOOKAHEAD = 3
 
-#: Worker threads. With the resolver's own thread, and pip's ten connections
-#: per host, no connection is ever opened only to be thrown away.
-DEFAULT_WORKERS = 8
+#: Worker threads. Each request waits a round trip, and a resolution needs
+#: two per project, so the pool must be wide enough to keep many in flight.
+DEFAULT_WORKERS = 16
 
 _THREAD_NAME_PREFIX = "pip-fastdeps-prefetch"
 
@@ -148,6 +151,22 @@ def _unconditional_requirements(
         except Exception:
             continue
         yield requirement.name, requirement.specifier
+
+
+def _widen_connection_pools(session: Any, size: int) -> None:
+    """Let pip's session keep ``size`` connections per host.
+
+    requests keeps ten per host; past that, urllib3 opens a connection for
+    each extra request and throws it away afterwards, with a warning. The
+    resolver's thread and every worker need one each.
+    """
+    for adapter in getattr(session, "adapters", {}).values():
+        maxsize = getattr(adapter, "_pool_maxsize", None)
+        if maxsize is None or maxsize >= size:
+            continue
+        adapter.init_poolmanager(
+            adapter._pool_connections, size, block=adapter._pool_block
+        )
 
 
 # -- held-back log records ---------------------------------------------------
@@ -265,12 +284,15 @@ class Prefetcher:
         self._asked: set[tuple[str, str, Hashes | None]] = set()
         # project -> its files in the order pip would try them, last computed
         self._ranking: dict[str, list[Link]] = {}
+        # project -> the files whose metadata the resolver asked for, in order
+        self._asked_by_resolver: dict[str, list[str]] = {}
         self._closed = False
         self.stats = PrefetchStats()
         self._held_logs = _HeldLogs()
         self._handlers = list(logging.getLogger().handlers)
         for handler in self._handlers:
             handler.addFilter(self._held_logs)
+        _widen_connection_pools(session, workers + 2)
         self._auth: Any = getattr(session, "auth", None)
         self._quiet_401 = self._install_quiet_401()
         finder.find_all_candidates = self.find_all_candidates  # type: ignore[method-assign]
@@ -387,16 +409,23 @@ class Prefetcher:
             if self._closed:
                 return
             self._outstanding += 1
-            # Under the lock, so that close() cannot shut the pool in between.
+        # Outside the lock: submitting may start a thread, and the resolver
+        # must never wait for that to take a claim.
+        try:
             self._executor.submit(self._run_job, function, *args)
+        except RuntimeError:  # close() shut the pool down in between
+            self._job_done()
 
     def _run_job(self, function: Callable[..., object], *args: object) -> None:
         try:
             function(*args)
         finally:
-            with self._idle:
-                self._outstanding -= 1
-                self._idle.notify_all()
+            self._job_done()
+
+    def _job_done(self) -> None:
+        with self._idle:
+            self._outstanding -= 1
+            self._idle.notify_all()
 
     def _prefetch_project(
         self, name: str, specifier: SpecifierSet, hashes: Hashes | None
@@ -448,17 +477,25 @@ class Prefetcher:
             self.prefetch(name, specifier, None)
 
     def _look_ahead_from(self, link: Link) -> None:
-        """When the resolver is past a project's first choice, read ahead."""
+        """When the resolver has given up a better file of the project, read ahead.
+
+        Being asked for a file that is not first in the ranking is not enough
+        to call it backtracking: the resolver combines specifiers that the
+        ranking, computed for one of them, may not know. A better file that
+        the resolver asked for before, and has now left, is the sign.
+        """
         if not link.is_wheel:
             return
         name = canonicalize_name(link.filename.split("-", 1)[0])
         with self._lock:
             ranking = self._ranking.get(name, [])
+            asked_before = set(self._asked_by_resolver.get(name, ()))
+            self._asked_by_resolver.setdefault(name, []).append(link.url)
         urls = [candidate.url for candidate in ranking]
         if link.url not in urls:
             return
         position = urls.index(link.url)
-        if position == 0:
+        if not asked_before.intersection(urls[:position]):
             return
         for following in ranking[position + 1 : position + 1 + BACKTRACK_LOOKAHEAD]:
             self._submit(self._prefetch_metadata, following)

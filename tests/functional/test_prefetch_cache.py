@@ -1,0 +1,222 @@
+"""Prefetch and metadata cache, through the real pip CLI.
+
+pip runs as users run it, ``python -m pip ... --use-feature=fast-deps`` in
+the venv that has the plugin, and every verdict comes from the server's
+request log, pip's report and the cache directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.functional.conftest import Venv, run_pip
+from tests.functional.projects import GRAPH_RESOLUTION, publish_graph
+from tests.lib.server import FileServer
+from tests.lib.wheels import build_wheel, wheel_filename
+
+FAST_DEPS = "--use-feature=fast-deps"
+SUMMARY = re.compile(
+    r"pip-fastdeps prefetch: (\d+) project pages \((\d+) unused\), "
+    r"(\d+) metadata files \((\d+) unused\), (\d+) failed"
+)
+
+
+def resolve(
+    venv: Venv,
+    server: FileServer,
+    tmp_path: Path,
+    cache: list[str],
+    *requirements: str,
+    name: str = "report.json",
+) -> tuple[subprocess.CompletedProcess[str], set[tuple[str, str]]]:
+    report = tmp_path / name
+    args = ["install", FAST_DEPS, "--dry-run", "--ignore-installed", "-v"]
+    args += ["--report", str(report), "--index-url", server.index_url, *cache]
+    result = run_pip(venv, [*args, *requirements], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    items = json.loads(report.read_text(encoding="utf-8"))["install"]
+    resolution = {(i["metadata"]["name"], i["metadata"]["version"]) for i in items}
+    return result, resolution
+
+
+def file_requests(server: FileServer) -> list[str]:
+    return [entry.path for entry in server.log if entry.path.startswith("/files/")]
+
+
+def entries(cache_dir: Path) -> list[Path]:
+    root = cache_dir / "fastdeps-metadata"
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_each_page_and_each_metadata_is_fetched_once(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    wheels = publish_graph(file_server)
+
+    result, resolution = resolve(
+        plugin_venv, file_server, tmp_path, ["--no-cache-dir"], "app[fast]"
+    )
+
+    assert resolution == GRAPH_RESOLUTION
+    pages = Counter(e.path for e in file_server.log if e.path.startswith("/simple/"))
+    assert pages and set(pages.values()) == {1}, pages
+    reads = Counter(file_requests(file_server))
+    assert set(reads.values()) == {1}, reads  # one ranged GET per wheel read
+    assert set(reads) <= {f"/files/{filename}" for filename in wheels}
+    assert all(e.range is not None for e in file_server.log if "/files/" in e.path)
+    summary = SUMMARY.search(result.stdout)
+    assert summary is not None, result.stdout
+    assert int(summary.group(1)) >= 1  # pages read ahead of the resolver
+    assert int(summary.group(3)) >= 1  # metadata read ahead of the resolver
+    assert summary.group(5) == "0"  # nothing failed
+
+
+def test_a_useless_speculative_failure_stays_silent(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    # top 2.0 is the likely candidate, so its dependencies are read ahead,
+    # among them "broken", whose page is not HTML (pip warns "Skipping page"
+    # when it reads it). The resolver rejects top 2.0 on its first
+    # dependency and never asks for "broken": neither does stock pip.
+    for name, version, requires in (
+        ("top", "1.0", []),
+        ("top", "2.0", ["dep>=2", "broken"]),
+        ("dep", "1.0", []),
+        ("dep", "2.0", []),
+    ):
+        data = build_wheel(name, version, requires_dist=requires)
+        file_server.add_project(name, {wheel_filename(name, version): data})
+    file_server.add_file("/simple/broken/", b"not a page")
+    expected = {("top", "1.0"), ("dep", "1.0")}
+
+    stock = run_pip(
+        stock_venv,
+        ["install", "--dry-run", "--ignore-installed", "--no-cache-dir"]
+        + ["--index-url", file_server.index_url, "top", "dep<2"],
+        cwd=tmp_path,
+    )
+    assert stock.returncode == 0, stock.stderr
+    assert file_server.requests_for("/simple/broken/") == []
+    file_server.clear_log()
+
+    result, resolution = resolve(
+        plugin_venv, file_server, tmp_path, ["--no-cache-dir"], "top", "dep<2"
+    )
+
+    assert resolution == expected
+    assert "Would install dep-1.0 top-1.0" in stock.stdout
+    assert len(file_server.requests_for("/simple/broken/")) == 1  # speculation
+    assert "Skipping page" not in result.stdout + result.stderr
+    assert "broken" not in result.stderr
+    summary = SUMMARY.search(result.stdout)
+    assert summary is not None and int(summary.group(2)) >= 1  # counted unused
+
+
+@pytest.mark.parametrize("metadata", [False, True], ids=["lazy-wheel", "pep658"])
+def test_warm_cache_resolution_makes_no_wheel_requests(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path, metadata: bool
+) -> None:
+    publish_graph(file_server, metadata=metadata)
+    cache = tmp_path / "cache"
+    _, cold = resolve(
+        plugin_venv, file_server, tmp_path, ["--cache-dir", str(cache)], "app[fast]"
+    )
+    assert file_requests(file_server)
+    stored = entries(cache)
+    assert len(stored) == len(set(file_requests(file_server)))
+    file_server.clear_log()
+
+    result, warm = resolve(
+        plugin_venv, file_server, tmp_path, ["--cache-dir", str(cache)], "app[fast]"
+    )
+
+    assert warm == cold == GRAPH_RESOLUTION
+    assert file_requests(file_server) == []
+    assert "Using cached metadata of app-1.0-py3-none-any.whl" in result.stdout
+    assert entries(cache) == stored
+
+
+def test_no_cache_dir_disables_the_metadata_cache(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_graph(file_server)
+    resolve(plugin_venv, file_server, tmp_path, ["--no-cache-dir"], "app[fast]")
+    first = sorted(file_requests(file_server))
+    file_server.clear_log()
+
+    resolve(plugin_venv, file_server, tmp_path, ["--no-cache-dir"], "app[fast]")
+
+    assert first and sorted(file_requests(file_server)) == first
+
+
+def test_pip_cache_purge_clears_the_metadata_cache(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_graph(file_server)
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
+    stored = entries(tmp_path / "cache")
+    http_files = [
+        path
+        for path in (tmp_path / "cache").rglob("*")
+        if path.is_file() and path not in stored
+    ]
+    assert stored
+
+    purge = run_pip(plugin_venv, ["cache", "purge", *cache], cwd=tmp_path)
+
+    assert purge.returncode == 0, purge.stderr
+    assert f"Files removed: {len(stored) + len(http_files)} " in purge.stdout
+    assert entries(tmp_path / "cache") == []
+    file_server.clear_log()
+    resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
+    assert len(set(file_requests(file_server))) == len(stored)
+
+
+def test_damaged_entries_are_ignored_and_replaced(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_graph(file_server)
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
+    stored = entries(tmp_path / "cache")
+    for path in stored:
+        path.write_bytes(path.read_bytes()[:-7])  # a torn write
+    file_server.clear_log()
+
+    _, resolution = resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
+
+    assert resolution == GRAPH_RESOLUTION
+    assert len(set(file_requests(file_server))) == len(stored)
+    file_server.clear_log()
+    resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
+    assert file_requests(file_server) == []
+
+
+def test_concurrent_resolutions_share_one_cache(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_graph(file_server)
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+
+    def one(number: int) -> set[tuple[str, str]]:
+        workdir = tmp_path / f"run{number}"
+        workdir.mkdir()
+        return resolve(plugin_venv, file_server, workdir, cache, "app[fast]")[1]
+
+    with ThreadPoolExecutor(4) as pool:
+        resolutions = list(pool.map(one, range(4)))
+
+    assert resolutions == [GRAPH_RESOLUTION] * 4
+    pages = Counter(e.path for e in file_server.log if e.path.startswith("/simple/"))
+    assert set(pages.values()) == {4}  # once per process
+    file_server.clear_log()
+    resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
+    assert file_requests(file_server) == []
