@@ -259,6 +259,20 @@ class CacheKey:
             url, etag, last_modified
         )
 
+    @classmethod
+    def seen_marker(cls, url: str) -> CacheKey | None:
+        """The key that says "metadata of the file at ``url`` was cached".
+
+        A file without a hash is found by its validators, which cost a HEAD
+        request to learn. The marker, stored beside the validators entry,
+        tells a later lookup that the HEAD is worth sending; without it (the
+        first resolution) no HEAD is sent at all.
+        """
+        key_url = _url_for_key(url, keep_query=True)
+        if key_url is None:
+            return None
+        return cls._from_fields("seen", {"url": key_url})
+
     def __str__(self) -> str:
         return f"{self.kind}:{self.digest[:16]}"
 

@@ -220,3 +220,28 @@ def test_concurrent_resolutions_share_one_cache(
     file_server.clear_log()
     resolve(plugin_venv, file_server, tmp_path, cache, "app[fast]")
     assert file_requests(file_server) == []
+
+
+def test_a_wheel_without_a_hash_is_found_again_by_its_validators(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    path = f"/direct/{wheel_filename('solo', '1.0')}"
+    url = file_server.add_file(path, build_wheel("solo", "1.0"))
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+
+    def requests_for_the_wheel() -> list[tuple[str, bool]]:
+        sent = [(e.method, e.range is not None) for e in file_server.requests_for(path)]
+        file_server.clear_log()
+        return sent
+
+    _, cold = resolve(plugin_venv, file_server, tmp_path, cache, url)
+    assert requests_for_the_wheel() == [("GET", True)]  # no HEAD the first time
+
+    _, warm = resolve(plugin_venv, file_server, tmp_path, cache, url)
+    assert requests_for_the_wheel() == [("HEAD", False)]  # same ETag: cached
+
+    file_server.add_file(path, build_wheel("solo", "1.0", payload_size=4096))
+    _, replaced = resolve(plugin_venv, file_server, tmp_path, cache, url)
+    assert requests_for_the_wheel() == [("HEAD", False), ("GET", True)]
+
+    assert cold == warm == replaced == {("solo", "1.0")}

@@ -602,3 +602,14 @@ def test_no_cache_dir_caches_nothing(pip_cache_dir: str | None) -> None:
     assert isinstance(store, NullMetadataCache)
     store.store(hash_key(), METADATA)
     assert store.load(hash_key()) is None
+
+
+def test_seen_marker_is_per_url_and_distinct_from_validators_keys() -> None:
+    url = "https://example.org/files/demo-1.0-py3-none-any.whl"
+    marker = CacheKey.seen_marker(url)
+    assert marker is not None and marker.kind == "seen"
+    assert marker == CacheKey.seen_marker(
+        "https://user:pw@example.org/files/demo-1.0-py3-none-any.whl"
+    )
+    assert marker != CacheKey.seen_marker(url + "?v=2")
+    assert marker != CacheKey.from_validators(url, '"abc"', None)

@@ -8,7 +8,8 @@ and cached in exactly one way, whichever thread asks first.
 Order, for a remote wheel:
 
 1. the metadata cache (:mod:`fastdeps.cache`), keyed by the file's strong
-   hash from the index, else by URL plus the server's validators;
+   hash from the index, else by URL plus the server's validators (learnt
+   with one HEAD, sent only for a URL whose metadata was cached before);
 2. the index's PEP 658 ``.metadata`` file, when the index names one;
 3. otherwise the wheel itself, through range requests (the lazy wheel).
 
@@ -73,16 +74,41 @@ class MetadataFetcher:
         if link.is_file or not link.is_wheel:
             return None  # local files cost nothing to open; sdists need a build
         url = link.url_without_fragment
-        key = CacheKey.for_file(url, link_hashes(link))
-        if key is not None:
-            cached = self._cache.load(key)
-            if cached is not None:
-                return FetchedMetadata(cached, FROM_CACHE)
+        key = CacheKey.from_hashes(link_hashes(link), url)
+        cached = self._cache.load(key) if key else self._load_unhashed(url)
+        if cached is not None:
+            return FetchedMetadata(cached, FROM_CACHE)
         fetched, validators_key = self._fetch_from_server(link)
-        key = key or validators_key
-        if fetched is not None and key is not None:
+        if fetched is None:
+            return None
+        if key is not None:
             self._cache.store(key, fetched.contents)
+        elif validators_key is not None:
+            self._cache.store(validators_key, fetched.contents)
+            marker = CacheKey.seen_marker(url)
+            if marker is not None:
+                self._cache.store(marker, fetched.contents)
         return fetched
+
+    def _load_unhashed(self, url: str) -> bytes | None:
+        """Cached metadata of a file the index gave no hash for.
+
+        Only if this URL was cached before: then one HEAD learns whether
+        the server still has the same file (same ETag / Last-Modified).
+        """
+        marker = CacheKey.seen_marker(url)
+        if marker is None or self._cache.load(marker) is None:
+            return None
+        try:
+            response = self._session.head(url, headers=HEADERS, allow_redirects=True)
+            raise_for_status(response)
+        except Exception as exc:
+            self._log_failure(url, exc)
+            return None
+        key = CacheKey.from_validators(
+            url, response.headers.get("ETag"), response.headers.get("Last-Modified")
+        )
+        return self._cache.load(key) if key is not None else None
 
     def _fetch_from_server(
         self, link: Link
