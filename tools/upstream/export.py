@@ -10,9 +10,11 @@ bytes.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,14 +30,18 @@ from tools.upstream.series import (
     TEXT_SUBSTITUTIONS,
     Patch,
 )
-from tools.upstream.source import ExportError
+from tools.upstream.source import PIP_PACKAGE, PLUGIN_PACKAGE, ExportError
 from tools.upstream.steps import Context
 
 logger = logging.getLogger(__name__)
 
 #: What ruff may fix by itself in generated code: import order (pip's
-#: sections) and imports that a replaced body no longer uses.
-RUFF_FIXES = "I,F401"
+#: sections), imports that a replaced body no longer uses, ``noqa`` comments
+#: for rules that pip does not select, and pyupgrade's rewrites for pip's
+#: newer target Python (``collections.abc.Callable``).
+RUFF_FIXES = "I,F401,RUF100,UP"
+
+_PLUGIN_REFERENCE = re.compile(rf"(?<![\w.-]){PLUGIN_PACKAGE}\.(?=[a-z_])")
 
 #: Words that must not reach pip: they name the plugin (its package, its
 #: distribution). Case matters: FastDepsSettings is a fine name in pip.
@@ -90,11 +96,19 @@ class Ruff:
             check=False,
         )
         if result.returncode != 0:
-            raise ExportError(f"ruff format failed on generated code:\n{result.stderr}")
+            numbered = "".join(
+                f"{number:4} {line}"
+                for number, line in enumerate(text.splitlines(keepends=True), 1)
+            )
+            raise ExportError(
+                f"ruff format failed on generated code:\n{result.stderr}{numbered}"
+            )
         return result.stdout
 
     def fix(self, paths: Sequence[str]) -> None:
-        self._check(paths, "--fix", f"--select={RUFF_FIXES}")
+        # pip's whole rule set stays selected, so that RUF100 knows which
+        # suppression comments pip needs; only these rules are fixed.
+        self._check(paths, "--fix-only", f"--fixable={RUFF_FIXES}")
 
     def check(self, paths: Sequence[str]) -> None:
         self._check(paths)
@@ -201,6 +215,9 @@ class Series:
                 if old in text:
                     text = text.replace(old, new)
                     self.unused_substitutions.discard((old, new))
+            # References in docstrings and comments (":mod:`fastdeps.cache`")
+            # follow the modules into pip.
+            text = _PLUGIN_REFERENCE.sub(PIP_PACKAGE + ".", text)
             self.context.write(path, text)
 
     def _verify(self, patch: Patch, python_paths: Sequence[str]) -> None:
@@ -209,7 +226,29 @@ class Series:
             compile(text, path, "exec")
             self._check_format(path, text)
         self.ruff.check(python_paths)
+        self._check_imports(python_paths)
         self._check_leaks(patch)
+
+    def _check_imports(self, python_paths: Sequence[str]) -> None:
+        """Every ``pip._internal`` module a changed file imports must exist.
+
+        Nothing else would notice an import of a plugin module that no
+        patch of the series brings into pip, until pip runs.
+        """
+        for path in python_paths:
+            tree = ast.parse(self.context.read(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ImportFrom) or node.level:
+                    continue
+                module = node.module or ""
+                if not module.startswith(PIP_PACKAGE + "."):
+                    continue
+                base = self.tree / "src" / module.replace(".", "/")
+                if not (base.with_suffix(".py").is_file() or base.is_dir()):
+                    raise ExportError(
+                        f"{path} imports {module}, which pip does not have and "
+                        "no earlier step of the series adds"
+                    )
 
     def _check_format(self, path: str, text: str) -> None:
         """New files must be formatted; changed files no worse than pip's own.

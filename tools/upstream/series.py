@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tools.upstream.steps import (
+    AddCode,
     CopyDefinitions,
     Edit,
     MergeModule,
@@ -79,9 +80,67 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "path is a fallback and never an error, because pip would have",
     ),
     ("With --use-feature=fast-deps (pip-fastdeps): ", "With --use-feature=fast-deps: "),
+    # The metadata cache: its directory and entries are pip's.
+    ('CACHE_SUBDIR = "fastdeps-metadata"', 'CACHE_SUBDIR = "metadata"'),
+    ('_ENTRY_MAGIC = b"fastdeps-metadata 1"', '_ENTRY_MAGIC = b"pip-metadata 1"'),
+    ("``<pip cache dir>/fastdeps-metadata``", "``<pip cache dir>/metadata``"),
+    (
+        "# pip-fastdeps in another virtual environment",
+        "# pip in another virtual environment",
+    ),
+    (
+        '"""What the rest of pip-fastdeps needs of a metadata cache."""',
+        '"""What fast-deps needs of a metadata cache."""',
+    ),
+    (
+        "The resolver (through the preparer, :mod:`fastdeps.plugin`) and the",
+        "The resolver (through ``FastDepsRequirementPreparer``) and the",
+    ),
+    # The prefetcher.
+    (
+        '_THREAD_NAME_PREFIX = "pip-fastdeps-prefetch"',
+        '_THREAD_NAME_PREFIX = "pip-prefetch"',
+    ),
+    ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
+    (
+        'getattr(factory.preparer, "_fastdeps", None)',
+        'getattr(factory.preparer, "_fast_deps", None)',
+    ),
 )
 
 PREPARE = "pip._internal.operations.prepare"
+PREFETCH = "pip._internal.resolution.prefetch"
+
+# What the plugin's make_resolver wrapper (_resolve_with_prefetch) does by
+# replacing a resolver's resolve() at run time: in pip, a context manager
+# that resolve() enters. Hand-written, since the plugin's version is a
+# wrapper factory around a bound method.
+PREFETCHING = '''
+@contextmanager
+def prefetching(factory: Any) -> Iterator[None]:
+    """Prefetch for the resolution run inside the ``with`` block.
+
+    Only with fast-deps, whose preparer has the settings: otherwise this
+    does nothing. The prefetcher lives exactly as long as one resolution;
+    when the block ends its threads stop and the finder is itself again.
+    """
+    settings = getattr(factory.preparer, "_fast_deps", None)
+    if settings is None:
+        yield
+        return
+    settings.prefetcher = Prefetcher(
+        factory._finder,
+        settings.fetcher.fetch,
+        session=factory.preparer._session,
+        workers=settings.prefetch_workers,
+    )
+    try:
+        yield
+    finally:
+        settings.prefetcher.close()
+        settings.prefetcher = None
+'''
+
 REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
 
 PREPARER_CLASS = '''
@@ -101,6 +160,9 @@ class FastDepsRequirementPreparer(RequirementPreparer):
 
     def __init__(self, *, fast_deps: FastDepsSettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        fast_deps.fetcher = MetadataFetcher(
+            self._session, open_metadata_cache(fast_deps.cache_dir)
+        )
         self._fast_deps = fast_deps
         logger.info(
             "fast-deps is active: metadata from range requests, "
@@ -185,6 +247,73 @@ a plain lazy map() in the calling thread, with the same results.
         steps=(NewModule("fastdeps.utils.parallel"),),
     ),
     Patch(
+        subject="fast-deps: keep wheel metadata in pip's cache directory",
+        body="""\
+Resolving the same requirements twice reads the same METADATA twice, and
+with fast-deps that costs one to three range requests per candidate. A
+given file's metadata never changes, so it is kept in
+<cache dir>/metadata/, beside http-v2/ and wheels/, and the next
+resolution asks the server for no wheel bytes at all. pip's HTTP cache
+cannot do this: it keeps whole responses keyed by URL, and never 206
+answers (CacheControl stores 200, 203, 300, 301 and 308 only).
+
+- An entry is never worse than a fresh read. It is keyed by the file's
+  strong hash from the index (sha256, else sha384 or sha512; never md5 or
+  sha1), scoped to the file's URL without credentials, query or fragment,
+  so that an index that lists a popular wheel's hash beside other metadata
+  cannot steer resolutions on other indexes; files without such a hash are
+  keyed by URL plus a strong ETag or Last-Modified, and without either are
+  not cached. Only metadata with one Name and one Version is stored.
+- A reader never sees a half-written or damaged entry: entries are written
+  to a temporary file and renamed into place, and carry the length and
+  sha256 of their content, checked on every load; a damaged one is a miss.
+- The cache never fails an install: a directory that cannot be read or
+  written costs a miss and a debug line, as for the HTTP cache.
+  --no-cache-dir disables it, and pip cache purge / info count and remove
+  its entries with the HTTP cache's.
+
+MetadataFetcher (operations/metadata.py) is the one way fast-deps obtains
+metadata: the cache, then the index's PEP 658 file, then the lazy wheel.
+It never raises; None means "let pip's own code do it", so that every
+failure of the fast path is a fallback, reported by pip's code as before.
+The next commit makes the fast-deps preparer use it.
+""",
+        news=NewsFragment(
+            "fast-deps-metadata-cache",
+            "feature",
+            "With ``--use-feature=fast-deps``, keep the metadata read from remote "
+            "wheels in pip's cache directory, so that resolving the same "
+            "requirements again sends no range requests. ``pip cache purge`` "
+            "clears it.",
+        ),
+        steps=(
+            MergeModule("fastdeps.cache"),
+            NewModule("fastdeps.operations.metadata"),
+            Edit(
+                "src/pip/_internal/commands/cache.py",
+                old="""\
+        return filesystem.find_files(old_http_dir, "*") + filesystem.find_files(
+            new_http_dir, "*"
+        )
+""",
+                new="""\
+        # Metadata of wheels read with fast-deps, kept because HTTP answers
+        # were: they go with the HTTP cache.
+        metadata_cache = MetadataCache(self._cache_dir(options, CACHE_SUBDIR))
+        return (
+            filesystem.find_files(old_http_dir, "*")
+            + filesystem.find_files(new_http_dir, "*")
+            + [str(path) for path in metadata_cache.entries()]
+        )
+""",
+                imports=(
+                    ("pip._internal.cache", "CACHE_SUBDIR"),
+                    ("pip._internal.cache", "MetadataCache"),
+                ),
+            ),
+        ),
+    ),
+    Patch(
         subject="fast-deps: download the chosen files in parallel, verify metadata",
         body="""\
 With --use-feature=fast-deps the resolver works from metadata alone, and
@@ -236,7 +365,11 @@ that pip without the feature runs exactly the code it ran before.
                 pip_module=PREPARE,
                 base="RequirementPreparer",
                 header=PREPARER_CLASS,
-                header_imports=(("typing", "Any"),),
+                header_imports=(
+                    ("typing", "Any"),
+                    ("pip._internal.cache", "open_metadata_cache"),
+                    ("pip._internal.operations.metadata", "MetadataFetcher"),
+                ),
             ),
             OptionFromFactory(
                 "fastdeps.plugin",
@@ -298,6 +431,113 @@ that pip without the feature runs exactly the code it ran before.
             build_dir=temp_build_dir_path,
 """,
                 imports=((PREPARE, "FastDepsRequirementPreparer"),),
+            ),
+        ),
+    ),
+    Patch(
+        subject="fast-deps: fetch project pages and metadata ahead of the resolver",
+        body="""\
+The resolver asks for one thing at a time: a project's page, then one
+candidate's metadata, then the next project's page. With 50 ms of latency
+that is most of a resolution's wall time. With fast-deps, a Prefetcher
+fetches in a small pool of threads what the resolver is about to ask for:
+when requirements become known (the root ones, then each candidate's
+dependencies), the page of every project they name and the metadata of
+the candidate pip's own CandidateEvaluator would try first; when the
+resolver backtracks, the metadata of the next few candidates.
+
+The resolver is not changed and resolutions are identical: a page is
+computed by PackageFinder.find_all_candidates in a worker, filling the
+finder's cache, and the resolver's own call then returns from that cache;
+metadata goes through the same MetadataFetcher as the preparer's. A failed
+speculative job is forgotten and its log records are dropped; the
+resolver's own request then runs pip's code and reports exactly what pip
+reports. Workers never prompt for a password (a 401 stays a 401 for them).
+
+Hooks: Resolver.resolve() runs the resolution inside prefetching(), which
+does nothing unless the preparer is fast-deps'; collect_root_requirements()
+and PipProvider.get_dependencies() announce what they produce. pip without
+the feature makes the same calls in the same order as before.
+""",
+        news=NewsFragment(
+            "fast-deps-prefetch",
+            "feature",
+            "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
+            "ahead of the resolver, in parallel, without changing its results.",
+        ),
+        steps=(
+            NewModule("fastdeps.resolution.prefetch"),
+            CopyDefinitions(
+                "fastdeps.plugin",
+                ("_prefetcher_of", "_prefetch", "_prefetched_dependencies"),
+                PREFETCH,
+                renames={
+                    "_prefetcher_of": "prefetcher_of",
+                    "_prefetch": "prefetch_requirements",
+                    "_prefetched_dependencies": "prefetched_dependencies",
+                },
+            ),
+            AddCode(PREFETCH, PREFETCHING),
+            Edit(
+                "src/pip/_internal/resolution/resolvelib/resolver.py",
+                old="""\
+    def resolve(
+        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
+    ) -> RequirementSet:
+        collected = self.factory.collect_root_requirements(root_reqs)
+""",
+                new="""\
+    def resolve(
+        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
+    ) -> RequirementSet:
+        with prefetching(self.factory):
+            return self._resolve(root_reqs, check_supported_wheels)
+
+    def _resolve(
+        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
+    ) -> RequirementSet:
+        collected = self.factory.collect_root_requirements(root_reqs)
+""",
+                imports=((PREFETCH, "prefetching"),),
+            ),
+            Edit(
+                "src/pip/_internal/resolution/resolvelib/factory.py",
+                old="""\
+        collected.requirements.sort(key=lambda r: r.name != r.project_name)
+        return collected
+""",
+                new="""\
+        collected.requirements.sort(key=lambda r: r.name != r.project_name)
+        prefetcher = prefetcher_of(self)
+        if prefetcher is not None:
+            prefetch_requirements(
+                prefetcher, collected.requirements, collected.constraints
+            )
+        return collected
+""",
+                imports=(
+                    (PREFETCH, "prefetch_requirements"),
+                    (PREFETCH, "prefetcher_of"),
+                ),
+            ),
+            Edit(
+                "src/pip/_internal/resolution/resolvelib/provider.py",
+                old="""\
+        return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
+""",
+                new="""\
+        dependencies = (
+            r for r in candidate.iter_dependencies(with_requires) if r is not None
+        )
+        prefetcher = prefetcher_of(self._factory)
+        if prefetcher is None:
+            return dependencies
+        return prefetched_dependencies(prefetcher, dependencies, self._constraints)
+""",
+                imports=(
+                    (PREFETCH, "prefetched_dependencies"),
+                    (PREFETCH, "prefetcher_of"),
+                ),
             ),
         ),
     ),

@@ -125,16 +125,19 @@ class Module:
                     yield sub, True
 
     def imported_names(self) -> dict[str, tuple[str, str | None]]:
-        """Local name -> (module, imported name or None for ``import m``)."""
+        """What each import binds, keyed by :attr:`ImportLine.key`."""
         names: dict[str, tuple[str, str | None]] = {}
         for node, _ in self.imports():
-            if isinstance(node, ast.Import):
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level:
+                # pip's own relative imports: never the plugin's.
+                module = "." * node.level + (node.module or "")
                 for alias in node.names:
-                    local = alias.asname or alias.name.partition(".")[0]
-                    names[local] = (alias.name, None)
-            elif node.module != "__future__":
-                for alias in node.names:
-                    names[alias.asname or alias.name] = (node.module or "", alias.name)
+                    names[alias.asname or alias.name] = (module, alias.name)
+                continue
+            for line in import_lines(node, {}):
+                names[line.key] = (line.module, line.name)
         return names
 
     def last_import_line(self) -> int:
@@ -244,6 +247,14 @@ class ImportLine:
     module: str
     name: str | None  # None: ``import module``
     asname: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What identifies the import: ``import a.b`` and ``import a.c`` both
+        bind ``a`` but are two imports, ``from m import x`` binds ``x``."""
+        if self.name is None and not self.asname:
+            return self.module
+        return self.local
 
     @property
     def local(self) -> str:

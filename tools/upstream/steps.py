@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from tools.upstream.source import (
     Module,
     definition_without_local_imports,
     drop_imports_of,
+    first_line,
     free_names,
     function_body,
     import_lines,
@@ -100,11 +102,11 @@ def add_imports(context: Context, pip_module: str, lines: Iterable[ImportLine]) 
     defined = set(module.definitions())
     needed: list[ImportLine] = []
     for line in drop_imports_of(lines, pip_module, defined):
-        if line.local in existing:
-            if existing[line.local] != (line.module, line.name):
+        if line.key in existing:
+            if existing[line.key] != (line.module, line.name):
                 raise ExportError(
-                    f"{pip_module} already binds {line.local} to "
-                    f"{existing[line.local]}, the plugin to {line.module}"
+                    f"{pip_module} already binds {line.key} to "
+                    f"{existing[line.key]}, the plugin to {line.module}"
                 )
             continue
         if line not in needed:
@@ -144,13 +146,14 @@ def insert_definitions(
 
 def _module_level_imports(
     module: Module, renames: Mapping[str, str]
-) -> dict[str, ImportLine]:
-    found = {}
+) -> dict[str, list[ImportLine]]:
+    """The module's imports (rewritten), by the name each one binds."""
+    found: dict[str, list[ImportLine]] = {}
     for node, _ in module.imports():
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
             continue
         for line in import_lines(node, renames):
-            found[line.local] = line
+            found.setdefault(line.local, []).append(line)
     return found
 
 
@@ -176,7 +179,7 @@ def _needed_imports(
     names: set[str] = set()
     for root in roots:
         names |= free_names(root)
-    return [imported[name] for name in sorted(names) if name in imported]
+    return [line for name in sorted(names) for line in imported.get(name, [])]
 
 
 # -- modules ----------------------------------------------------------------------
@@ -221,7 +224,9 @@ class MergeModule:
         module = context.plugin_module(self.plugin_module)
         pip_module = pip_module_for(self.plugin_module, context.module_renames)
         target = context.pip_module(pip_module)
-        taken = set(target.definitions()) | set(target.imported_names())
+        taken = set(target.definitions()) | {
+            key.partition(".")[0] for key in target.imported_names()
+        }
         pieces = []
         for chunk in module.chunks():
             if isinstance(chunk.node, (ast.Import, ast.ImportFrom, ast.If)):
@@ -237,7 +242,11 @@ class MergeModule:
                 raise ExportError(f"{pip_module} already defines {sorted(clash)}")
             piece = module.segment(chunk.lead_start, chunk.end)
             pieces.append(_SECTION_RULE.sub("", piece))
-        imports = list(_module_level_imports(module, context.module_renames).values())
+        imports = [
+            line
+            for lines in _module_level_imports(module, context.module_renames).values()
+            for line in lines
+        ]
         add_imports(context, pip_module, imports)
         text = rename_identifiers("".join(pieces), context.identifier_renames)
         insert_definitions(context, pip_module, text, before=self.before)
@@ -358,6 +367,7 @@ class MethodsIntoSubclass:
         target = context.pip_module(self.pip_module)
         bound = module.dict_of_functions(self.methods)
         functions = {name: module.function(func) for name, func in bound.items()}
+        helpers = self._helper_methods(module, functions.values())
         rendered = [self.header.strip("\n") + "\n"]
         imports: list[ImportLine] = []
         for pip_name, function in functions.items():
@@ -366,12 +376,23 @@ class MethodsIntoSubclass:
             body = function_body(module, function, context.module_renames)
             imports.extend(body.local_imports)
             rendered.append(self._method(target, pip_def, body.docstring, body.text))
+        for helper in helpers:
+            body = function_body(module, helper, context.module_renames)
+            imports.extend(body.local_imports)
+            rendered.append(self._method(module, helper, body.docstring, body.text))
         roots: list[ast.AST] = [
-            statement for function in functions.values() for statement in function.body
+            statement
+            for function in [*functions.values(), *helpers]
+            for statement in function.body
         ]
+        helper_names = {helper.name for helper in helpers}
         CopyDefinitions(
             self.plugin_module,
-            tuple(name for name in _closure(module, roots) if name not in SAME_MEANING),
+            tuple(
+                name
+                for name in _closure(module, roots)
+                if name not in SAME_MEANING and name not in helper_names
+            ),
             self.pip_module,
         ).apply(context)
         add_imports(
@@ -385,8 +406,30 @@ class MethodsIntoSubclass:
         )
         text = "\n".join(rendered)
         text = replace_type_self_calls(text)
+        for name in helper_names:
+            text = re.sub(rf"(?<!def )\b{name}\(self, ", f"self.{name}(", text)
+            text = re.sub(rf"(?<!def )\b{name}\(self\)", f"self.{name}()", text)
         text = rename_identifiers(text, context.identifier_renames)
         insert_definitions(context, self.pip_module, text)
+
+    @staticmethod
+    def _helper_methods(
+        module: Module, functions: Iterable[ast.FunctionDef]
+    ) -> list[ast.FunctionDef]:
+        """Module-level functions of the plugin, called with the preparer as
+        ``self``, that the methods use: methods of the class in pip."""
+        roots: list[ast.AST] = list(functions)
+        definitions = module.definitions()
+        helpers = []
+        for name in _closure(module, roots):
+            node = definitions[name].node
+            if (
+                isinstance(node, ast.FunctionDef)
+                and node.args.args
+                and node.args.args[0].arg == "self"
+            ):
+                helpers.append(node)
+        return helpers
 
     @staticmethod
     def _method(
@@ -405,18 +448,20 @@ class MethodsIntoSubclass:
         header_end = first_statement.lineno - 1
         while target.lines[header_end - 1].strip().startswith("#"):
             header_end -= 1
-        header = target.segment(pip_def.lineno, header_end)
+        header = target.segment(first_line(pip_def), header_end)
+        if not header.startswith(" "):
+            # A plugin function that becomes a method: ``self`` loses the
+            # annotation the plugin needed outside a class.
+            header = indent(re.sub(r"\(self: [^,)]+", "(self", header), " " * 4)
         doc = ""
         if docstring is not None:
-            doc = indent(_dedent_docstring(docstring), " " * 8)
+            doc = textwrap.indent(_dedent_docstring(docstring), " " * 8)
         elif pip_docstring is not None:
             doc = pip_docstring
         return "\n" + header + doc + indent(body, " " * 8)
 
 
 def _dedent_docstring(docstring: str) -> str:
-    import textwrap
-
     first, _, rest = docstring.lstrip().partition("\n")
     return first + "\n" + textwrap.dedent(rest) if rest else first + "\n"
 
@@ -551,6 +596,28 @@ def _source_with_constants(
 
 
 @dataclass
+class AddCode:
+    """Hand-written top-level code for a pip module (at its end).
+
+    For what the plugin does by wrapping pip at run time, where pip needs a
+    definition of its own; keep it short, and say in the series why it is
+    not derived from the plugin's source.
+    """
+
+    pip_module: str
+    text: str
+    imports: tuple[tuple[str, str], ...] = ()
+
+    def apply(self, context: Context) -> None:
+        add_imports(
+            context,
+            self.pip_module,
+            [ImportLine(origin, name) for origin, name in self.imports],
+        )
+        insert_definitions(context, self.pip_module, self.text)
+
+
+@dataclass
 class Edit:
     """A hand-written change to a pip file: ``old`` must occur exactly once.
 
@@ -597,6 +664,4 @@ class NewsFragment:
         return f"news/{self.name}.{self.kind}.rst"
 
     def apply(self, context: Context) -> None:
-        import textwrap
-
         context.write(self.path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
