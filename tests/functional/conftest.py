@@ -45,6 +45,11 @@ plugin_only = pytest.mark.skipif(
 #: What pip prints, once, when fast-deps is active: the plugin names itself.
 ACTIVE_LINE = "fast-deps is active" if PATCHED_PIP else "pip-fastdeps"
 
+#: The prefetcher's summary (``-v``) and the metadata cache's directory in
+#: pip's cache dir: the plugin's names, or the patch series' (tools/upstream).
+PREFETCH_SUMMARY = "fast-deps prefetch:" if PATCHED_PIP else "pip-fastdeps prefetch:"
+METADATA_CACHE_SUBDIR = "metadata" if PATCHED_PIP else "fastdeps-metadata"
+
 # Copied to build the wheel out of tree: building in the checkout would put
 # build/ and *.egg-info there, racing with other xdist workers.
 _SOURCE_ITEMS = ("src", "setup.py", "setup.cfg", "pyproject.toml", "README.rst")
