@@ -400,7 +400,8 @@ class MethodsIntoSubclass:
             self.pip_module,
             [
                 *imports,
-                *_needed_imports(context, module, roots),
+                # Helpers keep the plugin's signature, and its annotations.
+                *_needed_imports(context, module, [*roots, *helpers]),
                 *(ImportLine(origin, name) for origin, name in self.header_imports),
             ],
         )
@@ -509,7 +510,8 @@ class OptionFromFactory:
         function = module.function(self.function)
         call = _returned_option_call(function)
         constants = self._constants(context, module, function)
-        arguments = [
+        arguments = ["Option"]
+        arguments += [
             _source_with_constants(module, argument, constants)
             for argument in call.args
         ]
@@ -525,7 +527,9 @@ class OptionFromFactory:
         text = (
             comment
             + f"{self.option_name}: Callable[..., Option] = partial(\n"
-            + "".join(f"    {argument},\n" for argument in ["Option", *arguments])
+            + "".join(
+                textwrap.indent(argument, "    ") + ",\n" for argument in arguments
+            )
             + ")\n"
         )
         for old, new in self.text_edits:
@@ -556,13 +560,21 @@ class OptionFromFactory:
         for name in {n.id for n in ast.walk(function) if isinstance(n, ast.Name)}:
             if name in definitions:
                 try:
-                    constants[name] = repr(module.constant(name).value)
+                    constants[name] = _literal(module.constant(name).value)
                 except ExportError:
                     continue
             elif imported_from.get(name, "").startswith(PLUGIN_PACKAGE + "."):
                 origin = context.plugin_module(imported_from[name])
-                constants[name] = repr(origin.constant(name).value)
+                constants[name] = _literal(origin.constant(name).value)
         return constants
+
+
+def _literal(value: object) -> str:
+    """A constant as source, strings in double quotes as pip writes them."""
+    text = repr(value)
+    if isinstance(value, str) and text.startswith("'") and '"' not in value:
+        return '"' + text[1:-1] + '"'
+    return text
 
 
 def _returned_option_call(function: ast.FunctionDef) -> ast.Call:
@@ -587,8 +599,10 @@ def _source_with_constants(
     segment = ast.get_source_segment(module.text, node)
     assert segment is not None
     if "\n" in segment:
-        # An implicit concatenation keeps the parentheses it needs.
-        return f"(\n{segment}\n)"
+        # An implicit concatenation keeps the parentheses it needs; the
+        # first line of a segment comes without its indentation.
+        lines = textwrap.dedent(" " * node.col_offset + segment)
+        return "(\n" + textwrap.indent(lines, "    ") + "\n)"
     return segment
 
 

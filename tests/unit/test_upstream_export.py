@@ -1,0 +1,591 @@
+"""The export of the plugin as patches to pip (tools/upstream), offline.
+
+Each step runs on a small synthetic plugin module and a small synthetic pip
+module; ``nox -s upstream`` runs the real series against pip's sdist.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+from tools.upstream.series import SERIES
+from tools.upstream.source import (
+    ExportError,
+    Module,
+    function_body,
+    indent,
+    path_of,
+    pip_module_for,
+    rename_identifiers,
+    replace_type_self_calls,
+    rewrite_import_statements,
+)
+from tools.upstream.steps import (
+    AddCode,
+    Context,
+    CopyDefinitions,
+    Edit,
+    MergeModule,
+    MethodsIntoSubclass,
+    NewModule,
+    NewsFragment,
+    OptionFromFactory,
+)
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def module(text: str, name: str = "fastdeps.example") -> Module:
+    return Module(name, textwrap.dedent(text).lstrip("\n"))
+
+
+def make_context(
+    tmp_path: Path, plugin: dict[str, str], pip: dict[str, str]
+) -> Context:
+    """Plugin modules and pip modules (dotted name -> source) on disk."""
+    plugin_src = tmp_path / "plugin"
+    pip_tree = tmp_path / "pip"
+    for name, text in plugin.items():
+        target = plugin_src / (name.replace(".", "/") + ".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    for name, text in pip.items():
+        target = pip_tree / path_of(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return Context(
+        plugin_src=plugin_src,
+        pip_tree=pip_tree,
+        module_renames={},
+        identifier_renames={"_fastdeps": "_fast_deps"},
+    )
+
+
+def pip_text(context: Context, name: str) -> str:
+    return context.read(path_of(name))
+
+
+# -- module names and imports ------------------------------------------------------
+
+
+def test_plugin_modules_mirror_pips_tree() -> None:
+    assert (
+        pip_module_for("fastdeps.network.lazy_wheel", {})
+        == "pip._internal.network.lazy_wheel"
+    )
+    assert pip_module_for("fastdeps.cache", {"fastdeps.cache": "pip.x"}) == "pip.x"
+    assert pip_module_for("pip._vendor.rich", {}) == "pip._vendor.rich"
+    assert path_of("pip._internal.utils.parallel") == (
+        "src/pip/_internal/utils/parallel.py"
+    )
+
+
+def test_plugin_imports_point_into_pip_and_keep_their_layout() -> None:
+    source = module(
+        """
+        from pip._vendor.packaging.utils import canonicalize_name
+
+        from fastdeps.network.lazy_wheel import (
+            HTTPRangeRequestUnsupported,
+            dist_from_wheel_url,
+        )
+
+
+        def f() -> None:
+            from fastdeps.utils.parallel import map_multithread
+        """
+    )
+
+    rewritten = rewrite_import_statements(source, {})
+
+    assert rewritten == source.text.replace(
+        "from fastdeps.network.lazy_wheel import (",
+        "from pip._internal.network.lazy_wheel import (",
+    ).replace(
+        "from fastdeps.utils.parallel import",
+        "from pip._internal.utils.parallel import",
+    )
+
+
+def test_importing_the_plugin_package_itself_is_refused() -> None:
+    with pytest.raises(ExportError, match="no equivalent in pip"):
+        rewrite_import_statements(module("import fastdeps\n"), {})
+
+
+# -- text ----------------------------------------------------------------------------
+
+
+def test_renames_touch_names_and_attributes_but_not_strings() -> None:
+    text = 'settings = self._fastdeps  # _fastdeps\nkey = "_fastdeps"\n'
+
+    assert rename_identifiers(text, {"_fastdeps": "_fast_deps"}) == (
+        'settings = self._fast_deps  # _fastdeps\nkey = "_fastdeps"\n'
+    )
+
+
+def test_the_class_method_reached_through_type_self_becomes_super() -> None:
+    text = "type(self).save(self, req)\ntype(self).close(self)\n"
+
+    assert replace_type_self_calls(text) == "super().save(req)\nsuper().close()\n"
+
+
+def test_indent_leaves_the_inside_of_multiline_strings_alone() -> None:
+    text = 'x = """a\nb"""\ny = 1\n'
+
+    assert indent(text, "    ") == '    x = """a\nb"""\n    y = 1\n'
+
+
+def test_function_body_without_its_imports_which_are_returned_rewritten() -> None:
+    source = module(
+        '''
+        def helper(self: Any, link: Any) -> Any:
+            """Helper's docstring."""
+            from pip._internal.utils.misc import display_path
+
+            from fastdeps.operations.prepare import copy_atomically
+
+            # Why the first statement is there.
+            target = display_path(link)
+            if target:
+                from fastdeps.cache import CacheKey
+
+                return CacheKey(target)
+            return copy_atomically(target)
+        '''
+    )
+    function = source.tree.body[0]
+    assert isinstance(function, ast.FunctionDef)
+
+    body = function_body(source, function, {})
+
+    assert body.docstring is not None and "Helper's docstring." in body.docstring
+    assert body.text == textwrap.dedent(
+        """\
+        # Why the first statement is there.
+        target = display_path(link)
+        if target:
+            return CacheKey(target)
+        return copy_atomically(target)
+        """
+    )
+    assert [(line.module, line.name) for line in body.local_imports] == [
+        ("pip._internal.utils.misc", "display_path"),
+        ("pip._internal.operations.prepare", "copy_atomically"),
+        ("pip._internal.cache", "CacheKey"),
+    ]
+
+
+# -- steps ---------------------------------------------------------------------------
+
+PLUGIN = '''
+    """The plugin's binding."""
+
+    from __future__ import annotations
+
+    import logging
+    import os
+    from typing import Any, Callable
+
+    logger = logging.getLogger(__name__)
+
+    _SOURCE = "range requests"
+
+
+    def _fetch(self: Any, link: Any) -> Any:
+        from fastdeps.operations.prep import fetch_lazily
+
+        if self._fastdeps is None:
+            return None
+        return _annotated(self, fetch_lazily(link, os.sep))
+
+
+    def _annotated(self: Any, dist: Any) -> Any:
+        """Record where ``dist`` came from."""
+        self.sources[dist] = _SOURCE
+        return dist
+
+
+    def _save(self: Any, req: Any) -> None:
+        type(self).save(self, req)
+
+
+    _METHODS: dict[str, Callable[..., Any]] = {"fetch": _fetch, "save": _save}
+'''
+
+PIP_PREPARE = '''
+    """pip's preparer."""
+
+    from __future__ import annotations
+
+    import logging
+
+    from pip._internal.models.link import Link
+
+    logger = logging.getLogger(__name__)
+
+
+    def fetch_lazily(link: Link, separator: str) -> str:
+        return link.url + separator
+
+
+    class Preparer:
+        def fetch(
+            self,
+            link: Link,
+        ) -> str | None:
+            """pip's docstring."""
+            return None
+
+        def save(self, req: object) -> None:
+            pass
+'''
+
+HEADER = '''
+class FastPreparer(Preparer):
+    """The fast one."""
+'''
+
+
+def test_plugin_functions_become_methods_of_a_subclass_under_pips_def_lines(
+    tmp_path: Path,
+) -> None:
+    context = make_context(
+        tmp_path,
+        {"fastdeps.plugin": PLUGIN},
+        {"pip._internal.operations.prep": PIP_PREPARE},
+    )
+
+    MethodsIntoSubclass(
+        "fastdeps.plugin",
+        "_METHODS",
+        "pip._internal.operations.prep",
+        "Preparer",
+        HEADER,
+    ).apply(context)
+
+    text = pip_text(context, "pip._internal.operations.prep")
+    subclass = text[text.index("class FastPreparer(Preparer):") :]
+    assert subclass == textwrap.dedent(
+        '''\
+        class FastPreparer(Preparer):
+            """The fast one."""
+
+
+            def fetch(
+                self,
+                link: Link,
+            ) -> str | None:
+                """pip's docstring."""
+                if self._fast_deps is None:
+                    return None
+                return self._annotated(fetch_lazily(link, os.sep))
+
+
+            def save(self, req: object) -> None:
+                super().save(req)
+
+
+            def _annotated(self, dist: Any) -> Any:
+                """Record where ``dist`` came from."""
+                self.sources[dist] = _SOURCE
+                return dist
+        '''
+    )
+    # What the bodies read comes along; what pip has is not duplicated.
+    assert '_SOURCE = "range requests"\n' in text
+    assert text.count("logger = ") == 1
+    assert "import os\n" in text
+    assert "from typing import Any\n" in text
+    assert "fastdeps" not in text
+
+
+def test_a_plugin_function_must_take_the_parameters_of_pips_method(
+    tmp_path: Path,
+) -> None:
+    plugin = PLUGIN.replace("def _save(self: Any, req: Any)", "def _save(self: Any)")
+    plugin = plugin.replace("type(self).save(self, req)", "pass")
+    context = make_context(
+        tmp_path,
+        {"fastdeps.plugin": plugin},
+        {"pip._internal.operations.prep": PIP_PREPARE},
+    )
+    step = MethodsIntoSubclass(
+        "fastdeps.plugin",
+        "_METHODS",
+        "pip._internal.operations.prep",
+        "Preparer",
+        HEADER,
+    )
+
+    with pytest.raises(ExportError, match="does not take the parameters"):
+        step.apply(context)
+
+
+def test_a_merged_module_brings_its_definitions_and_imports_not_its_logger(
+    tmp_path: Path,
+) -> None:
+    context = make_context(
+        tmp_path,
+        {
+            "fastdeps.operations.prep": '''
+                """Plugin docstring, kept out of pip's module."""
+
+                from __future__ import annotations
+
+                import logging
+                import threading
+
+                __all__ = ["DEFAULT_JOBS"]
+
+                logger = logging.getLogger(__name__)
+
+                # Why eight.
+                DEFAULT_JOBS = 8
+
+
+                # -- section ---------------------------------------------------
+
+
+                def lock() -> threading.Lock:
+                    return threading.Lock()
+            '''
+        },
+        {"pip._internal.operations.prep": PIP_PREPARE},
+    )
+
+    MergeModule("fastdeps.operations.prep", before="Preparer").apply(context)
+
+    text = pip_text(context, "pip._internal.operations.prep")
+    assert "Plugin docstring" not in text
+    assert "__all__" not in text
+    assert text.count("logger = ") == 1
+    assert "import threading\n" in text
+    assert "# -- section" not in text
+    assert text.index("# Why eight.\nDEFAULT_JOBS = 8") < text.index("def lock()")
+    assert text.index("def lock()") < text.index("class Preparer:")
+
+
+def test_a_merged_definition_may_not_replace_one_of_pips(tmp_path: Path) -> None:
+    context = make_context(
+        tmp_path,
+        {"fastdeps.operations.prep": "def fetch_lazily() -> None:\n    pass\n"},
+        {"pip._internal.operations.prep": PIP_PREPARE},
+    )
+
+    with pytest.raises(ExportError, match=r"already defines \['fetch_lazily'\]"):
+        MergeModule("fastdeps.operations.prep").apply(context)
+
+
+def test_copied_definitions_take_their_dependencies_and_new_names(
+    tmp_path: Path,
+) -> None:
+    context = make_context(
+        tmp_path,
+        {
+            "fastdeps.plugin": """
+                from __future__ import annotations
+
+                from optparse import Values
+
+                _OPTION = "--jobs"
+                _UNUSED = 1
+
+
+                def _settings_from(options: Values) -> int:
+                    from pip._internal.exceptions import CommandError
+
+                    if options.jobs < 1:
+                        raise CommandError(f"{_OPTION} must be at least 1")
+                    return _checked(options.jobs)
+
+
+                def _checked(jobs: int) -> int:
+                    return jobs
+            """
+        },
+        {"pip._internal.cli.req": PIP_PREPARE},
+    )
+
+    CopyDefinitions(
+        "fastdeps.plugin",
+        ("_settings_from",),
+        "pip._internal.cli.req",
+        renames={"_settings_from": "jobs_setting"},
+    ).apply(context)
+
+    text = pip_text(context, "pip._internal.cli.req")
+    assert '_OPTION = "--jobs"' in text
+    assert "_UNUSED" not in text
+    assert "def jobs_setting(options: Values) -> int:\n    if options.jobs" in text
+    assert "from pip._internal.exceptions import CommandError\n" in text
+    assert "from optparse import Values\n" in text
+    assert context.placements["fastdeps.plugin:_settings_from"] == (
+        "pip._internal.cli.req",
+        "jobs_setting",
+    )
+
+
+def test_an_option_factory_becomes_a_partial_in_pips_style(tmp_path: Path) -> None:
+    context = make_context(
+        tmp_path,
+        {
+            "fastdeps.plugin": """
+                from typing import Any
+
+                _JOBS_OPTION = "--jobs"
+
+
+                def _jobs_option() -> Any:
+                    from optparse import Option
+
+                    from fastdeps.operations.prep import DEFAULT_JOBS
+
+                    # Why it is an option.
+                    return Option(
+                        _JOBS_OPTION,
+                        dest="jobs",
+                        default=DEFAULT_JOBS,
+                        help=(
+                            "Download at most N files "
+                            "(plugin) at the same time."
+                        ),
+                    )
+            """,
+            "fastdeps.operations.prep": "DEFAULT_JOBS = 8\n",
+        },
+        {
+            "pip._internal.cli.cmdoptions": """
+                from functools import partial
+                from optparse import Option
+
+                progress_bar = partial(Option, "--progress-bar")
+
+                log = partial(Option, "--log")
+            """
+        },
+    )
+
+    OptionFromFactory(
+        "fastdeps.plugin",
+        "_jobs_option",
+        option_name="jobs",
+        after="progress_bar",
+        text_edits=(("(plugin) ", ""),),
+    ).apply(context)
+
+    text = pip_text(context, "pip._internal.cli.cmdoptions")
+    expected = textwrap.dedent(
+        """\
+        # Why it is an option.
+        jobs: Callable[..., Option] = partial(
+            Option,
+            "--jobs",
+            dest="jobs",
+            default=8,
+            help=(
+                "Download at most N files "
+                "at the same time."
+            ),
+        )
+        """
+    )
+    assert expected in text
+    assert text.index("progress_bar =") < text.index("jobs:") < text.index("log =")
+
+
+def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {}, {"pip._internal.operations.prep": PIP_PREPARE})
+    path = path_of("pip._internal.operations.prep")
+
+    with pytest.raises(ExportError, match="occurs 0 times") as raised:
+        Edit(path, old="return link.url\n", new="").apply(context)
+    assert "tools/upstream/series.py" in str(raised.value)
+
+    Edit(
+        path,
+        old="        return None\n",
+        new="        return fast()\n",
+        imports=(("pip._internal.fast", "fast"),),
+    ).apply(context)
+    text = context.read(path)
+    assert "        return fast()\n" in text
+    assert "from pip._internal.fast import fast\n" in text
+
+
+def test_hand_written_code_goes_at_the_end_with_its_imports(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {}, {"pip._internal.operations.prep": PIP_PREPARE})
+
+    AddCode(
+        "pip._internal.operations.prep",
+        "def added() -> Iterator[None]:\n    yield\n",
+        imports=(("collections.abc", "Iterator"),),
+    ).apply(context)
+
+    text = pip_text(context, "pip._internal.operations.prep")
+    assert text.endswith(
+        "        pass\n\n\ndef added() -> Iterator[None]:\n    yield\n"
+    )
+    assert "from collections.abc import Iterator\n" in text
+
+
+def test_a_new_module_must_not_exist_in_pip_and_a_replacement_must(
+    tmp_path: Path,
+) -> None:
+    context = make_context(
+        tmp_path,
+        {"fastdeps.network.lazy_wheel": "from fastdeps.utils.x import y\n"},
+        {"pip._internal.network.lazy_wheel": "OLD = 1\n"},
+    )
+
+    with pytest.raises(ExportError, match="has src/pip/_internal/network/lazy_wheel"):
+        NewModule("fastdeps.network.lazy_wheel").apply(context)
+    NewModule("fastdeps.network.lazy_wheel", replaces=True).apply(context)
+
+    assert pip_text(context, "pip._internal.network.lazy_wheel") == (
+        "from pip._internal.utils.x import y\n"
+    )
+
+
+def test_news_fragments_are_named_as_pip_names_them(tmp_path: Path) -> None:
+    context = make_context(tmp_path, {}, {})
+    fragment = NewsFragment("fast-deps-lazy-wheel", "feature", "word " * 30)
+
+    fragment.apply(context)
+
+    assert fragment.path == "news/fast-deps-lazy-wheel.feature.rst"
+    lines = context.read(fragment.path).splitlines()
+    assert lines and all(len(line) <= 79 for line in lines)
+    assert " ".join(lines) == ("word " * 30).strip()
+    with pytest.raises(ExportError, match="no news type 'features'"):
+        _ = NewsFragment("x", "features", "text").path
+
+
+# -- the series itself ---------------------------------------------------------------
+
+
+def test_every_plugin_name_the_series_uses_exists() -> None:
+    """The offline half of ``nox -s upstream``: a renamed plugin function or
+    module is caught by the unit tests, not only by the end-to-end run."""
+    plugin_src = REPOSITORY / "src"
+
+    def plugin(name: str) -> Module:
+        path = plugin_src / (name.replace(".", "/") + ".py")
+        return Module(name, path.read_text(encoding="utf-8"))
+
+    for patch in SERIES:
+        assert patch.news.path.startswith("news/")
+        for step in patch.steps:
+            if isinstance(step, (NewModule, MergeModule)):
+                plugin(step.plugin_module)
+            elif isinstance(step, MethodsIntoSubclass):
+                source = plugin(step.plugin_module)
+                for function in source.dict_of_functions(step.methods).values():
+                    source.function(function)
+            elif isinstance(step, CopyDefinitions):
+                definitions = plugin(step.plugin_module).definitions()
+                assert set(step.names) <= set(definitions), step.names
+            elif isinstance(step, OptionFromFactory):
+                plugin(step.plugin_module).function(step.function)
