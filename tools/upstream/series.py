@@ -106,6 +106,16 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         'getattr(factory.preparer, "_fastdeps", None)',
         'getattr(factory.preparer, "_fast_deps", None)',
     ),
+    (
+        "# Set up by _enable_on and, for the resolution only, make_resolver.",
+        "# Set up by FastDepsRequirementPreparer and, for one resolution, by\n"
+        "    # prefetching().",
+    ),
+    # A noqa for a rule pip does not select, which ruff would drop whole.
+    ("# noqa: PERF402 (keep those before an error)", "# keep those before an error"),
+    # Last: the plugin compares itself with "stock pip"; in pip, that is pip.
+    ("stock pip's", "pip's"),
+    ("stock pip", "pip"),
 )
 
 PREPARE = "pip._internal.operations.prepare"
