@@ -8,6 +8,7 @@ and pass the functional tests with nothing of the plugin around.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -22,9 +23,16 @@ from tools.upstream.source import ExportError
 logger = logging.getLogger(__name__)
 
 
-def _run(command: Sequence[str], cwd: Path | None = None) -> str:
+def _run(
+    command: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
     result = subprocess.run(
-        list(command), cwd=cwd, capture_output=True, text=True, check=False
+        list(command),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise ExportError(
@@ -57,10 +65,18 @@ def unpack(sdist: Path, into: Path) -> Path:
 
 
 def apply_series(patches: Sequence[Path], tree: Path) -> None:
-    """Apply each patch in order, first checking that it applies cleanly."""
+    """Apply each patch in order, first checking that it applies cleanly.
+
+    Inside another repository's working tree (this checkout's .nox/), git
+    apply would take paths as relative to that repository and silently skip
+    every file outside the current directory: git must not look above
+    ``tree``. Each patch is then checked to be in place (it reverses).
+    """
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
-        _run(["git", "apply", "--check", str(patch)], cwd=tree)
-        _run(["git", "apply", str(patch)], cwd=tree)
+        _run(["git", "apply", "--check", str(patch)], cwd=tree, env=env)
+        _run(["git", "apply", str(patch)], cwd=tree, env=env)
+        _run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
         logger.info("applied %s", patch.name)
 
 
@@ -84,6 +100,19 @@ def install_patched_pip(tree: Path, venv: Path) -> Path:
     return python
 
 
+def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
+    """Every pip file the series changes is installed as patched."""
+    site = Path(_run([str(python), "-c", "import pip; print(pip.__path__[0])"]).strip())
+    for patch in patches:
+        for line in patch.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("+++ b/src/pip/"):
+                continue
+            relative = line.removeprefix("+++ b/src/pip/")
+            installed = site / relative
+            if installed.read_bytes() != (tree / "src" / "pip" / relative).read_bytes():
+                raise ExportError(f"{installed} is not the patched file")
+
+
 def prepare(
     plugin_src: Path, cache: Path, work: Path, identity: Identity
 ) -> tuple[list[Path], Path]:
@@ -94,4 +123,5 @@ def prepare(
     patched = unpack(sdist, work / "patched")
     apply_series(patches, patched)
     python = install_patched_pip(patched, work / "venv")
+    check_installed(patches, patched, python)
     return patches, python
