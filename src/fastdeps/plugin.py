@@ -188,6 +188,8 @@ def _wrap_make_resolver(command_class: Any) -> None:
         resolver = original(cls, preparer, finder, options, *args, **kwargs)
         settings: FastDepsSettings | None = getattr(preparer, "_fastdeps", None)
         if settings is not None and hasattr(resolver, "factory"):
+            if preparer.require_hashes and not settings.metadata_only_with_hashes:
+                return resolver  # pip reads whole files here: nothing to read ahead
             resolver.resolve = MethodType(
                 _resolve_with_prefetch(type(resolver).resolve, finder), resolver
             )
