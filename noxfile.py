@@ -54,15 +54,17 @@ def upstream(session: nox.Session) -> None:
     """The plugin as a patch series against pip's sdist, checked for real.
 
     Downloads the sdist of the newest supported pip (kept in nox's cache),
-    exports the series (tools/upstream), applies it patch by patch with
-    `git apply`, installs the patched pip into a new venv without the
-    plugin, and runs the functional tests against that pip with
-    --use-feature=fast-deps. The patches stay in .nox/upstream/tmp/patches.
+    exports the series (tools/upstream; checked with pip's ruff settings),
+    applies it patch by patch with `git apply`, type-checks the changed
+    modules with pip's mypy settings, installs the patched pip into a new
+    venv without the plugin, and runs the functional tests against that pip
+    with --use-feature=fast-deps. The patches stay in
+    .nox/upstream/tmp/work/patches.
     """
     pip_version = "26.3"  # tools.upstream.series.PIP_VERSION
     # This venv runs the tests and holds stock pip (for the stock venvs);
     # the plugin is deliberately not installed.
-    session.install(f"pip=={pip_version}", "ruff", *TEST_REQUIREMENTS)
+    session.install(f"pip=={pip_version}", "ruff", "mypy", *TEST_REQUIREMENTS)
     work = os.path.join(session.create_tmp(), "work")
     cache = os.path.join(session.cache_dir, "upstream")
     session.run(

@@ -7,6 +7,7 @@ and pass the functional tests with nothing of the plugin around.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -113,6 +114,29 @@ def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
                 raise ExportError(f"{installed} is not the patched file")
 
 
+def changed_python_files(patches: Sequence[Path]) -> list[str]:
+    """The pip modules the series adds or changes, as paths in pip's tree."""
+    files: list[str] = []
+    for patch in patches:
+        for line in patch.read_text(encoding="utf-8").splitlines():
+            path = line.removeprefix("+++ b/")
+            if line.startswith("+++ b/src/pip/") and path.endswith(".py"):
+                files.append(path)
+    return sorted(set(files))
+
+
+def typecheck(patches: Sequence[Path], tree: Path) -> None:
+    """mypy with pip's own configuration over what the series changes.
+
+    pip's CI runs mypy; skipped, with a warning, where mypy is not installed.
+    """
+    if importlib.util.find_spec("mypy") is None:
+        logger.warning("mypy is not installed: pip's type check is skipped")
+        return
+    _run([sys.executable, "-m", "mypy", *changed_python_files(patches)], cwd=tree)
+    logger.info("mypy, with pip's configuration: no issues")
+
+
 def prepare(
     plugin_src: Path, cache: Path, work: Path, identity: Identity
 ) -> tuple[list[Path], Path]:
@@ -122,6 +146,7 @@ def prepare(
     patches = export(plugin_src, pristine, work / "patches", identity=identity)
     patched = unpack(sdist, work / "patched")
     apply_series(patches, patched)
+    typecheck(patches, patched)
     python = install_patched_pip(patched, work / "venv")
     check_installed(patches, patched, python)
     return patches, python

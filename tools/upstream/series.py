@@ -369,6 +369,13 @@ that pip without the feature runs exactly the code it ran before.
         ),
         steps=(
             MergeModule("fastdeps.operations.prepare", before="RequirementPreparer"),
+            # Not beside the preparer: prepare.py is checked without strict
+            # optional types, where "str | None" reads as "str" to its callers.
+            CopyDefinitions(
+                "fastdeps.plugin",
+                ("FastDepsSettings",),
+                "pip._internal.operations.metadata",
+            ),
             MethodsIntoSubclass(
                 "fastdeps.plugin",
                 methods="_PREPARER_METHODS",
