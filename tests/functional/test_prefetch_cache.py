@@ -16,14 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.conftest import Venv, run_pip
+from tests.functional.conftest import (
+    METADATA_CACHE_SUBDIR,
+    PREFETCH_SUMMARY,
+    Venv,
+    run_pip,
+)
 from tests.functional.projects import GRAPH_RESOLUTION, publish_graph
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, wheel_filename
 
 FAST_DEPS = "--use-feature=fast-deps"
 SUMMARY = re.compile(
-    r"pip-fastdeps prefetch: (\d+) project pages \((\d+) unused\), "
+    re.escape(PREFETCH_SUMMARY) + r" (\d+) project pages \((\d+) unused\), "
     r"(\d+) metadata files \((\d+) unused\), (\d+) failed"
 )
 
@@ -51,7 +56,7 @@ def file_requests(server: FileServer) -> list[str]:
 
 
 def entries(cache_dir: Path) -> list[Path]:
-    root = cache_dir / "fastdeps-metadata"
+    root = cache_dir / METADATA_CACHE_SUBDIR
     return sorted(path for path in root.rglob("*") if path.is_file())
 
 

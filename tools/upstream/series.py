@@ -134,14 +134,18 @@ def prefetching(factory: Any) -> Iterator[None]:
     does nothing. The prefetcher lives exactly as long as one resolution;
     when the block ends its threads stop and the finder is itself again.
     """
-    settings = getattr(factory.preparer, "_fast_deps", None)
-    if settings is None:
+    preparer = factory.preparer
+    settings = getattr(preparer, "_fast_deps", None)
+    if settings is None or (
+        # pip reads whole files here: there is nothing to read ahead.
+        preparer.require_hashes and not settings.metadata_only_with_hashes
+    ):
         yield
         return
     settings.prefetcher = Prefetcher(
         factory._finder,
         settings.fetcher.fetch,
-        session=factory.preparer._session,
+        session=preparer._session,
         workers=settings.prefetch_workers,
     )
     try:
