@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tools.upstream.export import _PLUGIN_REFERENCE
+from tools.upstream.patched import changed_python_files
 from tools.upstream.series import SERIES
 from tools.upstream.source import (
     ExportError,
@@ -589,3 +591,29 @@ def test_every_plugin_name_the_series_uses_exists() -> None:
                 assert set(step.names) <= set(definitions), step.names
             elif isinstance(step, OptionFromFactory):
                 plugin(step.plugin_module).function(step.function)
+
+
+def test_references_to_plugin_modules_follow_them_into_pip() -> None:
+    text = "see :mod:`fastdeps.cache`; pip-fastdeps stays; fastdeps-metadata too\n"
+
+    assert _PLUGIN_REFERENCE.sub("pip._internal.", text) == (
+        "see :mod:`pip._internal.cache`; pip-fastdeps stays; fastdeps-metadata too\n"
+    )
+
+
+def test_the_type_check_covers_the_python_files_the_series_changes(
+    tmp_path: Path,
+) -> None:
+    patch = tmp_path / "0001-x.patch"
+    patch.write_text(
+        "+++ b/news/x.feature.rst\n"
+        "+++ b/src/pip/_internal/cache.py\n"
+        "+++ b/src/pip/_internal/cache.py\n"
+        "+++ b/src/pip/_internal/utils/parallel.py\n",
+        encoding="utf-8",
+    )
+
+    assert changed_python_files([patch]) == [
+        "src/pip/_internal/cache.py",
+        "src/pip/_internal/utils/parallel.py",
+    ]
