@@ -481,8 +481,9 @@ class Prefetcher:
 
         Being asked for a file that is not first in the ranking is not enough
         to call it backtracking: the resolver combines specifiers that the
-        ranking, computed for one of them, may not know. A better file that
-        the resolver asked for before, and has now left, is the sign.
+        ranking, computed for one of them, may not know. The sign is that the
+        resolver asked for the file just before it in the ranking, and has
+        now left it for this one.
         """
         if not link.is_wheel:
             return
@@ -495,7 +496,7 @@ class Prefetcher:
         if link.url not in urls:
             return
         position = urls.index(link.url)
-        if not asked_before.intersection(urls[:position]):
+        if position == 0 or urls[position - 1] not in asked_before:
             return
         for following in ranking[position + 1 : position + 1 + BACKTRACK_LOOKAHEAD]:
             self._submit(self._prefetch_metadata, following)
