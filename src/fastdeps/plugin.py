@@ -1,15 +1,16 @@
 """The one module that touches pip's internals: every seam is here.
 
-pip-fastdeps binds into pip at exactly one place that exists in every
-supported release: ``RequirementCommand.make_requirement_preparer``, the
-classmethod that builds the :class:`RequirementPreparer` of ``install``,
-``download``, ``wheel`` and ``lock``. When (and only when) fast-deps is
-enabled, the preparer it returns gets four methods of its own:
+pip-fastdeps binds into pip at places that exist in every supported
+release. The main one is ``RequirementCommand.make_requirement_preparer``,
+the classmethod that builds the :class:`RequirementPreparer` of
+``install``, ``download``, ``wheel`` and ``lock``. When (and only when)
+fast-deps is enabled, the preparer it returns gets four methods of its own:
 
 ``_fetch_metadata_only``
-    pip's order (PEP 658 file, then lazy wheel), remembering which metadata
-    the resolver was given, and kept on in hash-checking mode when the
-    command downloads every file anyway (see :func:`_metadata_only_allowed`).
+    the metadata cache, then pip's order (PEP 658 file, then lazy wheel),
+    remembering which metadata the resolver was given, and kept on in
+    hash-checking mode when the command downloads every file anyway (see
+    :func:`_metadata_only_allowed`).
 ``_fetch_metadata_using_lazy_wheel``
     our lazy wheel, falling back to pip's download on any failure.
 ``_complete_partial_requirements``
@@ -18,12 +19,15 @@ enabled, the preparer it returns gets four methods of its own:
 ``save_linked_requirement``
     the same, but the copy into a download directory is atomic.
 
-The class itself is never changed, so a preparer built without fast-deps
-is stock pip's, byte for byte. The only other change is one option,
-``--fast-deps-jobs``, added to those four commands.
+The preparer class is never changed, so a preparer built without fast-deps
+is stock pip's, byte for byte. The other seams are inert without a
+fast-deps preparer: one option, ``--fast-deps-jobs``, added to those four
+commands; three resolver hooks that run the prefetcher
+(:func:`_bind_resolver_hooks`); and ``pip cache``'s list of HTTP cache
+files, which gains the metadata cache (:func:`bind_cache_command`).
 
-Bound methods are set on the instance, not the class, which also makes
-:func:`bind` trivially idempotent: it wraps one classmethod, once.
+Every wrapper carries a marker that names what it wraps, which makes
+:func:`bind` idempotent: each seam is wrapped once.
 """
 
 from __future__ import annotations
@@ -31,12 +35,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from optparse import Values
 from pathlib import Path
 from types import MethodType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from fastdeps.operations.metadata import FetchedMetadata, MetadataFetcher
+    from fastdeps.resolution.prefetch import Prefetcher
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +123,6 @@ def bind() -> bool:
     from pip._internal.cli.req_command import RequirementCommand
 
     _wrap_make_requirement_preparer(RequirementCommand)
-    _wrap_make_resolver(RequirementCommand)
     _wrap_init_with_jobs_option(RequirementCommand)
     _bind_resolver_hooks()
     _bound = True
@@ -175,62 +183,28 @@ def _wrap_make_requirement_preparer(command_class: Any) -> None:
     command_class.make_requirement_preparer = classmethod(make_requirement_preparer)
 
 
-def _wrap_make_resolver(command_class: Any) -> None:
-    """Give a fast-deps resolution its prefetcher, for the resolution only."""
-    current = command_class.__dict__["make_resolver"]
-    if hasattr(current.__func__, _BOUND_MARKER):
-        return
-    original: Callable[..., Any] = current.__func__
-
-    def make_resolver(
-        cls: Any, preparer: Any, finder: Any, options: Values, *args: Any, **kwargs: Any
-    ) -> Any:
-        resolver = original(cls, preparer, finder, options, *args, **kwargs)
-        settings: FastDepsSettings | None = getattr(preparer, "_fastdeps", None)
-        if settings is not None and hasattr(resolver, "factory"):
-            if preparer.require_hashes and not settings.metadata_only_with_hashes:
-                return resolver  # pip reads whole files here: nothing to read ahead
-            resolver.resolve = MethodType(
-                _resolve_with_prefetch(type(resolver).resolve, finder), resolver
-            )
-        return resolver
-
-    setattr(make_resolver, _BOUND_MARKER, original)
-    command_class.make_resolver = classmethod(make_resolver)
-
-
-def _resolve_with_prefetch(
-    resolve: Callable[..., Any], finder: Any
-) -> Callable[..., Any]:
-    from fastdeps.resolution.prefetch import Prefetcher
-
-    def resolve_with_prefetch(resolver: Any, *args: Any, **kwargs: Any) -> Any:
-        preparer = resolver.factory.preparer
-        settings: FastDepsSettings = preparer._fastdeps
-        settings.prefetcher = Prefetcher(
-            finder,
-            settings.fetcher.fetch,
-            session=preparer._session,
-            workers=settings.prefetch_workers,
-        )
-        try:
-            return resolve(resolver, *args, **kwargs)
-        finally:
-            settings.prefetcher.close()
-            settings.prefetcher = None
-
-    return resolve_with_prefetch
-
-
 def _bind_resolver_hooks() -> None:
-    """Tell the prefetcher about requirements as soon as pip's resolver has them.
+    """Prefetch during fast-deps resolutions, as soon as pip knows what to fetch.
 
-    Two class-level wrappers, which do nothing unless the factory's preparer
-    has a prefetcher: the root requirements, once collected, and each
-    candidate's dependencies, once the resolver asks for them.
+    Three class-level wrappers, which do nothing unless the resolver's
+    preparer is a fast-deps one: the resolution runs inside
+    :func:`_prefetching`; the root requirements, once collected, and each
+    candidate's dependencies, once the resolver asks for them, are announced
+    to the prefetcher.
     """
     from pip._internal.resolution.resolvelib.factory import Factory
     from pip._internal.resolution.resolvelib.provider import PipProvider
+    from pip._internal.resolution.resolvelib.resolver import Resolver
+
+    if not hasattr(Resolver.resolve, _BOUND_MARKER):
+        resolve = Resolver.resolve
+
+        def resolve_prefetching(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with _prefetching(self.factory):
+                return resolve(self, *args, **kwargs)
+
+        setattr(resolve_prefetching, _BOUND_MARKER, resolve)
+        Resolver.resolve = resolve_prefetching  # type: ignore[method-assign]
 
     if not hasattr(Factory.collect_root_requirements, _BOUND_MARKER):
         collect = Factory.collect_root_requirements
@@ -259,7 +233,36 @@ def _bind_resolver_hooks() -> None:
         PipProvider.get_dependencies = get_dependencies_prefetched  # type: ignore[method-assign]
 
 
+@contextmanager
+def _prefetching(factory: Any) -> Iterator[None]:
+    """Prefetch for the resolution run inside the ``with`` block.
+
+    Only with fast-deps, whose preparer has the settings: otherwise this
+    does nothing. The prefetcher lives exactly as long as one resolution;
+    when the block ends its threads stop and the finder is itself again.
+    """
+    from fastdeps.resolution.prefetch import Prefetcher
+
+    preparer = factory.preparer
+    settings: FastDepsSettings | None = getattr(preparer, "_fastdeps", None)
+    if settings is None or not settings.reads_metadata_only(preparer.require_hashes):
+        yield
+        return
+    settings.prefetcher = Prefetcher(
+        factory._finder,
+        settings.fetcher.fetch,
+        session=preparer._session,
+        workers=settings.prefetch_workers,
+    )
+    try:
+        yield
+    finally:
+        settings.prefetcher.close()
+        settings.prefetcher = None
+
+
 def _prefetcher_of(factory: Any) -> Any:
+    """The prefetcher of the resolution ``factory`` serves, if there is one."""
     settings = getattr(factory.preparer, "_fastdeps", None)
     return None if settings is None else settings.prefetcher
 
@@ -358,7 +361,7 @@ class FastDepsSettings:
     cache_dir: str | None = None
     # link URL -> (distribution the resolver used, where it came from)
     metadata_used: dict[str, tuple[Any, str]] = field(default_factory=dict)
-    # Set up by _enable_on and, for the resolution only, make_resolver.
+    # Set up by _enable_on and, for one resolution only, _prefetching.
     fetcher: Any = None
     prefetcher: Any = None
 
@@ -366,6 +369,14 @@ class FastDepsSettings:
     def prefetch_workers(self) -> int:
         """Twice the downloads: a metadata read is mostly waiting."""
         return 2 * self.jobs
+
+    def reads_metadata_only(self, require_hashes: bool) -> bool:
+        """Whether resolution may read metadata alone, not whole files.
+
+        Always, except in hash-checking mode when the command does not
+        download the files afterwards (``metadata_only_with_hashes``).
+        """
+        return not require_hashes or self.metadata_only_with_hashes
 
 
 def _settings_from(command_class: Any, options: Values) -> FastDepsSettings:
@@ -412,6 +423,12 @@ def _metadata_only_allowed(command_class: Any, options: Values) -> bool:
 
 
 def _enable_on(preparer: Any, settings: FastDepsSettings) -> None:
+    """Turn a stock preparer into a fast-deps one, for this command only.
+
+    In the upstream patch series this is the constructor of
+    ``FastDepsRequirementPreparer`` (``PREPARER_CLASS`` in
+    tools/upstream/series.py): change both together.
+    """
     from pip._internal.utils.logging import get_indentation
 
     import fastdeps
@@ -443,18 +460,25 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
     settings: FastDepsSettings = self._fastdeps
     if self.legacy_resolver:
         return None
-    if self.require_hashes and not settings.metadata_only_with_hashes:
+    if not settings.reads_metadata_only(self.require_hashes):
         logger.debug(
             "Metadata-only fetching is not used: hash checking is required "
             "and this command does not download the files afterwards"
         )
         return None
-    dist, source = _dist_from_fetched_metadata(self, req)
-    if dist is None:
-        # pip's own paths, which report any error as stock pip does.
-        dist = self._fetch_metadata_using_link_data_attr(req)
-        source = FROM_PEP_658
-    if dist is None:
+    fetched = _fetched_metadata(self, req.link)
+    if fetched is not None:
+        dist = _dist_from_fetched_metadata(self, req, fetched)
+        if dist is not None:
+            settings.metadata_used[req.link.url] = (dist, fetched.source)
+            return dist
+    # pip's own paths, which report any error as stock pip does.
+    dist = self._fetch_metadata_using_link_data_attr(req)
+    source = FROM_PEP_658
+    if dist is None and fetched is not None:
+        # Metadata was read but not accepted (another project's, say): pip's
+        # lazy path reads it again and pip raises its own error. Had the read
+        # failed, a second one would only repeat it: pip downloads the file.
         dist = self._fetch_metadata_using_lazy_wheel(req.link)
         source = FROM_LAZY_WHEEL
     if dist is not None:
@@ -462,10 +486,23 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
     return dist
 
 
-def _dist_from_fetched_metadata(self: Any, req: Any) -> tuple[Any, str]:
-    """The distribution from prefetched, cached or freshly fetched metadata.
+def _fetched_metadata(self: Any, link: Any) -> FetchedMetadata | None:
+    """The metadata of ``link`` from the prefetcher, the cache or the server.
 
-    ``(None, "")`` lets pip's own code try, and report what went wrong.
+    None when no fast path worked; why is logged at debug level.
+    """
+    settings: FastDepsSettings = self._fastdeps
+    fetcher: MetadataFetcher = settings.fetcher
+    prefetcher: Prefetcher | None = settings.prefetcher
+    if prefetcher is None:
+        return fetcher.fetch(link)
+    return prefetcher.metadata(link, lambda: fetcher.fetch(link))
+
+
+def _dist_from_fetched_metadata(self: Any, req: Any, fetched: FetchedMetadata) -> Any:
+    """The distribution of ``fetched`` metadata, if pip would accept it.
+
+    None lets pip's own code try, and report what went wrong.
     """
     from pip._internal.metadata import get_metadata_distribution
     from pip._internal.utils._log import VERBOSE
@@ -473,22 +510,16 @@ def _dist_from_fetched_metadata(self: Any, req: Any) -> tuple[Any, str]:
 
     from fastdeps.operations.metadata import FROM_LAZY_WHEEL, FROM_PEP_658
 
-    settings: FastDepsSettings = self._fastdeps
     link = req.link
-    prefetcher = settings.prefetcher
-    if prefetcher is not None:
-        fetched = prefetcher.metadata(link, lambda: settings.fetcher.fetch(link))
-    else:
-        fetched = settings.fetcher.fetch(link)
-    if fetched is None or req.req is None:
-        return None, ""
+    if req.req is None:
+        return None
     try:
         dist = get_metadata_distribution(fetched.contents, link.filename, req.req.name)
     except Exception as exc:
         logger.debug("Metadata of %s unusable: %s", link.filename, exc)
-        return None, ""
+        return None
     if canonicalize_name(dist.raw_name) != canonicalize_name(req.req.name):
-        return None, ""  # pip's own path raises its MetadataInconsistent
+        return None  # pip's own path raises its MetadataInconsistent
     if fetched.source == FROM_LAZY_WHEEL:
         logger.info(
             "Obtaining dependency information from %s %s", dist.raw_name, dist.version
@@ -502,7 +533,7 @@ def _dist_from_fetched_metadata(self: Any, req: Any) -> tuple[Any, str]:
         )
     else:
         logger.log(VERBOSE, "Using cached metadata of %s", link.filename)
-    return dist, fetched.source
+    return dist
 
 
 def _fetch_metadata_using_lazy_wheel(self: Any, link: Any) -> Any:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from tests.functional.conftest import Venv, run_pip
 from tests.lib.server import Answer, FileServer, LoggedRequest
-from tests.lib.wheels import build_wheel, wheel_filename
+from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
 
 __all__ = [
     "Graph",
@@ -52,6 +52,9 @@ class Release:
     page_requires_python: str | None = None
     #: PEP 592: the file is yanked with this reason ("" for no reason).
     yanked: str | None = None
+    #: The ``Name`` inside METADATA when it is not ``name``: a mislabelled
+    #: wheel, which pip rejects.
+    metadata_name: str | None = None
 
     @property
     def filename(self) -> str:
@@ -104,6 +107,11 @@ def publish(server: IndexServer, graph: Graph, *, metadata: bool) -> None:
         wheel = build_wheel(
             release.name,
             release.version,
+            metadata=(
+                None
+                if release.metadata_name is None
+                else metadata_text(release.metadata_name, release.version)
+            ),
             requires_dist=release.requires,
             provides_extra=release.extras,
             requires_python=release.requires_python,

@@ -446,6 +446,26 @@ def test_misbehaving_server_still_gives_a_correct_download(
     assert file_server.errors == []
 
 
+def test_a_failed_lazy_read_is_not_repeated_before_the_download(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    # Every ranged answer is cut short: the lazy wheel completes a cut read
+    # once, gives up at the second cut, and pip downloads the file. A cut is
+    # not held against the host, so nothing but the preparer's not trying
+    # again keeps this to those two ranged requests.
+    filename = wheel_filename("solo", "1.0")
+    data = build_wheel("solo", "1.0")
+    file_server.add_project("solo", {filename: data})
+    file_server.behaviour = Behaviour(cut_after=100, cut_times=100)
+
+    result, target = download(plugin_venv, file_server, tmp_path, ["solo"], FAST_DEPS)
+
+    check(result)
+    assert files_in(target) == {filename: data}
+    wheel_requests = file_server.requests_for(f"/files/{filename}")
+    assert [entry.range is not None for entry in wheel_requests] == [True, True, False]
+
+
 # -- hashes and download directories ------------------------------------------
 
 

@@ -443,6 +443,11 @@ FAILURES = {
         releases=(Release("needy", "1.0", ("absent>=1",)),),
         requirements=("needy",),
     ),
+    # pip reads the metadata, then rejects it: "inconsistent name".
+    "mislabelled-wheel": Graph(
+        releases=(Release("labelled", "1.0", metadata_name="impostor"),),
+        requirements=("labelled",),
+    ),
     # One release excluded by the page, the other by its own METADATA.
     "requires-python": Graph(
         releases=(

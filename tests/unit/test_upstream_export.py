@@ -26,7 +26,6 @@ from tools.upstream.source import (
     rewrite_import_statements,
 )
 from tools.upstream.steps import (
-    AddCode,
     Context,
     CopyDefinitions,
     Edit,
@@ -515,22 +514,6 @@ def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
     text = context.read(path)
     assert "        return fast()\n" in text
     assert "from pip._internal.fast import fast\n" in text
-
-
-def test_hand_written_code_goes_at_the_end_with_its_imports(tmp_path: Path) -> None:
-    context = make_context(tmp_path, {}, {"pip._internal.operations.prep": PIP_PREPARE})
-
-    AddCode(
-        "pip._internal.operations.prep",
-        "def added() -> Iterator[None]:\n    yield\n",
-        imports=(("collections.abc", "Iterator"),),
-    ).apply(context)
-
-    text = pip_text(context, "pip._internal.operations.prep")
-    assert text.endswith(
-        "        pass\n\n\ndef added() -> Iterator[None]:\n    yield\n"
-    )
-    assert "from collections.abc import Iterator\n" in text
 
 
 def test_a_new_module_must_not_exist_in_pip_and_a_replacement_must(

@@ -3,10 +3,15 @@
 This is data. A change to the plugin's modules, or to the bodies of the
 functions that plugin.py binds into pip, flows into the patches with no
 change here; a new module is one :class:`~tools.upstream.steps.NewModule`
-line, a new preparer method one entry in plugin.py's own method table. Only
-the :class:`~tools.upstream.steps.Edit` entries (how pip's code chooses the
-fast-deps path, where the plugin wraps pip instead) are hand-written, and
-each one fails loudly, naming itself, when pip's text moves under it.
+line, a new preparer method one entry in plugin.py's own method table.
+
+Two things are hand-written. The :class:`~tools.upstream.steps.Edit`
+entries are the calls in pip's own code where the plugin wraps pip
+instead (how pip chooses the fast-deps preparer, where the resolver hooks
+sit); each is a call of code derived from the plugin, and each fails
+loudly, naming itself, when pip's text moves under it. And
+:data:`PREPARER_CLASS`, the class line and constructor of the preparer,
+whose constructor does what ``plugin._enable_on`` does to a stock preparer.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tools.upstream.steps import (
-    AddCode,
     CopyDefinitions,
     Edit,
     MergeModule,
@@ -102,14 +106,12 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         '_THREAD_NAME_PREFIX = "pip-prefetch"',
     ),
     ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
+    # The attribute's name in getattr() calls (IDENTIFIER_RENAMES skips strings).
+    ('"_fastdeps"', '"_fast_deps"'),
     (
-        'getattr(factory.preparer, "_fastdeps", None)',
-        'getattr(factory.preparer, "_fast_deps", None)',
-    ),
-    (
-        "# Set up by _enable_on and, for the resolution only, make_resolver.",
-        "# Set up by FastDepsRequirementPreparer and, for one resolution, by\n"
-        "    # prefetching().",
+        "# Set up by _enable_on and, for one resolution only, _prefetching.",
+        "# Set up by FastDepsRequirementPreparer and, for one resolution only,\n"
+        "    # by prefetching().",
     ),
     # A noqa for a rule pip does not select, which ruff would drop whole.
     ("# noqa: PERF402 (keep those before an error)", "# keep those before an error"),
@@ -120,40 +122,6 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
 
 PREPARE = "pip._internal.operations.prepare"
 PREFETCH = "pip._internal.resolution.prefetch"
-
-# What the plugin's make_resolver wrapper (_resolve_with_prefetch) does by
-# replacing a resolver's resolve() at run time: in pip, a context manager
-# that resolve() enters. Hand-written, since the plugin's version is a
-# wrapper factory around a bound method.
-PREFETCHING = '''
-@contextmanager
-def prefetching(factory: Any) -> Iterator[None]:
-    """Prefetch for the resolution run inside the ``with`` block.
-
-    Only with fast-deps, whose preparer has the settings: otherwise this
-    does nothing. The prefetcher lives exactly as long as one resolution;
-    when the block ends its threads stop and the finder is itself again.
-    """
-    preparer = factory.preparer
-    settings = getattr(preparer, "_fast_deps", None)
-    if settings is None or (
-        # pip reads whole files here: there is nothing to read ahead.
-        preparer.require_hashes and not settings.metadata_only_with_hashes
-    ):
-        yield
-        return
-    settings.prefetcher = Prefetcher(
-        factory._finder,
-        settings.fetcher.fetch,
-        session=preparer._session,
-        workers=settings.prefetch_workers,
-    )
-    try:
-        yield
-    finally:
-        settings.prefetcher.close()
-        settings.prefetcher = None
-'''
 
 REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
 
@@ -490,15 +458,20 @@ the feature makes the same calls in the same order as before.
             NewModule("fastdeps.resolution.prefetch"),
             CopyDefinitions(
                 "fastdeps.plugin",
-                ("_prefetcher_of", "_prefetch", "_prefetched_dependencies"),
+                (
+                    "_prefetcher_of",
+                    "_prefetch",
+                    "_prefetched_dependencies",
+                    "_prefetching",
+                ),
                 PREFETCH,
                 renames={
                     "_prefetcher_of": "prefetcher_of",
                     "_prefetch": "prefetch_requirements",
                     "_prefetched_dependencies": "prefetched_dependencies",
+                    "_prefetching": "prefetching",
                 },
             ),
-            AddCode(PREFETCH, PREFETCHING),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/resolver.py",
                 old="""\

@@ -610,28 +610,6 @@ def _source_with_constants(
 
 
 @dataclass
-class AddCode:
-    """Hand-written top-level code for a pip module (at its end).
-
-    For what the plugin does by wrapping pip at run time, where pip needs a
-    definition of its own; keep it short, and say in the series why it is
-    not derived from the plugin's source.
-    """
-
-    pip_module: str
-    text: str
-    imports: tuple[tuple[str, str], ...] = ()
-
-    def apply(self, context: Context) -> None:
-        add_imports(
-            context,
-            self.pip_module,
-            [ImportLine(origin, name) for origin, name in self.imports],
-        )
-        insert_definitions(context, self.pip_module, self.text)
-
-
-@dataclass
 class Edit:
     """A hand-written change to a pip file: ``old`` must occur exactly once.
 
