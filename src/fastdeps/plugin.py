@@ -4,15 +4,15 @@ pip-fastdeps binds into pip at places that exist in every supported
 release. The main one is ``RequirementCommand.make_requirement_preparer``,
 the classmethod that builds the :class:`RequirementPreparer` of
 ``install``, ``download``, ``wheel`` and ``lock``. When (and only when)
-fast-deps is enabled, the preparer it returns gets four methods of its own:
+fast-deps is enabled, the preparer it returns gets three methods of its own:
 
 ``_fetch_metadata_only``
-    the metadata cache, then pip's order (PEP 658 file, then lazy wheel),
-    remembering which metadata the resolver was given, and kept on in
-    hash-checking mode when the command downloads every file anyway (see
-    :func:`_metadata_only_allowed`).
-``_fetch_metadata_using_lazy_wheel``
-    our lazy wheel, falling back to pip's download on any failure.
+    the metadata from :class:`~fastdeps.operations.metadata.MetadataFetcher`
+    (the cache, the PEP 658 file, then our lazy wheel), remembering which
+    metadata the resolver was given, and kept on in hash-checking mode when
+    the command downloads every file anyway (see
+    :func:`_metadata_only_allowed`). When that fails, pip's own PEP 658 path
+    or its normal download takes over and reports any error.
 ``_complete_partial_requirements``
     the parallel downloads, then pip's own per-requirement preparation
     (hash checks included) and the metadata comparison.
@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from fastdeps.operations.metadata import FetchedMetadata, MetadataFetcher
-    from fastdeps.resolution.prefetch import Prefetcher
 
 logger = logging.getLogger(__name__)
 
@@ -455,7 +454,7 @@ def _enable_on(preparer: Any, settings: FastDepsSettings) -> None:
 
 
 def _fetch_metadata_only(self: Any, req: Any) -> Any:
-    from fastdeps.operations.metadata import FROM_LAZY_WHEEL, FROM_PEP_658
+    from fastdeps.operations.metadata import FROM_PEP_658
 
     settings: FastDepsSettings = self._fastdeps
     if self.legacy_resolver:
@@ -472,17 +471,14 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
         if dist is not None:
             settings.metadata_used[req.link.url] = (dist, fetched.source)
             return dist
-    # pip's own paths, which report any error as stock pip does.
+    # No metadata, or metadata pip would not accept (another project's, say).
+    # pip's PEP 658 path reports a broken .metadata file as stock pip does;
+    # without one, None makes pip download the file, and report whatever is
+    # wrong with it as stock pip does. Another lazy read would only repeat
+    # the failure.
     dist = self._fetch_metadata_using_link_data_attr(req)
-    source = FROM_PEP_658
-    if dist is None and fetched is not None:
-        # Metadata was read but not accepted (another project's, say): pip's
-        # lazy path reads it again and pip raises its own error. Had the read
-        # failed, a second one would only repeat it: pip downloads the file.
-        dist = self._fetch_metadata_using_lazy_wheel(req.link)
-        source = FROM_LAZY_WHEEL
     if dist is not None:
-        settings.metadata_used[req.link.url] = (dist, source)
+        settings.metadata_used[req.link.url] = (dist, FROM_PEP_658)
     return dist
 
 
@@ -493,10 +489,12 @@ def _fetched_metadata(self: Any, link: Any) -> FetchedMetadata | None:
     """
     settings: FastDepsSettings = self._fastdeps
     fetcher: MetadataFetcher = settings.fetcher
-    prefetcher: Prefetcher | None = settings.prefetcher
-    if prefetcher is None:
+    if settings.prefetcher is None:
         return fetcher.fetch(link)
-    return prefetcher.metadata(link, lambda: fetcher.fetch(link))
+    fetched: FetchedMetadata | None = settings.prefetcher.metadata(
+        link, lambda: fetcher.fetch(link)
+    )
+    return fetched
 
 
 def _dist_from_fetched_metadata(self: Any, req: Any, fetched: FetchedMetadata) -> Any:
@@ -534,12 +532,6 @@ def _dist_from_fetched_metadata(self: Any, req: Any, fetched: FetchedMetadata) -
     else:
         logger.log(VERBOSE, "Using cached metadata of %s", link.filename)
     return dist
-
-
-def _fetch_metadata_using_lazy_wheel(self: Any, link: Any) -> Any:
-    from fastdeps.operations.prepare import metadata_from_lazy_wheel
-
-    return metadata_from_lazy_wheel(link, self._session)
 
 
 def _complete_partial_requirements(
@@ -616,7 +608,6 @@ def _save_linked_requirement(self: Any, req: Any) -> None:
 
 _PREPARER_METHODS: dict[str, Callable[..., Any]] = {
     "_fetch_metadata_only": _fetch_metadata_only,
-    "_fetch_metadata_using_lazy_wheel": _fetch_metadata_using_lazy_wheel,
     "_complete_partial_requirements": _complete_partial_requirements,
     "save_linked_requirement": _save_linked_requirement,
 }

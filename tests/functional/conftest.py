@@ -30,6 +30,8 @@ from pathlib import Path
 import pip
 import pytest
 
+from tests.lib.server import LoggedRequest
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 #: The python of a venv holding pip patched with the series, or None.
@@ -49,6 +51,24 @@ ACTIVE_LINE = "fast-deps is active" if PATCHED_PIP else "pip-fastdeps"
 #: pip's cache dir: the plugin's names, or the patch series' (tools/upstream).
 PREFETCH_SUMMARY = "fast-deps prefetch:" if PATCHED_PIP else "pip-fastdeps prefetch:"
 METADATA_CACHE_SUBDIR = "metadata" if PATCHED_PIP else "fastdeps-metadata"
+
+#: (major, minor) of the pip under test: the venvs get this pip.
+PIP_VERSION = tuple(int(part) for part in pip.__version__.split(".")[:2])
+
+#: Up to pip 25.2 the resolver itself downloads every resolved file when it
+#: is done, so dry runs and locks download them too; since 25.3 only the
+#: commands that need the files do.
+RESOLVER_DOWNLOADS_FILES = PIP_VERSION < (25, 3)
+
+
+def is_wheel_request(entry: LoggedRequest) -> bool:
+    return entry.path.endswith(".whl")
+
+
+def is_whole_wheel_get(entry: LoggedRequest) -> bool:
+    """A download of a whole wheel, not a read of its metadata."""
+    return is_wheel_request(entry) and entry.method == "GET" and entry.range is None
+
 
 # Copied to build the wheel out of tree: building in the checkout would put
 # build/ and *.egg-info there, racing with other xdist workers.

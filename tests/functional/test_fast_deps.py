@@ -15,12 +15,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import pip
 import pytest
 
 from tests.functional.conftest import (
     ACTIVE_LINE,
+    PIP_VERSION,
+    RESOLVER_DOWNLOADS_FILES,
     Venv,
+    is_wheel_request,
+    is_whole_wheel_get,
     isolated_environment,
     plugin_only,
     run_pip,
@@ -35,11 +38,6 @@ from tests.lib.server import Behaviour, FileServer, LoggedRequest
 from tests.lib.wheels import build_wheel, wheel_filename
 
 FAST_DEPS = "--use-feature=fast-deps"
-PIP_VERSION = tuple(int(part) for part in pip.__version__.split(".")[:2])
-# Up to pip 25.2 the resolver itself downloads every resolved file when it
-# is done, so dry runs and locks download them too; since 25.3 only the
-# commands that need the files do.
-RESOLVER_DOWNLOADS_FILES = PIP_VERSION < (25, 3)
 STOCK_WARNING = "not ready for production"
 
 
@@ -47,16 +45,8 @@ def common_args(server: FileServer) -> list[str]:
     return ["--no-cache-dir", "--index-url", server.index_url]
 
 
-def is_wheel_request(entry: LoggedRequest) -> bool:
-    return entry.path.startswith("/files/") and entry.path.endswith(".whl")
-
-
 def whole_wheel_gets(server: FileServer) -> list[LoggedRequest]:
-    return [
-        entry
-        for entry in server.log
-        if is_wheel_request(entry) and entry.method == "GET" and entry.range is None
-    ]
+    return [entry for entry in server.log if is_whole_wheel_get(entry)]
 
 
 def request_sequence(server: FileServer) -> list[tuple[str, str, str | None]]:

@@ -1,8 +1,7 @@
-"""fastdeps.operations.prepare: lazy metadata, the metadata check, downloads."""
+"""fastdeps.operations.prepare: the metadata check and the parallel downloads."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +19,9 @@ from fastdeps.operations.prepare import (
     copy_atomically,
     download_files,
     make_progress,
-    metadata_from_lazy_wheel,
 )
 from tests.lib.server import FileServer
-from tests.lib.wheels import build_wheel, metadata_text, not_a_zip, wheel_filename
+from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
 
 FILENAME = wheel_filename("demo", "1.0")
 
@@ -90,59 +88,6 @@ def test_each_compared_field_is_named_in_the_error(
     assert f"for {FILENAME} (read from HTTP range requests on the wheel)" in message
     assert f"{field} was" in message
     assert shown in message
-
-
-def test_lazy_wheel_metadata_is_read_with_ranges(
-    file_server: FileServer, pip_session: PipSession
-) -> None:
-    url = file_server.add_file(
-        f"/files/{FILENAME}", build_wheel("demo", "1.0", requires_dist=["leaf"])
-    )
-
-    dist = metadata_from_lazy_wheel(Link(url), pip_session)
-
-    assert dist is not None
-    assert [str(req) for req in dist.iter_dependencies()] == ["leaf"]
-    assert all(entry.range is not None for entry in file_server.log)
-
-
-@pytest.mark.parametrize(
-    ("behaviour", "data", "reason"),
-    [
-        ({"ignore_ranges": True}, None, "range requests are unusable"),
-        ({}, not_a_zip(), "the ranges do not read as a wheel"),
-        ({"range_status": 500}, None, ""),
-    ],
-)
-def test_lazy_wheel_failures_fall_back_to_a_download(
-    behaviour: dict[str, object],
-    data: bytes | None,
-    reason: str,
-    file_server: FileServer,
-    pip_session: PipSession,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="fastdeps")
-    file_server.behave(**behaviour)
-    url = file_server.add_file(f"/files/{FILENAME}", data or build_wheel())
-
-    assert metadata_from_lazy_wheel(Link(url), pip_session) is None
-    (fallback_line,) = [
-        record.getMessage()
-        for record in caplog.records
-        if record.getMessage().startswith("Lazy wheel failed")
-    ]
-    assert reason in fallback_line
-    assert fallback_line.endswith("the whole file will be downloaded")
-
-
-def test_lazy_wheel_is_not_tried_for_sdists(
-    file_server: FileServer, pip_session: PipSession
-) -> None:
-    url = file_server.add_file("/files/demo-1.0.tar.gz", b"sdist")
-
-    assert metadata_from_lazy_wheel(Link(url), pip_session) is None
-    assert file_server.log == []
 
 
 def _no_fallback(link: Link, location: str) -> tuple[str, str]:

@@ -84,6 +84,12 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "path is a fallback and never an error, because pip would have",
     ),
     ("With --use-feature=fast-deps (pip-fastdeps): ", "With --use-feature=fast-deps: "),
+    # Why the plugin's option is declared as pip's: in pip, every option is.
+    (
+        "# A real pip option, so pip's configuration applies to it as to any\n"
+        "# other: --fast-deps-jobs, PIP_FAST_DEPS_JOBS, fast-deps-jobs in pip.conf.\n",
+        "",
+    ),
     # The metadata cache: its directory and entries are pip's.
     ('CACHE_SUBDIR = "fastdeps-metadata"', 'CACHE_SUBDIR = "metadata"'),
     ('_ENTRY_MAGIC = b"fastdeps-metadata 1"', '_ENTRY_MAGIC = b"pip-metadata 1"'),

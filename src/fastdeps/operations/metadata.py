@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pip._internal.exceptions import InvalidWheel
 from pip._internal.models.link import Link
 from pip._internal.models.wheel import Wheel
 from pip._internal.network.session import PipSession
@@ -33,7 +34,11 @@ from pip._internal.utils.misc import redact_auth_from_url
 from pip._vendor.packaging.utils import canonicalize_name
 
 from fastdeps.cache import CacheKey, MetadataStore
-from fastdeps.network.lazy_wheel import FetchStats, metadata_from_wheel_url
+from fastdeps.network.lazy_wheel import (
+    FetchStats,
+    HTTPRangeRequestUnsupported,
+    metadata_from_wheel_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +151,16 @@ class MetadataFetcher:
         try:
             name = canonicalize_name(Wheel(link.filename).name)
             return metadata_from_wheel_url(name, url, self._session, stats)
+        except HTTPRangeRequestUnsupported as exc:
+            reason = f"range requests are unusable ({exc})"
+        except InvalidWheel as exc:
+            reason = f"the ranges do not read as a wheel ({exc})"
         except Exception as exc:
-            # Range requests refused, a broken archive, a network error: the
-            # whole download is still worth trying, and pip reports its errors.
-            self._log_failure(url, exc)
-            return None
+            # A network error, or anything else: the whole download is still
+            # worth trying, and pip reports its errors as usual.
+            reason = f"{type(exc).__name__}: {exc}"
+        logger.debug("Lazy wheel failed for %s: %s", redact_auth_from_url(url), reason)
+        return None
 
     @staticmethod
     def _log_failure(url: str, exc: Exception) -> None:

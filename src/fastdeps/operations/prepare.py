@@ -1,9 +1,9 @@
 """Metadata-only preparation, and the parallel completion of the downloads.
 
-During resolution a wheel is prepared from its metadata alone: PEP 658
-``.metadata`` files are pip's own business, the lazy wheel is ours
-(:func:`metadata_from_lazy_wheel`). After resolution, every requirement that
-was prepared that way still needs its file; :func:`download_files` fetches
+During resolution a wheel is prepared from its metadata alone, which
+:mod:`fastdeps.operations.metadata` obtains (the cache, the PEP 658 file or
+the lazy wheel). After resolution, every requirement that was prepared
+that way still needs its file; :func:`download_files` fetches
 them all at once, with a bounded number of threads sharing pip's session.
 pip then checks each file's hashes and builds its distribution as usual, and
 :func:`check_metadata_matches` makes sure the resolver was told the truth.
@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
-from pip._internal.exceptions import InstallationError, InvalidWheel
+from pip._internal.exceptions import InstallationError
 from pip._internal.metadata import BaseDistribution
 from pip._internal.models.link import Link
-from pip._internal.models.wheel import Wheel
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS, raise_for_status, response_chunks
 from pip._internal.utils.misc import format_size, redact_auth_from_url
@@ -38,10 +37,6 @@ from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 from pip._vendor.packaging.utils import canonicalize_name
 from pip._vendor.requests.models import Response
 
-from fastdeps.network.lazy_wheel import (
-    HTTPRangeRequestUnsupported,
-    dist_from_wheel_url,
-)
 from fastdeps.utils.parallel import map_multithread
 
 logger = logging.getLogger(__name__)
@@ -85,47 +80,6 @@ class IncompleteDownload(Exception):
 
 class DownloadCancelled(Exception):
     """The download was stopped because the whole batch is being abandoned."""
-
-
-# -- metadata during resolution ---------------------------------------------
-
-
-def metadata_from_lazy_wheel(
-    link: Link, session: PipSession
-) -> BaseDistribution | None:
-    """Return the distribution of a remote wheel read through range requests.
-
-    ``None`` means "use pip's normal download for this requirement": the link
-    is not a remote wheel, or the lazy path failed. Every failure of the lazy
-    path is a fallback and never an error, because stock pip would have
-    installed the requirement by downloading it; the reason goes to the debug
-    log.
-    """
-    if link.is_file or not link.is_wheel:
-        logger.debug("Lazy wheel not used: %s is not a remote wheel", link)
-        return None
-    wheel = Wheel(link.filename)
-    logger.info(
-        "Obtaining dependency information from %s %s", wheel.name, wheel.version
-    )
-    url = link.url_without_fragment
-    try:
-        return dist_from_wheel_url(canonicalize_name(wheel.name), url, session)
-    except HTTPRangeRequestUnsupported as exc:
-        reason = f"range requests are unusable ({exc})"
-    except InvalidWheel as exc:
-        reason = f"the ranges do not read as a wheel ({exc})"
-    except Exception as exc:
-        # Network errors (requests, urllib3, pip's NetworkConnectionError),
-        # and anything else the lazy path may raise: the whole download is
-        # still worth trying, and it reports its own errors as pip does.
-        reason = f"{type(exc).__name__}: {exc}"
-    logger.debug(
-        "Lazy wheel failed for %s: %s; the whole file will be downloaded",
-        redact_auth_from_url(url),
-        reason,
-    )
-    return None
 
 
 # -- metadata check after download ------------------------------------------
