@@ -79,10 +79,6 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "metadata-only stays off, as in stock pip.",
         "metadata-only stays off, as without fast-deps.",
     ),
-    (
-        "path is a fallback and never an error, because stock pip would have",
-        "path is a fallback and never an error, because pip would have",
-    ),
     ("With --use-feature=fast-deps (pip-fastdeps): ", "With --use-feature=fast-deps: "),
     # Why the plugin's option is declared as pip's: in pip, every option is.
     (
