@@ -44,6 +44,10 @@ from types import MethodType
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
+    from pip._internal.metadata import BaseDistribution
+    from pip._internal.models.link import Link
+    from pip._internal.req.req_install import InstallRequirement
+
     from fastdeps.operations.metadata import FetchedMetadata, MetadataFetcher
 
 logger = logging.getLogger(__name__)
@@ -472,17 +476,16 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
             settings.metadata_used[req.link.url] = (dist, fetched.source)
             return dist
     # No metadata, or metadata pip would not accept (another project's, say).
-    # pip's PEP 658 path reports a broken .metadata file as stock pip does;
-    # without one, None makes pip download the file, and report whatever is
-    # wrong with it as stock pip does. Another lazy read would only repeat
-    # the failure.
+    # pip's PEP 658 path reports a broken .metadata file; without one, None
+    # makes pip download the file and report, in its own words, whatever is
+    # wrong with it. Another lazy read would only repeat the failure.
     dist = self._fetch_metadata_using_link_data_attr(req)
     if dist is not None:
         settings.metadata_used[req.link.url] = (dist, FROM_PEP_658)
     return dist
 
 
-def _fetched_metadata(self: Any, link: Any) -> FetchedMetadata | None:
+def _fetched_metadata(self: Any, link: Link) -> FetchedMetadata | None:
     """The metadata of ``link`` from the prefetcher, the cache or the server.
 
     None when no fast path worked; why is logged at debug level.
@@ -497,7 +500,9 @@ def _fetched_metadata(self: Any, link: Any) -> FetchedMetadata | None:
     return fetched
 
 
-def _dist_from_fetched_metadata(self: Any, req: Any, fetched: FetchedMetadata) -> Any:
+def _dist_from_fetched_metadata(
+    self: Any, req: InstallRequirement, fetched: FetchedMetadata
+) -> BaseDistribution | None:
     """The distribution of ``fetched`` metadata, if pip would accept it.
 
     None lets pip's own code try, and report what went wrong.
@@ -509,7 +514,7 @@ def _dist_from_fetched_metadata(self: Any, req: Any, fetched: FetchedMetadata) -
     from fastdeps.operations.metadata import FROM_LAZY_WHEEL, FROM_PEP_658
 
     link = req.link
-    if req.req is None:
+    if req.req is None or link is None:
         return None
     try:
         dist = get_metadata_distribution(fetched.contents, link.filename, req.req.name)
