@@ -39,6 +39,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sets", nargs="+", help="requirement sets to run")
     parser.add_argument("--contenders", nargs="+", help="only these contenders")
     parser.add_argument(
+        "--patched-pip",
+        metavar="PYTHON",
+        help=(
+            "also measure the pip of this interpreter with --use-feature=fast-deps "
+            "(the pip built from the patch series: .nox/upstream/tmp/work/venv)"
+        ),
+    )
+    parser.add_argument(
         "--tasks", nargs="+", choices=run.TASKS, help="only these tasks"
     )
     parser.add_argument("--loopback", action="store_true", help="never shape")
@@ -115,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wheels_by_set = {
         set_name: corpus.download(set_name, args.cache) for set_name in sets
     }
-    contenders = run.build_contenders(args.cache / "venvs")
+    contenders = run.build_contenders(args.cache / "venvs", args.patched_pip)
     if args.contenders:
         contenders = [c for c in contenders if c.name in args.contenders]
     for contender in contenders:

@@ -233,11 +233,26 @@ def fastdeps_unavailable(python: str) -> str | None:
     return None
 
 
-def build_contenders(venvs_dir: Path) -> list[Contender]:
-    """Three venvs that share nothing: stock pip; pip plus the plugin; uv."""
+def build_contenders(
+    venvs_dir: Path, patched_pip: str | None = None
+) -> list[Contender]:
+    """Three venvs that share nothing: stock pip; pip plus the plugin; uv.
+
+    ``patched_pip``: the interpreter of a venv whose pip was built from the
+    upstream patch series (``nox -s upstream``), measured with fast-deps on.
+    """
     stock = make_venv(venvs_dir / f"pip-{PIP_VERSION}", [])
     plugin = make_venv(venvs_dir / f"pip-{PIP_VERSION}-fastdeps", [], [str(REPO_ROOT)])
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    patched = []
+    if patched_pip is not None:
+        patched.append(
+            Contender(
+                "patched pip",
+                pip_command([patched_pip, "-m", "pip"], ["--use-feature=fast-deps"]),
+                pip_resolution,
+            )
+        )
     return [
         Contender("pip", pip_command([stock, "-m", "pip"], []), pip_resolution),
         Contender(
@@ -257,6 +272,7 @@ def build_contenders(venvs_dir: Path) -> list[Contender]:
             uv_resolution,
             unavailable=None if uv else "not available (uv not installed)",
         ),
+        *patched,
     ]
 
 
