@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tools.upstream.export import _PLUGIN_REFERENCE
 from tools.upstream.patched import changed_python_files
-from tools.upstream.series import SERIES
+from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.source import (
     ExportError,
     Module,
@@ -35,6 +35,8 @@ from tools.upstream.steps import (
     NewsFragment,
     OptionFromFactory,
 )
+
+from fastdeps.plugin import NEWEST_PIP
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -600,3 +602,11 @@ def test_the_type_check_covers_the_python_files_the_series_changes(
         "src/pip/_internal/cache.py",
         "src/pip/_internal/utils/parallel.py",
     ]
+
+
+def test_the_series_targets_the_newest_supported_pip_and_nox_fetches_it() -> None:
+    noxfile = (REPOSITORY / "noxfile.py").read_text(encoding="utf-8")
+
+    assert ".".join(map(str, NEWEST_PIP)) == PIP_VERSION
+    assert f'    pip_version = "{PIP_VERSION}"' in noxfile
+    assert f'"{PIP_VERSION}"]' in noxfile  # the newest pip of `nox -s functional`
