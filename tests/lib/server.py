@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
+from tools.bench.index import anchor
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 if TYPE_CHECKING:
@@ -384,20 +385,6 @@ class IndexedFile:
     metadata_sha256: str | None
 
 
-def _anchor(file: IndexedFile) -> str:
-    attributes = [f'href="/files/{html.escape(file.filename)}#sha256={file.sha256}"']
-    if file.requires_python is not None:
-        escaped = html.escape(file.requires_python)
-        attributes.append(f'data-requires-python="{escaped}"')
-    if file.metadata_sha256 is not None:
-        # PEP 658 named the attribute data-dist-info-metadata; PEP 714
-        # renamed it data-core-metadata. Send both, as PyPI does.
-        value = f"sha256={file.metadata_sha256}"
-        attributes.append(f'data-dist-info-metadata="{value}"')
-        attributes.append(f'data-core-metadata="{value}"')
-    return f"<a {' '.join(attributes)}>{html.escape(file.filename)}</a><br>"
-
-
 def _html_page(title: str, lines: Iterable[str]) -> bytes:
     body = "\n".join(lines)
     return (
@@ -693,7 +680,10 @@ class FileServer:
         if requested != project or not path.endswith("/"):
             # PEP 503: redirect to the normalized URL, as PyPI does.
             return _redirect_answer(f"/simple/{project}/", 301)
-        lines = [_anchor(file) for file in files]
+        lines = [
+            anchor(f.filename, f.sha256, f.requires_python, f.metadata_sha256)
+            for f in files
+        ]
         return _html_answer(_html_page(f"Links for {project}", lines))
 
     def _write_body(

@@ -91,17 +91,28 @@ def add_file(wheel: Path, files_dir: Path) -> WheelEntry:
     )
 
 
-def anchor(entry: WheelEntry, with_metadata: bool) -> str:
-    """One ``<a>`` of a project page (PEP 503, PEP 658/714 attributes)."""
-    attributes = [f'href="/files/{entry.filename}#sha256={entry.sha256}"']
-    if entry.requires_python:
-        escaped = html.escape(entry.requires_python, quote=True)
+def anchor(
+    filename: str,
+    sha256: str,
+    requires_python: str | None = None,
+    metadata_sha256: str | None = None,
+) -> str:
+    """One ``<a>`` of a project page under ``/files/`` (PEP 503).
+
+    With ``metadata_sha256``, the page says a PEP 658 ``.metadata`` file
+    with that hash sits next to the wheel. Also the test server's pages.
+    """
+    attributes = [f'href="/files/{html.escape(filename)}#sha256={sha256}"']
+    if requires_python is not None:
+        escaped = html.escape(requires_python, quote=True)
         attributes.append(f'data-requires-python="{escaped}"')
-    if with_metadata:
-        value = f"sha256={entry.metadata_sha256}"
+    if metadata_sha256 is not None:
+        # PEP 658 named the attribute data-dist-info-metadata; PEP 714
+        # renamed it data-core-metadata. Send both, as PyPI does.
+        value = f"sha256={metadata_sha256}"
         attributes.append(f'data-dist-info-metadata="{value}"')
         attributes.append(f'data-core-metadata="{value}"')
-    return f"<a {' '.join(attributes)}>{entry.filename}</a><br/>"
+    return f"<a {' '.join(attributes)}>{html.escape(filename)}</a><br>"
 
 
 def page(title: str, lines: Iterable[str]) -> str:
@@ -124,7 +135,15 @@ def write_simple(simple_dir: Path, entries: list[WheelEntry], pep658: bool) -> N
         project_dir = simple_dir / project
         project_dir.mkdir()
         ordered = sorted(project_entries, key=lambda entry: entry.filename)
-        anchors = [anchor(entry, pep658) for entry in ordered]
+        anchors = [
+            anchor(
+                entry.filename,
+                entry.sha256,
+                entry.requires_python,
+                entry.metadata_sha256 if pep658 else None,
+            )
+            for entry in ordered
+        ]
         (project_dir / "index.html").write_text(page(f"Links for {project}", anchors))
 
 
