@@ -30,7 +30,7 @@ from pathlib import Path
 import pip
 import pytest
 
-from tests.lib.server import LoggedRequest
+from tests.lib.server import FileServer, LoggedRequest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -68,6 +68,10 @@ def is_wheel_request(entry: LoggedRequest) -> bool:
 def is_whole_wheel_get(entry: LoggedRequest) -> bool:
     """A download of a whole wheel, not a read of its metadata."""
     return is_wheel_request(entry) and entry.method == "GET" and entry.range is None
+
+
+def whole_wheel_gets(server: FileServer) -> list[LoggedRequest]:
+    return [entry for entry in server.log if is_whole_wheel_get(entry)]
 
 
 # Copied to build the wheel out of tree: building in the checkout would put

@@ -27,6 +27,7 @@ from tests.functional.conftest import (
     isolated_environment,
     plugin_only,
     run_pip,
+    whole_wheel_gets,
 )
 from tests.functional.projects import (
     GRAPH_RESOLUTION,
@@ -43,10 +44,6 @@ STOCK_WARNING = "not ready for production"
 
 def common_args(server: FileServer) -> list[str]:
     return ["--no-cache-dir", "--index-url", server.index_url]
-
-
-def whole_wheel_gets(server: FileServer) -> list[LoggedRequest]:
-    return [entry for entry in server.log if is_whole_wheel_get(entry)]
 
 
 def request_sequence(server: FileServer) -> list[tuple[str, str, str | None]]:
@@ -227,11 +224,7 @@ def test_download_resolves_as_stock_and_fetches_no_whole_wheel_before_the_end(
     ranged = [
         n for n, entry in enumerate(log) if is_wheel_request(entry) and entry.range
     ]
-    whole = [
-        n
-        for n, entry in enumerate(log)
-        if is_wheel_request(entry) and entry.method == "GET" and entry.range is None
-    ]
+    whole = [n for n, entry in enumerate(log) if is_whole_wheel_get(entry)]
     assert ranged and whole
     assert max(ranged) < min(whole)
     # The candidate given up in the backtrack was never downloaded.
@@ -488,7 +481,7 @@ def test_hash_checking_mode_keeps_metadata_only_resolution(
     ranged = [
         n for n, entry in enumerate(log) if is_wheel_request(entry) and entry.range
     ]
-    whole = [n for n, entry in enumerate(log) if entry in whole_wheel_gets(file_server)]
+    whole = [n for n, entry in enumerate(log) if is_whole_wheel_get(entry)]
     assert ranged and max(ranged) < min(whole)
 
 

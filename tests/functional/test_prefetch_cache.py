@@ -23,6 +23,7 @@ from tests.functional.conftest import (
     Venv,
     is_whole_wheel_get,
     run_pip,
+    whole_wheel_gets,
 )
 from tests.functional.projects import GRAPH_RESOLUTION, publish_graph
 from tests.lib.server import FileServer
@@ -66,7 +67,7 @@ def file_requests(server: FileServer) -> list[str]:
 
 def check_downloads(server: FileServer, resolution: set[tuple[str, str]]) -> None:
     """A dry run downloads the resolved files only where stock pip does."""
-    downloaded = sorted(e.path for e in server.log if is_whole_wheel_get(e))
+    downloaded = sorted(entry.path for entry in whole_wheel_gets(server))
     expected = sorted(f"/files/{wheel_filename(*item)}" for item in resolution)
     assert downloaded == (expected if RESOLVER_DOWNLOADS_FILES else [])
 
