@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pip._internal.network.session import PipSession
 
+from fastdeps.network import lazy_wheel
 from tests.lib.server import FileServer
 
 #: Seconds before a request to a test server gives up: a hung test fails
@@ -20,6 +21,17 @@ def _serve() -> Iterator[FileServer]:
     # A bug in the server (or a failing on_request hook) answers 500, which
     # a test of fallbacks could take for a server behaviour: fail loudly.
     assert server.errors == [], f"test server errors: {server.errors!r}"
+
+
+@pytest.fixture(autouse=True)
+def _forget_hosts() -> None:
+    """Start each test with no host memory in the lazy wheel.
+
+    What it learns of a host lasts for the process, and a later test's
+    server can get the port, and so the host key, of an earlier one that
+    was taught to distrust ranges.
+    """
+    lazy_wheel._hosts.clear()
 
 
 @pytest.fixture

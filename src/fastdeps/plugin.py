@@ -256,6 +256,7 @@ def _prefetching(factory: Any) -> Iterator[None]:
         settings.fetcher.fetch,
         session=preparer._session,
         workers=settings.prefetch_workers,
+        hash_checking=preparer.require_hashes,
     )
     try:
         yield
@@ -412,9 +413,11 @@ def _metadata_only_allowed(command_class: Any, options: Values) -> bool:
       missing or unpinned hash fails as it does in stock pip;
     - the metadata the resolver used is compared with the verified file's
       METADATA, and any difference aborts;
-    - hash-checking mode pins every requirement with ``==``, so each project
-      has one candidate: unverified metadata can make resolution fail, never
-      make it pick another file.
+    - metadata is read without its file only for a project's only
+      installable file (:func:`_metadata_can_choose_the_file`): a pin such
+      as ``==1.*``, or one version with a wheel and an sdist, leaves the
+      resolver a choice that unverified metadata could steer, and there
+      pip's own path reads each file whole, as stock pip does.
 
     ``install --dry-run`` and ``lock`` never download the files, so there the
     metadata would stay unverified: metadata-only stays off, as in stock pip.
@@ -469,6 +472,13 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
             "and this command does not download the files afterwards"
         )
         return None
+    if self.require_hashes and _metadata_can_choose_the_file(self, req):
+        logger.debug(
+            "Metadata-only fetching is not used for %s: hash checking is "
+            "required and more than one file satisfies it",
+            req.req,
+        )
+        return None
     fetched = _fetched_metadata(self, req.link)
     if fetched is not None:
         dist = _dist_from_fetched_metadata(self, req, fetched)
@@ -483,6 +493,27 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
     if dist is not None:
         settings.metadata_used[req.link.url] = (dist, FROM_PEP_658)
     return dist
+
+
+def _metadata_can_choose_the_file(self: Any, req: InstallRequirement) -> bool:
+    """Whether unverified metadata of ``req``'s file could change what is installed.
+
+    A direct URL names its one file; a requirement from an index is safe
+    only for its project's only installable file (see
+    :func:`~fastdeps.operations.metadata.only_installable_file`). The
+    project's page was fetched already: the finder answers from its cache.
+    """
+    from fastdeps.operations.metadata import only_installable_file
+
+    if req.original_link is not None:
+        return False
+    if req.req is None or req.link is None:
+        return True
+    name = req.req.name
+    hashes = req.hashes(trust_internet=False)
+    candidates = self.finder.find_all_candidates(name)
+    only = only_installable_file(self.finder, name, hashes, candidates)
+    return only is None or only.url != req.link.url
 
 
 def _fetched_metadata(self: Any, link: Link) -> FetchedMetadata | None:

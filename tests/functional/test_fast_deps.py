@@ -485,6 +485,72 @@ def test_hash_checking_mode_keeps_metadata_only_resolution(
     assert ranged and max(ranged) < min(whole)
 
 
+def publish_wildcard_pinned(server: FileServer, tmp_path: Path) -> dict[str, bytes]:
+    """``pkg`` 1.0 and 1.1, both hash-pinned by ``pkg==1.*``; the ranges of
+    1.1 carry a METADATA that rejects it, while its whole file is honest."""
+    wheels = {
+        wheel_filename("pkg", version): build_wheel("pkg", version)
+        for version in ("1.0", "1.1")
+    }
+    server.add_project("pkg", wheels)
+    liar = build_wheel("pkg", "1.1", requires_python=">=4")
+    server.behave(ranged_variants={f"/files/{wheel_filename('pkg', '1.1')}": liar})
+    hashes = " ".join(
+        f"--hash=sha256:{hashlib.sha256(data).hexdigest()}" for data in wheels.values()
+    )
+    (tmp_path / "requirements.txt").write_text(f"pkg==1.* {hashes}\n", "utf-8")
+    return wheels
+
+
+def test_hash_checking_mode_lets_no_unverified_metadata_pick_a_version(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """``pkg==1.*`` is "pinned" for pip's hash-checking mode, yet admits two
+    files: metadata read from ranges must not choose between them."""
+    wheels = publish_wildcard_pinned(file_server, tmp_path)
+    requirements = ["-r", str(tmp_path / "requirements.txt")]
+    stock, stock_dir = download(stock_venv, file_server, tmp_path / "s", requirements)
+    file_server.clear_log()
+    plugin, plugin_dir = download(
+        plugin_venv, file_server, tmp_path / "p", requirements, FAST_DEPS
+    )
+
+    check(stock)
+    check(plugin)
+    newest = wheel_filename("pkg", "1.1")
+    assert files_in(stock_dir) == files_in(plugin_dir) == {newest: wheels[newest]}
+    assert not any(entry.range for entry in file_server.log)
+
+
+def test_hash_checking_mode_reads_an_exact_pins_only_file_lazily(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """One file can be installed whatever its metadata says: its metadata
+    may come from ranges, and is compared with the verified file after."""
+    wheels = {
+        wheel_filename("pkg", version): build_wheel("pkg", version)
+        for version in ("1.0", "1.1")
+    }
+    file_server.add_project("pkg", wheels)
+    newest = wheel_filename("pkg", "1.1")
+    digest = hashlib.sha256(wheels[newest]).hexdigest()
+    (tmp_path / "requirements.txt").write_text(
+        f"pkg==1.1 --hash=sha256:{digest}\n", "utf-8"
+    )
+    result, target = download(
+        plugin_venv,
+        file_server,
+        tmp_path,
+        ["-r", str(tmp_path / "requirements.txt")],
+        FAST_DEPS,
+    )
+
+    check(result)
+    assert files_in(target) == {newest: wheels[newest]}
+    requests = file_server.requests_for(f"/files/{newest}")
+    assert [entry.range is not None for entry in requests] == [True, False]
+
+
 def test_hash_mismatch_fails_as_in_stock_pip(
     stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:

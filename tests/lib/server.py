@@ -154,6 +154,10 @@ class Behaviour:
     #: With ``redirect_to``: a ranged GET for the URL before the redirect
     #: gets this status instead of the redirect (Azure Artifacts).
     ranges_before_redirect_status: int | None = None
+    #: Answer ranged GETs of these paths from these bytes, while whole-file
+    #: GETs get the real file: a server or proxy whose ranges do not come
+    #: from the file it serves whole (a stale cache, an attacker).
+    ranged_variants: dict[str, bytes] = field(default_factory=dict)
     #: Require HTTP basic authentication with this user and password;
     #: otherwise 401 with ``WWW-Authenticate``.
     auth: tuple[str, str] | None = None
@@ -653,6 +657,9 @@ class FileServer:
             return error_answer(behaviour.head_status)
         if range_header is None:
             return whole_file_answer(stored, behaviour)
+        variant = behaviour.ranged_variants.get(path)
+        if variant is not None:
+            stored = StoredFile.of(variant)
         answer = ranged_get_answer(
             stored, range_header, request_headers.get("If-Range"), behaviour
         )

@@ -391,6 +391,17 @@ def test_range_status_fails_ranged_gets_only(
     assert fetch(url, "HEAD").status == 200
 
 
+def test_ranged_variants_answer_ranges_from_other_bytes(
+    file_server: FileServer, url: str
+) -> None:
+    variant = bytes(reversed(DATA)) + b"longer"
+    file_server.behave(ranged_variants={PATH: variant})
+    reply = ranged(url, "bytes=-10")
+    assert (reply.status, reply.body) == (206, variant[-10:])
+    assert reply.headers["Content-Range"] == f"bytes {SIZE - 4}-{SIZE + 5}/{SIZE + 6}"
+    assert fetch(url).body == DATA
+
+
 def test_suffix_416_refuses_suffix_ranges_only(
     file_server: FileServer, url: str
 ) -> None:

@@ -26,11 +26,15 @@ import logging
 from dataclasses import dataclass
 
 from pip._internal.exceptions import InvalidWheel
+from pip._internal.index.package_finder import BestCandidateResult, PackageFinder
+from pip._internal.models.candidate import InstallationCandidate
 from pip._internal.models.link import Link
 from pip._internal.models.wheel import Wheel
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS, raise_for_status
+from pip._internal.utils.hashes import Hashes
 from pip._internal.utils.misc import redact_auth_from_url
+from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
 
 from fastdeps.cache import CacheKey, MetadataStore
@@ -59,6 +63,43 @@ def link_hashes(link: Link) -> dict[str, str]:
     """The hashes the index gave for ``link``'s file (``name -> hex``)."""
     hashes = getattr(link, "_hashes", None)
     return dict(hashes) if isinstance(hashes, dict) else {}
+
+
+def applicable_links(result: BestCandidateResult) -> list[Link]:
+    """The files pip's finder accepts for a requirement, worst first.
+
+    These are the files the resolver can choose from (its factory takes
+    them best first).
+    """
+    applicable = getattr(result, "applicable_candidates", None)
+    if applicable is None:  # pip < 25: an iterator method instead
+        applicable = list(result.iter_applicable())  # type: ignore[attr-defined]
+    return [candidate.link for candidate in applicable]
+
+
+def only_installable_file(
+    finder: PackageFinder,
+    project_name: str,
+    hashes: Hashes | None,
+    candidates: list[InstallationCandidate],
+) -> Link | None:
+    """The one file of a project that pip could install with ``hashes``, if one.
+
+    Used in hash-checking mode, where metadata not read from a verified file
+    may only be used when it cannot choose the file: metadata that rejects a
+    file (a Requires-Python, a dependency that cannot be met) makes the
+    resolver take another one, of the same version (an sdist, another wheel)
+    or of another (pip's hash-checking mode counts ``pkg==1.*`` as pinned).
+    Every version counts, prereleases included, so that this never depends
+    on how pip spells the requirement it prepares; a version the
+    requirement excludes only makes the answer more cautious.
+
+    :param candidates: the project's files, ``finder.find_all_candidates()``.
+    """
+    any_version = SpecifierSet(prereleases=True)
+    evaluator = finder.make_candidate_evaluator(project_name, any_version, hashes)
+    links = applicable_links(evaluator.compute_best_candidate(candidates))
+    return links[0] if len(links) == 1 else None
 
 
 class MetadataFetcher:

@@ -81,7 +81,11 @@ from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
 
-from fastdeps.operations.metadata import FetchedMetadata
+from fastdeps.operations.metadata import (
+    FetchedMetadata,
+    applicable_links,
+    only_installable_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +126,7 @@ def _preference_order(result: BestCandidateResult) -> list[Link]:
     pip's finder lists applicable candidates worst first; the resolver takes
     them best first and skips yanked files unless nothing else is left.
     """
-    applicable = getattr(result, "applicable_candidates", None)
-    if applicable is None:  # pip < 25: an iterator method instead
-        applicable = list(result.iter_applicable())  # type: ignore[attr-defined]
-    ordered = [candidate.link for candidate in reversed(applicable)]
+    ordered = applicable_links(result)[::-1]
     return [link for link in ordered if not link.is_yanked] or ordered
 
 
@@ -259,6 +260,10 @@ class Prefetcher:
         (:meth:`fastdeps.operations.metadata.MetadataFetcher.fetch`).
     :param session: pip's session, to keep workers from prompting for
         passwords (see the module's docstring).
+    :param hash_checking: pip runs in hash-checking mode, where the preparer
+        reads metadata without the file only for a project's only
+        installable file (:func:`~fastdeps.operations.metadata.only_installable_file`):
+        metadata is fetched ahead for those files only.
     """
 
     def __init__(
@@ -267,12 +272,14 @@ class Prefetcher:
         fetch_metadata: Callable[[Link], FetchedMetadata | None],
         session: Any = None,
         workers: int = DEFAULT_WORKERS,
+        hash_checking: bool = False,
     ) -> None:
         self._finder = finder
         self._find_all_candidates: Callable[[str], list[InstallationCandidate]] = (
             finder.find_all_candidates
         )
         self._fetch_metadata = fetch_metadata
+        self._hash_checking = hash_checking
         self._executor = ThreadPoolExecutor(
             workers, _THREAD_NAME_PREFIX, initializer=_mark_worker
         )
@@ -437,10 +444,20 @@ class Prefetcher:
         ranking = _preference_order(evaluator.compute_best_candidate(candidates))
         with self._lock:
             self._ranking[name] = ranking
+        if self._hash_checking and not self._is_only_file(name, hashes, ranking):
+            return
         if ranking:
             fetched = self._prefetch_metadata(ranking[0])
             if fetched is not None:
                 self._prefetch_requirements_of(fetched)
+
+    def _is_only_file(
+        self, name: str, hashes: Hashes | None, ranking: list[Link]
+    ) -> bool:
+        """Whether the likely file is the project's only one with ``hashes``."""
+        candidates = self._page(name) or []
+        only = only_installable_file(self._finder, name, hashes, candidates)
+        return only is not None and bool(ranking) and ranking[0].url == only.url
 
     def _page(self, name: str) -> list[InstallationCandidate] | None:
         job, claimed = self._claim_page(name)
