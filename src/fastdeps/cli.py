@@ -3,48 +3,76 @@
 It shows what the lazy wheel does without pip's resolver around it: the
 METADATA bytes on standard output and, with ``--stats``, what they cost on
 standard error, so that the output can be piped as it is.
+
+It is a pip command in all but name, so that it reaches a server exactly
+as ``pip download`` would: pip's configuration files and ``PIP_*``
+variables, and pip's general options (``--cert``, ``--client-cert``,
+``--proxy``, ``--trusted-host``, ``--timeout``, ``--retries``,
+``--keyring-provider``, ``-v``, ``--log``), apply to it; the credentials of
+``--index-url`` and ``--extra-index-url`` are used for files under them.
+Errors are pip's one-line ``ERROR:`` messages, with exit status 1.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
+from optparse import Values
 
-from pip._internal.network.session import PipSession
+from pip._internal.cli import cmdoptions
+from pip._internal.cli.base_command import Command
+from pip._internal.cli.index_command import SessionCommandMixin
+from pip._internal.cli.status_codes import SUCCESS
+from pip._internal.exceptions import CommandError
+from pip._internal.utils.misc import redact_auth_from_url
 from pip._vendor.packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from fastdeps.network.lazy_wheel import (
     FetchStats,
     HTTPRangeRequestUnsupported,
-    InvalidRemoteWheel,
     metadata_from_wheel_url,
     wheel_filename_of,
 )
 
-# pip's own defaults for --timeout and --retries.
-DEFAULT_TIMEOUT = 15
-DEFAULT_RETRIES = 5
+COMMAND_NAME = "metadata"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fastdeps metadata",
-        description="Print the METADATA of a remote wheel, read with HTTP range "
-        "requests instead of downloading the wheel.",
-    )
-    parser.add_argument("url", help="URL of a .whl file")
-    parser.add_argument(
-        "--stats",
-        action="store_true",
-        help="also print, on standard error, the requests and bytes it took",
-    )
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SEC")
-    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES)
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log every request"
-    )
-    return parser
+class MetadataCommand(Command, SessionCommandMixin):
+    """Print the METADATA of a remote wheel, read with HTTP range requests."""
+
+    usage = """
+      %prog [options] <wheel URL>"""
+
+    def add_options(self) -> None:
+        self.cmd_opts.add_option(
+            "--stats",
+            action="store_true",
+            default=False,
+            help="Also print, on standard error, the requests and bytes it took.",
+        )
+        # Only for their credentials, which pip's session sends to files
+        # under them: nothing is looked up on an index.
+        self.cmd_opts.add_option(cmdoptions.index_url())
+        self.cmd_opts.add_option(cmdoptions.extra_index_url())
+        self.parser.insert_option_group(0, self.cmd_opts)
+
+    def run(self, options: Values, args: list[str]) -> int:
+        if len(args) != 1:
+            raise CommandError("Give exactly one wheel URL.")
+        (url,) = args
+        name = _project_name(url)
+        session = self.get_default_session(options)
+        stats = FetchStats()
+        try:
+            metadata = metadata_from_wheel_url(name, url, session, stats)
+        except HTTPRangeRequestUnsupported as exc:
+            raise CommandError(
+                f"cannot read {redact_auth_from_url(url)} with range requests: {exc}"
+            ) from exc
+        sys.stdout.buffer.write(metadata)
+        sys.stdout.flush()
+        if options.stats:
+            sys.stderr.write(_format_stats(stats) + "\n")
+        return SUCCESS
 
 
 def _project_name(url: str) -> str:
@@ -53,11 +81,7 @@ def _project_name(url: str) -> str:
     try:
         return parse_wheel_filename(filename)[0]
     except InvalidWheelFilename as exc:
-        raise _UsageError(f"{filename!r} is not a wheel filename: {exc}") from exc
-
-
-class _UsageError(Exception):
-    pass
+        raise CommandError(f"{filename!r} is not a wheel filename: {exc}") from exc
 
 
 def _format_stats(stats: FetchStats) -> str:
@@ -67,30 +91,11 @@ def _format_stats(stats: FetchStats) -> str:
 
 def main(argv: list[str]) -> int:
     """Run the command; return the exit status (pip's: 0 success, 1 error)."""
-    options = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if options.verbose else logging.WARNING,
-        format="%(message)s",
+    command = MetadataCommand(
+        COMMAND_NAME,
+        "Print the METADATA of a remote wheel.",
+        isolated="--isolated" in argv,
     )
-    session = PipSession(retries=options.retries)
-    session.timeout = options.timeout
-    stats = FetchStats()
-    try:
-        name = _project_name(options.url)
-        metadata = metadata_from_wheel_url(name, options.url, session, stats)
-    except (_UsageError, InvalidRemoteWheel) as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    except HTTPRangeRequestUnsupported as exc:
-        print(
-            f"ERROR: cannot read {options.url} with range requests: {exc}",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        session.close()
-    sys.stdout.buffer.write(metadata)
-    sys.stdout.flush()
-    if options.stats:
-        print(_format_stats(stats), file=sys.stderr)
-    return 0
+    # pip's usage line says "pip metadata"; this is how it is run.
+    command.parser.prog = "python -m fastdeps metadata"
+    return command.main(argv)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from fastdeps.__main__ import main
@@ -18,6 +23,23 @@ def no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def pip_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    """A pip configuration file of the test's own, empty unless it writes one,
+    and the root logger as it was: the command sets up pip's logging."""
+    for variable in [name for name in os.environ if name.startswith("PIP_")]:
+        monkeypatch.delenv(variable)
+    config = tmp_path / "pip.conf"
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield config
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_prints_metadata_and_stats(
@@ -83,3 +105,38 @@ def test_errors_are_one_line_on_stderr(
     assert out == ""
     assert err.startswith(error.format(url=url))
     assert err.count("\n") == 1
+
+
+def test_index_credentials_from_pips_configuration_are_used(
+    file_server: FileServer,
+    pip_configuration: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """As for ``pip download``: credentials in pip.conf's index URL are sent
+    to the files on the index's host."""
+    url = file_server.add_file(
+        "/files/demo-1.0-py3-none-any.whl", build_wheel(metadata=METADATA)
+    )
+    file_server.behave(auth=("user", "s3cret"))
+    index = file_server.base_url.replace("//", "//user:s3cret@") + "/simple/"
+    pip_configuration.write_text(f"[global]\nindex-url = {index}\n")
+
+    assert main(["metadata", "--retries", "0", url]) == 0
+    assert capsysbinary.readouterr().out == METADATA
+    assert [(e.status, e.sent_authorization) for e in file_server.log] == [(206, True)]
+
+
+def test_a_proxy_from_pips_configuration_is_used(
+    file_server: FileServer,
+    second_file_server: FileServer,
+    pip_configuration: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    path = "/files/demo-1.0-py3-none-any.whl"
+    second_file_server.add_file(path, build_wheel(metadata=METADATA))
+    pip_configuration.write_text(f"[global]\nproxy = {second_file_server.base_url}\n")
+
+    assert main(["metadata", "--retries", "0", file_server.url(path)]) == 0
+    assert capsysbinary.readouterr().out == METADATA
+    assert file_server.log == []
+    assert [entry.path for entry in second_file_server.log] == [path]
