@@ -226,11 +226,10 @@ def _bind_resolver_hooks() -> None:
         get_dependencies = PipProvider.get_dependencies
 
         def get_dependencies_prefetched(self: Any, candidate: Any) -> Any:
-            dependencies = get_dependencies(self, candidate)
             prefetcher = _prefetcher_of(self._factory)
-            if prefetcher is None:
-                return dependencies
-            return _prefetched_dependencies(prefetcher, dependencies, self._constraints)
+            if prefetcher is not None:
+                _prefetch_dependencies(prefetcher, candidate)
+            return get_dependencies(self, candidate)
 
         setattr(get_dependencies_prefetched, _BOUND_MARKER, get_dependencies)
         PipProvider.get_dependencies = get_dependencies_prefetched  # type: ignore[method-assign]
@@ -271,51 +270,53 @@ def _prefetcher_of(factory: Any) -> Any:
     return None if settings is None else settings.prefetcher
 
 
-def _prefetched_dependencies(
-    prefetcher: Any, dependencies: Iterable[Any], constraints: dict[str, Any]
-) -> Iterable[Any]:
-    """``dependencies``, each announced to the prefetcher before the first is used.
+def _prefetch_dependencies(prefetcher: Any, candidate: Any) -> None:
+    """Announce what ``candidate`` depends on, before the resolver reads it.
 
-    pip produces dependencies lazily, and the resolver looks each one up as
-    it comes; they are all read first here so that their pages are fetched
-    together. An error while reading them is raised at the point where pip
-    would have raised it: after the dependencies that came before it.
+    Read from the candidate's metadata, not from pip's lazy stream of
+    requirements: producing a requirement for a direct URL prepares that
+    URL, which pip does only once the candidate's Requires-Python and the
+    dependencies before it have been accepted. The resolver then reads
+    pip's stream exactly as without the prefetcher.
     """
-    read: list[Any] = []
-    error: BaseException | None = None
+    base = getattr(candidate, "base", candidate)  # an extras candidate's base
+    dist = getattr(base, "dist", None)
+    if dist is None:
+        return  # Requires-Python, or a candidate without metadata
     try:
-        for dependency in dependencies:
-            read.append(dependency)  # noqa: PERF402 (keep those before an error)
-    except Exception as exc:
-        error = exc
-    _prefetch(prefetcher, read, constraints)
-
-    def replay() -> Iterable[Any]:
-        yield from read
-        if error is not None:
-            raise error
-
-    return replay()
+        requirements = list(dist.iter_dependencies(getattr(candidate, "extras", ())))
+    except Exception:
+        return  # pip reports it, when the resolver reads the dependencies
+    for requirement in requirements:
+        if requirement.url is None:
+            prefetcher.prefetch(requirement.name, requirement.specifier, None)
 
 
 def _prefetch(prefetcher: Any, requirements: Iterable[Any], constraints: Any) -> None:
-    """Announce each requirement that names a project on an index.
+    """Announce the root requirements that name a project on an index.
 
-    The specifier and hashes are combined with the project's constraint as
-    pip's factory combines them when it looks for candidates.
+    First every root requirement and constraint restricts its project, as
+    pip's factory combines them with any requirement it looks up (so that
+    a dependency on ``bar`` beside a root ``bar==1.0`` asks for 1.0 only);
+    a project whose root requirement is a direct URL is never prefetched.
     """
+    from pip._vendor.packaging.specifiers import SpecifierSet
+
+    announced = []
+    for name, constraint in constraints.items():
+        prefetcher.restrict(
+            name, constraint.specifier, constraint.hashes, direct=bool(constraint.links)
+        )
     for requirement in requirements:
         candidate, ireq = requirement.get_candidate_lookup()
-        if candidate is not None or ireq is None or ireq.req is None:
-            continue  # a direct URL, or Requires-Python: nothing to look up
-        name = requirement.project_name
-        specifier = ireq.req.specifier
-        hashes = ireq.hashes(trust_internet=False)
-        constraint = constraints.get(name)
-        if constraint is not None:
-            specifier = specifier & constraint.specifier
-            hashes = hashes & constraint.hashes
-        prefetcher.prefetch(name, specifier, hashes)
+        if candidate is not None:
+            prefetcher.restrict(requirement.project_name, SpecifierSet(), direct=True)
+        elif ireq is not None and ireq.req is not None:
+            hashes = ireq.hashes(trust_internet=False)
+            prefetcher.restrict(requirement.project_name, ireq.req.specifier, hashes)
+            announced.append(requirement.project_name)
+    for name in announced:
+        prefetcher.prefetch(name, SpecifierSet(), None)
 
 
 def _wrap_init_with_jobs_option(command_class: Any) -> None:

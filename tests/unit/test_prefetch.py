@@ -160,7 +160,10 @@ def test_unannounced_metadata_is_fetched_on_the_resolvers_thread(
 
 
 def test_page_failure_is_silent_unless_the_resolver_asks(
-    file_server: FileServer, finder: PackageFinder, caplog: pytest.LogCaptureFixture
+    file_server: FileServer,
+    finder: PackageFinder,
+    pip_session: PipSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Not HTML: pip warns "Skipping page ..." when it fetches this page.
     file_server.add_file("/simple/silent/", b"not a page")
@@ -168,7 +171,7 @@ def test_page_failure_is_silent_unless_the_resolver_asks(
     caplog.set_level(logging.DEBUG)
     # Made here, not by the fixture: it holds back records from the handlers
     # that exist when it starts, and caplog's handler for this test is one.
-    fresh = Prefetcher(finder, lambda link: None, workers=2)
+    fresh = Prefetcher(finder, lambda link: None, session=pip_session, workers=2)
     try:
         fresh.prefetch("silent", ANY, None)
         fresh.prefetch("asked", ANY, None)

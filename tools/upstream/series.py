@@ -440,15 +440,24 @@ resolver backtracks, the metadata of the next few candidates.
 The resolver is not changed and resolutions are identical: a page is
 computed by PackageFinder.find_all_candidates in a worker, filling the
 finder's cache, and the resolver's own call then returns from that cache;
-metadata goes through the same MetadataFetcher as the preparer's. A failed
-speculative job is forgotten and its log records are dropped; the
-resolver's own request then runs pip's code and reports exactly what pip
-reports. Workers never prompt for a password (a 401 stays a 401 for them).
+metadata goes through the same MetadataFetcher as the preparer's. Root
+requirements and constraints narrow every prediction, as the factory
+combines them.
+
+Speculation never costs what pip's own requests cost (network/speculative):
+a worker's request has a short timeout, no retries and connections of its
+own, never prompts, and is abandoned when it fails or is refused (401, 403,
+5xx, a timeout), so that no failure is cached or learnt from; the
+resolver's own request then runs pip's code, with its retries, prompts and
+keyring, and reports exactly what pip reports. Workers are daemon threads:
+when the resolution ends, or on Ctrl-C, nothing waits for them.
 
 Hooks: Resolver.resolve() runs the resolution inside prefetching(), which
 does nothing unless the preparer is fast-deps'; collect_root_requirements()
-and PipProvider.get_dependencies() announce what they produce. pip without
-the feature makes the same calls in the same order as before.
+announces the root requirements, and PipProvider.get_dependencies() a
+candidate's dependencies, read from its metadata (producing pip's
+requirements ahead would prepare direct URLs early). pip without the
+feature makes the same calls in the same order as before.
 """,
         news=NewsFragment(
             "fast-deps-prefetch",
@@ -457,20 +466,21 @@ the feature makes the same calls in the same order as before.
             "ahead of the resolver, in parallel, without changing its results.",
         ),
         steps=(
+            NewModule("fastdeps.network.speculative"),
             NewModule("fastdeps.resolution.prefetch"),
             CopyDefinitions(
                 "fastdeps.plugin",
                 (
                     "_prefetcher_of",
                     "_prefetch",
-                    "_prefetched_dependencies",
+                    "_prefetch_dependencies",
                     "_prefetching",
                 ),
                 PREFETCH,
                 renames={
                     "_prefetcher_of": "prefetcher_of",
                     "_prefetch": "prefetch_requirements",
-                    "_prefetched_dependencies": "prefetched_dependencies",
+                    "_prefetch_dependencies": "prefetch_dependencies",
                     "_prefetching": "prefetching",
                 },
             ),
@@ -522,16 +532,13 @@ the feature makes the same calls in the same order as before.
         return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
 """,
                 new="""\
-        dependencies = (
-            r for r in candidate.iter_dependencies(with_requires) if r is not None
-        )
         prefetcher = prefetcher_of(self._factory)
-        if prefetcher is None:
-            return dependencies
-        return prefetched_dependencies(prefetcher, dependencies, self._constraints)
+        if prefetcher is not None:
+            prefetch_dependencies(prefetcher, candidate)
+        return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
 """,
                 imports=(
-                    (PREFETCH, "prefetched_dependencies"),
+                    (PREFETCH, "prefetch_dependencies"),
                     (PREFETCH, "prefetcher_of"),
                 ),
             ),

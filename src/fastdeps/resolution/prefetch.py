@@ -65,9 +65,10 @@ from __future__ import annotations
 
 import email.parser
 import logging
+import queue
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
@@ -75,12 +76,19 @@ from typing import Any, Callable, Generic, TypeVar
 from pip._internal.index.package_finder import BestCandidateResult, PackageFinder
 from pip._internal.models.candidate import InstallationCandidate
 from pip._internal.models.link import Link
+from pip._internal.network.session import PipSession
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
 from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
 
+from fastdeps.network.speculative import (
+    SpeculationAbandoned,
+    SpeculativeRequests,
+    in_speculative_thread,
+    mark_speculative_thread,
+)
 from fastdeps.operations.metadata import (
     FetchedMetadata,
     applicable_links,
@@ -154,22 +162,6 @@ def _unconditional_requirements(
         yield requirement.name, requirement.specifier
 
 
-def _widen_connection_pools(session: Any, size: int) -> None:
-    """Let pip's session keep ``size`` connections per host.
-
-    requests keeps ten per host; past that, urllib3 opens a connection for
-    each extra request and throws it away afterwards, with a warning. The
-    resolver's thread and every worker need one each.
-    """
-    for adapter in getattr(session, "adapters", {}).values():
-        maxsize = getattr(adapter, "_pool_maxsize", None)
-        if maxsize is None or maxsize >= size:
-            continue
-        adapter.init_poolmanager(
-            adapter._pool_connections, size, block=adapter._pool_block
-        )
-
-
 # -- held-back log records ---------------------------------------------------
 
 
@@ -177,11 +169,12 @@ _current = threading.local()
 
 
 class _HeldLogs(logging.Filter):
-    """Keeps a worker's log records out of pip's handlers, for later.
+    """Keeps a worker's log records off the terminal, for later.
 
-    Installed on every handler of the root logger while a prefetcher runs.
-    A record logged by a thread that is running a job goes into that job's
-    list instead of being emitted; other threads are not affected.
+    Installed on the root logger's handlers while a prefetcher runs, except
+    those that write pip's ``--log`` file. A record logged by a thread that
+    is running a job goes into that job's list instead of being emitted;
+    other threads are not affected.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -194,9 +187,44 @@ class _HeldLogs(logging.Filter):
         return False
 
 
+class _LoggedOnce(logging.Filter):
+    """Keeps replayed records out of pip's ``--log`` file, which had them.
+
+    The file gets every worker's records as they come, so that a proxy or
+    TLS failure of a speculative job that nobody used can still be read
+    there; the terminal gets them only if the resolver uses the job.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, _REPLAYED, False)
+
+
+_REPLAYED = "_prefetch_replayed"
+
+
 def _replay(records: Iterable[logging.LogRecord]) -> None:
     for record in records:
+        setattr(record, _REPLAYED, True)
         logging.getLogger(record.name).handle(record)
+
+
+class _LogFilters:
+    """The two filters above, on the root logger's handlers, and off again."""
+
+    def __init__(self) -> None:
+        self._installed: list[tuple[logging.Handler, logging.Filter]] = []
+
+    def install(self) -> None:
+        for handler in logging.getLogger().handlers:
+            is_log_file = isinstance(handler, logging.FileHandler)
+            log_filter = _LoggedOnce() if is_log_file else _HeldLogs()
+            handler.addFilter(log_filter)
+            self._installed.append((handler, log_filter))
+
+    def uninstall(self) -> None:
+        for handler, log_filter in self._installed:
+            handler.removeFilter(log_filter)
+        self._installed = []
 
 
 @contextmanager
@@ -208,13 +236,76 @@ def _holding_logs(held: list[logging.LogRecord]) -> Iterator[None]:
         _current.held = None
 
 
-def _mark_worker() -> None:
-    _current.worker = True
+# -- workers -------------------------------------------------------------------
 
 
-def _in_worker() -> bool:
-    """Whether this thread is one of a prefetcher's workers."""
-    return getattr(_current, "worker", False)
+class _Workers:
+    """Daemon threads that run jobs, and that nothing ever waits for.
+
+    ``concurrent.futures`` joins its threads when the interpreter exits, so
+    one job stuck on a stalled server kept pip alive after its work was
+    done, or after Ctrl-C. A speculative job is worth nothing once the
+    resolution is over: :meth:`close` drops the queued jobs and returns at
+    once, and the process exits whatever the running ones are doing.
+    Threads start as jobs arrive, up to ``size``; each is a speculative
+    thread (:func:`~fastdeps.network.speculative.mark_speculative_thread`).
+
+    :param when_idle: called once, by the last thread to finish a job after
+        :meth:`close` (or by :meth:`close` when none is running).
+    """
+
+    def __init__(self, size: int, when_idle: Callable[[], None]) -> None:
+        self._size = size
+        self._when_idle = when_idle
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._waiting = 0
+        self._running = 0
+        self._closed = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the prefetcher is closed")
+            self._jobs.put(job)
+            if self._waiting > 0 or self._threads >= self._size:
+                return
+            self._threads += 1
+        threading.Thread(
+            target=self._work,
+            name=f"{_THREAD_NAME_PREFIX}-{self._threads}",
+            daemon=True,
+        ).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for _ in range(self._threads):
+                self._jobs.put(None)
+            idle = self._running == 0
+        if idle:
+            self._when_idle()
+
+    def _work(self) -> None:
+        mark_speculative_thread()
+        while True:
+            with self._lock:
+                self._waiting += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._waiting -= 1
+                if job is None or self._closed:
+                    return
+                self._running += 1
+            try:
+                job()
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    last = self._closed and self._running == 0
+                if last:
+                    self._when_idle()
 
 
 # -- jobs ----------------------------------------------------------------------
@@ -234,7 +325,7 @@ class _Job(Generic[T]):
         try:
             with _holding_logs(self.held):
                 result = compute()
-        except Exception as exc:
+        except (Exception, SpeculationAbandoned) as exc:
             self.future.set_exception(exc)
         else:
             self.future.set_result(result)
@@ -258,8 +349,9 @@ class Prefetcher:
         :meth:`find_all_candidates`, which :meth:`close` puts back.
     :param fetch_metadata: the one way metadata is obtained
         (:meth:`fastdeps.operations.metadata.MetadataFetcher.fetch`).
-    :param session: pip's session, to keep workers from prompting for
-        passwords (see the module's docstring).
+    :param session: pip's session, over which the workers' requests are
+        speculative (:class:`~fastdeps.network.speculative.SpeculativeRequests`)
+        while the prefetcher runs.
     :param hash_checking: pip runs in hash-checking mode, where the preparer
         reads metadata without the file only for a project's only
         installable file (:func:`~fastdeps.operations.metadata.only_installable_file`):
@@ -270,7 +362,7 @@ class Prefetcher:
         self,
         finder: PackageFinder,
         fetch_metadata: Callable[[Link], FetchedMetadata | None],
-        session: Any = None,
+        session: PipSession,
         workers: int = DEFAULT_WORKERS,
         hash_checking: bool = False,
     ) -> None:
@@ -280,28 +372,27 @@ class Prefetcher:
         )
         self._fetch_metadata = fetch_metadata
         self._hash_checking = hash_checking
-        self._executor = ThreadPoolExecutor(
-            workers, _THREAD_NAME_PREFIX, initializer=_mark_worker
-        )
+        self._workers = _Workers(workers, when_idle=self._give_pip_back)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0  # jobs submitted and not finished
         self._pages: dict[str, _Job[list[InstallationCandidate]]] = {}
         self._metadata: dict[str, _Job[FetchedMetadata | None]] = {}
         self._asked: set[tuple[str, str, Hashes | None]] = set()
+        # project -> what the resolver will combine with any requirement on it
+        self._restrictions: dict[str, tuple[SpecifierSet, Hashes]] = {}
+        # projects whose only candidate is a direct URL
+        self._direct: set[str] = set()
         # project -> its files in the order pip would try them, last computed
         self._ranking: dict[str, list[Link]] = {}
         # project -> the files whose metadata the resolver asked for, in order
         self._asked_by_resolver: dict[str, list[str]] = {}
         self._closed = False
         self.stats = PrefetchStats()
-        self._held_logs = _HeldLogs()
-        self._handlers = list(logging.getLogger().handlers)
-        for handler in self._handlers:
-            handler.addFilter(self._held_logs)
-        _widen_connection_pools(session, workers + 2)
-        self._auth: Any = getattr(session, "auth", None)
-        self._quiet_401 = self._install_quiet_401()
+        self._log_filters = _LogFilters()
+        self._log_filters.install()
+        self._requests = SpeculativeRequests(session, pool_size=workers)
+        self._requests.install()
         finder.find_all_candidates = self.find_all_candidates  # type: ignore[method-assign]
 
     # -- what the resolver's side calls ---------------------------------------
@@ -309,14 +400,54 @@ class Prefetcher:
     def prefetch(
         self, project_name: str, specifier: SpecifierSet, hashes: Hashes | None
     ) -> None:
-        """Start fetching ``project_name``'s page and likely metadata."""
+        """Start fetching ``project_name``'s page and likely metadata.
+
+        The specifier and hashes are combined with the project's
+        restrictions (:meth:`restrict`), as pip's factory will combine them.
+        """
         name = canonicalize_name(project_name)
-        request = (name, str(specifier), hashes)
         with self._lock:
+            if name in self._direct:
+                return
+            restricted, restricted_hashes = self._restrictions.get(
+                name, (SpecifierSet(), Hashes())
+            )
+            specifier = specifier & restricted
+            hashes = (hashes or Hashes()) & restricted_hashes
+            request = (name, str(specifier), hashes)
             if request in self._asked:
                 return
             self._asked.add(request)
-        self._submit(self._prefetch_project, name, specifier, hashes)
+        self._submit(self._prefetch_project, name, specifier, hashes or None)
+
+    def restrict(
+        self,
+        project_name: str,
+        specifier: SpecifierSet,
+        hashes: Hashes | None = None,
+        *,
+        direct: bool = False,
+    ) -> None:
+        """Record what every candidate of a project must satisfy.
+
+        For a root requirement or a constraint: pip's factory combines it
+        with whatever requirement on the project it looks up, so that a
+        dependency on ``bar`` next to a root requirement ``bar==1.0`` asks
+        for bar 1.0 only. ``direct``: the project's one candidate is a
+        direct URL, which is never prefetched. Call before announcing.
+        """
+        name = canonicalize_name(project_name)
+        with self._lock:
+            if direct:
+                self._direct.add(name)
+                return
+            old_specifier, old_hashes = self._restrictions.get(
+                name, (SpecifierSet(), Hashes())
+            )
+            self._restrictions[name] = (
+                old_specifier & specifier,
+                old_hashes & (hashes or Hashes()),
+            )
 
     def find_all_candidates(self, project_name: str) -> list[InstallationCandidate]:
         """``PackageFinder.find_all_candidates``, answered from the prefetch.
@@ -352,21 +483,30 @@ class Prefetcher:
             # Asked before by the resolver itself, which got this answer then.
             return None if job.future.exception() else job.future.result()
         if not self._take(job, counted="metadata_used"):
-            return None
+            # The speculative request was abandoned: the resolver's own
+            # request decides, with pip's retries, prompts and keyring.
+            return self._reclaim_metadata(link).run_here(fetch_now)
         return job.future.result()
 
     def close(self) -> None:
-        """Stop: drop queued jobs, let running ones end, put pip back."""
+        """Stop at once: queued jobs are dropped, running ones abandoned.
+
+        Nothing waits for a running job. Its next request is abandoned
+        (:class:`~fastdeps.network.speculative.SpeculationAbandoned`), and
+        the session and the log handlers are given back to pip when the
+        last running job has ended, or now if none is running.
+        """
         with self._lock:
             self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        for handler in self._handlers:
-            handler.removeFilter(self._held_logs)
-        if self._quiet_401 is not None:
-            del self._auth.handle_401
+        self._requests.close()
         if self._finder.__dict__.get("find_all_candidates") == self.find_all_candidates:
             del self._finder.find_all_candidates
+        self._workers.close()
         logger.log(VERBOSE, "pip-fastdeps prefetch: %s", self.stats.summary())
+
+    def _give_pip_back(self) -> None:
+        self._requests.uninstall()
+        self._log_filters.uninstall()
 
     def wait_until_idle(self) -> None:
         """Wait until every job, and every job those started, has finished."""
@@ -387,10 +527,18 @@ class Prefetcher:
             return job, True
 
     def _claim_page(self, name: str) -> tuple[_Job[list[InstallationCandidate]], bool]:
-        return self._claim(self._pages, name, by_resolver=not _in_worker())
+        by_resolver = not in_speculative_thread()
+        return self._claim(self._pages, name, by_resolver=by_resolver)
 
     def _claim_metadata(self, link: Link) -> tuple[_Job[FetchedMetadata | None], bool]:
-        return self._claim(self._metadata, link.url, by_resolver=not _in_worker())
+        by_resolver = not in_speculative_thread()
+        return self._claim(self._metadata, link.url, by_resolver=by_resolver)
+
+    def _reclaim_metadata(self, link: Link) -> _Job[FetchedMetadata | None]:
+        """A new job of the resolver's for ``link``, in place of an abandoned one."""
+        with self._lock:
+            job = self._metadata[link.url] = _Job(by_resolver=True)
+            return job
 
     def _take(self, job: _Job[Any], counted: str) -> bool:
         """Wait for a worker's job; replay its logs; whether it succeeded."""
@@ -419,7 +567,7 @@ class Prefetcher:
         # Outside the lock: submitting may start a thread, and the resolver
         # must never wait for that to take a claim.
         try:
-            self._executor.submit(self._run_job, function, *args)
+            self._workers.submit(lambda: self._run_job(function, *args))
         except RuntimeError:  # close() shut the pool down in between
             self._job_done()
 
@@ -517,19 +665,3 @@ class Prefetcher:
             return
         for following in ranking[position + 1 : position + 1 + BACKTRACK_LOOKAHEAD]:
             self._submit(self._prefetch_metadata, following)
-
-    # -- authentication ---------------------------------------------------------
-
-    def _install_quiet_401(self) -> Callable[..., Any] | None:
-        """Keep workers from prompting: a 401 to a worker stays a 401."""
-        handle_401 = getattr(self._auth, "handle_401", None)
-        if handle_401 is None:
-            return None
-
-        def quiet_handle_401(response: Any, **kwargs: Any) -> Any:
-            if _in_worker():
-                return response
-            return handle_401(response, **kwargs)
-
-        self._auth.handle_401 = quiet_handle_401
-        return quiet_handle_401
