@@ -254,3 +254,114 @@ def test_a_second_choice_without_backtracking_reads_nothing_ahead(
     prefetcher.wait_until_idle()
 
     assert [v for v in versions if wheel_requests(file_server, "eta", v)] == ["9.0"]
+
+
+def test_a_root_requirement_narrows_a_speculative_dependency(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    """``foo`` depends on ``bar``, the user asks for ``bar==1.0``: pip's
+    factory combines the two, so bar 2.0 is never worth reading."""
+    publish(file_server, "foo", ["1.0"], requires_dist=["bar"])
+    publish(file_server, "bar", ["1.0", "2.0"])
+    prefetcher.restrict("bar", SpecifierSet("==1.0"))
+    prefetcher.prefetch("foo", ANY, None)
+    prefetcher.wait_until_idle()
+
+    assert wheel_requests(file_server, "foo", "1.0") == 1
+    assert wheel_requests(file_server, "bar", "1.0") == 1
+    assert wheel_requests(file_server, "bar", "2.0") == 0
+
+
+def test_a_direct_url_project_is_never_prefetched(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    publish(file_server, "foo", ["1.0"], requires_dist=["bar"])
+    publish(file_server, "bar", ["1.0"])
+    prefetcher.restrict("bar", ANY, direct=True)
+    prefetcher.prefetch("foo", ANY, None)
+    prefetcher.wait_until_idle()
+
+    assert page_requests(file_server, "bar") == 0
+    assert wheel_requests(file_server, "bar", "1.0") == 0
+
+
+def test_a_refused_page_is_no_answer(
+    file_server: FileServer, finder: PackageFinder, prefetcher: Prefetcher
+) -> None:
+    """A worker's 401 is not cached as "no files": the resolver's own request
+    (which may prompt or ask keyring) gets the page."""
+    publish(file_server, "locked", ["1.0"])
+    file_server.behave(auth=("user", "password"))
+    prefetcher.prefetch("locked", ANY, None)
+    prefetcher.wait_until_idle()
+    file_server.behave()
+
+    found = finder.find_all_candidates("locked")
+
+    assert [str(candidate.version) for candidate in found] == ["1.0"]
+    assert [e.status for e in file_server.requests_for("/simple/locked/")] == [401, 200]
+    assert prefetcher.stats.failed == 0  # the page job, abandoned, is not a fetch
+
+
+def test_an_abandoned_metadata_read_is_the_resolvers_to_make(
+    file_server: FileServer, prefetcher: Prefetcher
+) -> None:
+    publish(file_server, "guarded", ["1.0"])
+    link = link_of(file_server, "guarded", "1.0")
+    file_server.behave(range_status=503)
+    prefetcher.prefetch("guarded", ANY, None)
+    prefetcher.wait_until_idle()
+    file_server.behave()
+    resolver_reads = []
+
+    def fetch_now() -> FetchedMetadata:
+        resolver_reads.append(threading.current_thread())
+        return FetchedMetadata(b"Name: guarded\nVersion: 1.0\n", "test")
+
+    got = prefetcher.metadata(link, fetch_now)
+
+    assert got is not None and got.source == "test"
+    assert resolver_reads == [threading.current_thread()]
+    wheel = file_server.requests_for(f"/files/{wheel_filename('guarded', '1.0')}")
+    assert [entry.status for entry in wheel] == [503]  # the worker's, not retried
+
+
+def test_close_gives_pip_its_session_and_logging_back(
+    file_server: FileServer, finder: PackageFinder
+) -> None:
+    session = PipSession(retries=3)
+    session.trust_env = False
+    session.auth.prompting = False
+    pools = {
+        prefix: adapter.poolmanager
+        for prefix, adapter in session.adapters.items()
+        if hasattr(adapter, "poolmanager")
+    }
+    sizes = {
+        prefix: getattr(a, "_pool_maxsize", None)
+        for prefix, a in session.adapters.items()
+    }
+    filters = [list(handler.filters) for handler in logging.getLogger().handlers]
+    publish(file_server, "omega", ["1.0"])
+    prefetcher = Prefetcher(
+        make_finder(session, file_server),
+        lambda link: None,
+        session=session,
+        workers=16,
+    )
+    prefetcher.prefetch("omega", ANY, None)
+    prefetcher.wait_until_idle()
+    prefetcher.close()
+
+    assert {"send", "get_adapter"}.isdisjoint(session.__dict__)
+    assert "handle_401" not in session.auth.__dict__
+    assert {
+        p: a.poolmanager for p, a in session.adapters.items() if p in pools
+    } == pools
+    assert {
+        p: getattr(a, "_pool_maxsize", None) for p, a in session.adapters.items()
+    } == sizes
+    assert [
+        list(handler.filters) for handler in logging.getLogger().handlers
+    ] == filters
+    assert page_requests(file_server, "omega") == 1
