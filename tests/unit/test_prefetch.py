@@ -326,21 +326,24 @@ def test_an_abandoned_metadata_read_is_the_resolvers_to_make(
     assert [entry.status for entry in wheel] == [503]  # the worker's, not retried
 
 
+def pool_state(session: PipSession) -> dict[str, tuple[object, object]]:
+    """Each adapter's pool manager and pool size."""
+    return {
+        prefix: (
+            getattr(adapter, "poolmanager", None),
+            getattr(adapter, "_pool_maxsize", None),
+        )
+        for prefix, adapter in session.adapters.items()
+    }
+
+
 def test_close_gives_pip_its_session_and_logging_back(
     file_server: FileServer, finder: PackageFinder
 ) -> None:
     session = PipSession(retries=3)
     session.trust_env = False
     session.auth.prompting = False
-    pools = {
-        prefix: adapter.poolmanager
-        for prefix, adapter in session.adapters.items()
-        if hasattr(adapter, "poolmanager")
-    }
-    sizes = {
-        prefix: getattr(a, "_pool_maxsize", None)
-        for prefix, a in session.adapters.items()
-    }
+    pools = pool_state(session)
     filters = [list(handler.filters) for handler in logging.getLogger().handlers]
     publish(file_server, "omega", ["1.0"])
     prefetcher = Prefetcher(
@@ -355,12 +358,7 @@ def test_close_gives_pip_its_session_and_logging_back(
 
     assert {"send", "get_adapter"}.isdisjoint(session.__dict__)
     assert "handle_401" not in session.auth.__dict__
-    assert {
-        p: a.poolmanager for p, a in session.adapters.items() if p in pools
-    } == pools
-    assert {
-        p: getattr(a, "_pool_maxsize", None) for p, a in session.adapters.items()
-    } == sizes
+    assert pool_state(session) == pools
     assert [
         list(handler.filters) for handler in logging.getLogger().handlers
     ] == filters
