@@ -379,10 +379,14 @@ def _cancel_on_interrupt(batch: _Batch) -> Iterator[None]:
     out, so the flag must be set before that wait, when the signal arrives,
     not when KeyboardInterrupt reaches our code.
     """
-    if threading.current_thread() is not threading.main_thread():
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or (
+        previous is signal.SIG_IGN
+    ):
+        # Elsewhere no handler can be set; and a process started with SIGINT
+        # ignored (nohup, a script's background job) keeps it ignored.
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         batch.cancelled.set()

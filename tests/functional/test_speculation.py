@@ -1,0 +1,220 @@
+"""Speculation never costs more than stock pip, through the real pip CLI.
+
+What the prefetcher fetches ahead of the resolver must never delay, block,
+break or change the command: these tests hold requests on the server (never
+by sleeping) and read the verdict from the request log, the exit status and
+what pip printed.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.functional.conftest import (
+    Venv,
+    is_wheel_request,
+    isolated_environment,
+    run_pip,
+)
+from tests.functional.projects import publish_flat
+from tests.lib.server import FileServer, LoggedRequest
+from tests.lib.wheels import build_wheel, wheel_filename
+
+FAST_DEPS = "--use-feature=fast-deps"
+
+#: How long the server holds a request at most: long enough that a test
+#: whose process waits for it times out first, short enough to end.
+STALL_LIMIT = 60
+
+needs_signals = pytest.mark.skipif(
+    sys.platform == "win32", reason="SIGINT cannot be sent on Windows"
+)
+
+
+def publish(server: FileServer, name: str, version: str, **kwargs: object) -> str:
+    filename = wheel_filename(name, version)
+    server.add_project(name, {filename: build_wheel(name, version, **kwargs)})  # type: ignore[arg-type]
+    return f"/files/{filename}"
+
+
+def dry_run(
+    venv: Venv, server: FileServer, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return run_pip(
+        venv,
+        ["install", "--dry-run", "--ignore-installed", "--no-cache-dir"]
+        + ["--index-url", server.index_url, *args],
+        cwd=tmp_path,
+    )
+
+
+@contextmanager
+def held(
+    server: FileServer, is_held: Callable[[LoggedRequest], bool]
+) -> Iterator[threading.Event]:
+    """Hold the requests ``is_held`` picks until the block ends; the event
+    is set when the first of them arrives."""
+    arrived = threading.Event()
+    release = threading.Event()
+
+    def hold(entry: LoggedRequest) -> None:
+        if is_held(entry):
+            arrived.set()
+            release.wait(timeout=STALL_LIMIT)
+
+    server.behave(on_request=hold)
+    try:
+        yield arrived
+    finally:
+        release.set()
+
+
+def start_pip(
+    venv: Venv, args: list[str], cwd: Path, **popen: object
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [str(venv.python), "-m", "pip", *args],
+        cwd=cwd,
+        env=isolated_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def test_a_root_pin_keeps_speculation_off_other_versions(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """``foo`` depends on ``bar``; the user asks for ``foo bar==1.0``."""
+    publish(file_server, "foo", "1.0", requires_dist=["bar"])
+    publish(file_server, "bar", "1.0")
+    bar_2 = publish(file_server, "bar", "2.0")
+    stock = dry_run(stock_venv, file_server, tmp_path, "foo", "bar==1.0")
+    file_server.clear_log()
+
+    result = dry_run(plugin_venv, file_server, tmp_path, FAST_DEPS, "foo", "bar==1.0")
+
+    assert stock.returncode == result.returncode == 0, result.stderr
+    assert "Would install bar-1.0 foo-1.0" in stock.stdout
+    assert "Would install bar-1.0 foo-1.0" in result.stdout
+    assert file_server.requests_for(bar_2) == []
+
+
+def test_a_direct_url_dependency_of_a_rejected_candidate_is_never_fetched(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """pip checks a candidate's Requires-Python before its dependencies
+    (pip's test_new_resolver_checks_requires_python_before_dependencies)."""
+    dep = file_server.add_file(
+        f"/direct/{wheel_filename('dep', '1.0')}", build_wheel("dep", "1.0")
+    )
+    publish(file_server, "pkg", "1.0")
+    publish(
+        file_server, "pkg", "2.0", requires_python=">=4", requires_dist=[f"dep @ {dep}"]
+    )
+
+    for venv, extra in ((stock_venv, []), (plugin_venv, [FAST_DEPS])):
+        result = dry_run(venv, file_server, tmp_path, *extra, "pkg")
+
+        assert result.returncode == 0, result.stderr
+        assert "Would install pkg-1.0" in result.stdout
+        assert file_server.requests_for(dep) == []
+
+
+@needs_signals
+def test_ctrl_c_during_a_stalled_request_exits_without_waiting_for_it(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """The server holds bar's wheel, which the prefetcher reads ahead of the
+    resolver; Ctrl-C must end pip while the request is still held."""
+    publish(file_server, "foo", "1.0", requires_dist=["bar"])
+    bar = publish(file_server, "bar", "1.0")
+    with held(file_server, lambda entry: entry.path == bar) as arrived:
+        process = start_pip(
+            plugin_venv,
+            ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
+            + ["--index-url", file_server.index_url, "foo"],
+            tmp_path,
+        )
+        try:
+            assert arrived.wait(timeout=120)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=STALL_LIMIT / 2)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert process.returncode == 1
+    assert "Operation cancelled by user" in stderr
+    assert "Traceback" not in stderr
+
+
+@needs_signals
+def test_downloads_go_on_when_sigint_is_ignored(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """``nohup`` and background jobs of a script start pip with SIGINT
+    ignored: a SIGINT must not stop it, as it does not stop stock pip."""
+    wheels = publish_flat(file_server, 4)
+    target = tmp_path / "downloads"
+    is_download = lambda entry: is_wheel_request(entry) and entry.range is None  # noqa: E731
+    with held(file_server, is_download) as arrived:
+        process = start_pip(
+            plugin_venv,
+            ["download", "-d", str(target), "--no-cache-dir", FAST_DEPS]
+            + ["--index-url", file_server.index_url, *(f"flat{n}" for n in range(4))],
+            tmp_path,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        try:
+            assert arrived.wait(timeout=120)
+            process.send_signal(signal.SIGINT)
+        except BaseException:
+            process.kill()
+            raise
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 0, stderr
+    assert {path.name: path.read_bytes() for path in target.iterdir()} == wheels
+
+
+def test_an_index_behind_basic_auth_answers_with_keyrings_credentials(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """A worker's 401 is no answer: the resolver's own request asks keyring
+    (pip's test_build_dependency_install_uses_same_keyring_as_root)."""
+    publish(file_server, "foo", "1.0", requires_dist=["bar"])
+    publish(file_server, "bar", "1.0")
+    file_server.behave(auth=("user", "s3cret"))
+    keyring = tmp_path / "keyring_backend"
+    (keyring / "keyring").mkdir(parents=True)
+    (keyring / "keyring" / "__init__.py").write_text(
+        "import types\n"
+        "def get_credential(url, username):\n"
+        "    return types.SimpleNamespace(username='user', password='s3cret')\n"
+        "def get_password(url, username):\n"
+        "    return 's3cret'\n"
+        "def set_password(url, username, password):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    args = ["install", "--dry-run", "--ignore-installed", "--no-cache-dir"]
+    args += ["--keyring-provider", "import", "--index-url", file_server.index_url]
+
+    for venv, extra in ((stock_venv, []), (plugin_venv, [FAST_DEPS])):
+        result = run_pip(
+            venv, [*args, *extra, "foo"], cwd=tmp_path, env={"PYTHONPATH": str(keyring)}
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert "Would install bar-1.0 foo-1.0" in result.stdout
