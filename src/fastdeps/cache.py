@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from fastdeps.network.limits import METADATA_SIZE_LIMIT
+
 logger = logging.getLogger(__name__)
 
 CACHE_SUBDIR = "fastdeps-metadata"
@@ -86,6 +88,11 @@ _ENTRY_MAGIC = b"fastdeps-metadata 1"
 # taking sha256 whenever it is there gives the file the same key from both.
 _KEY_HASH_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
+# An entry file is METADATA after a header of under 200 bytes. A larger
+# file (left by a version without the limit, say) is a miss, and is never
+# read whole.
+_ENTRY_SIZE_LIMIT = METADATA_SIZE_LIMIT + 256
+
 # A key's sha256 digest, split into a directory and a file name.
 _FAN_OUT_NAME = re.compile(r"[0-9a-f]{2}")
 _ENTRY_NAME = re.compile(r"[0-9a-f]{62}")
@@ -106,6 +113,10 @@ def check_metadata(metadata: bytes) -> None:
 
     :raises InvalidMetadata: with the reason, when the check fails.
     """
+    if len(metadata) > METADATA_SIZE_LIMIT:
+        raise InvalidMetadata(
+            f"{len(metadata):,} bytes, over the limit of {METADATA_SIZE_LIMIT:,} bytes"
+        )
     try:
         text = metadata.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -400,13 +411,16 @@ class MetadataCache:
         """
         path = self._entry_path(key)
         try:
-            entry = path.read_bytes()
+            with path.open("rb") as entry_file:
+                entry = entry_file.read(_ENTRY_SIZE_LIMIT + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
             logger.debug("Metadata cache: cannot read %s: %s", path, exc)
             return None
         try:
+            if len(entry) > _ENTRY_SIZE_LIMIT:
+                raise _CorruptEntry(f"over {_ENTRY_SIZE_LIMIT:,} bytes")
             return _decode_entry(key, entry)
         except _CorruptEntry as exc:
             logger.debug("Metadata cache: ignoring damaged entry %s: %s", path, exc)

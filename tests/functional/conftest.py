@@ -137,6 +137,37 @@ def run_pip(
     )
 
 
+# Runs its arguments as a child and writes the child's peak RSS (KiB on
+# Linux, bytes on macOS) to the file named first: RUSAGE_CHILDREN of the
+# test process itself would be the peak of every child it ever waited for.
+_PEAK_RSS_WRAPPER = """\
+import resource, subprocess, sys
+status = subprocess.call(sys.argv[2:])
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w") as out:
+    out.write(str(peak if sys.platform == "darwin" else peak * 1024))
+sys.exit(status)
+"""
+
+
+def run_pip_measured(
+    venv: Venv, args: Sequence[str], *, cwd: Path
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run ``python -m pip ARGS`` in ``venv``; also return its peak RSS in bytes."""
+    peak_file = cwd / "peak-rss"
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_WRAPPER, str(peak_file)]
+        + [str(venv.python), "-m", "pip", *args],
+        cwd=cwd,
+        env=isolated_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return result, int(peak_file.read_text(encoding="ascii"))
+
+
 def with_fast_deps(args: Sequence[str]) -> list[str]:
     """``args`` with ``--use-feature=fast-deps`` after pip's command."""
     flag = "--use-feature=fast-deps"

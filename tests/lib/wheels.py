@@ -21,16 +21,20 @@ import hashlib
 import io
 import random
 import re
+import struct
 import zipfile
 from collections.abc import Callable, Iterable
 
 __all__ = [
     "build_wheel",
+    "claims_large_directory",
     "dist_info_name",
+    "many_entries_archive",
     "metadata_text",
     "not_a_zip",
     "truncated",
     "wheel_filename",
+    "zip_bomb_wheel",
 ]
 
 #: Timestamp of every entry: fixed, so that the output is reproducible.
@@ -378,3 +382,78 @@ def truncated(data: bytes, keep: int | None = None) -> bytes:
     if keep is None:
         keep = len(data) // 2
     return data[:keep]
+
+
+# -- hostile archives ------------------------------------------------------------
+#
+# Built from the records of APPNOTE.TXT directly, so that they can claim what
+# no zip tool would write, and cost next to nothing to build.
+
+_CENTRAL_RECORD = struct.Struct("<4s6H3L5H2L")  # APPNOTE 4.3.12
+_END_RECORD = struct.Struct("<4s4H2LH")  # 4.3.16
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")  # 4.3.14
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # 4.3.15
+
+
+def _end_records(entries: int, size: int, offset: int) -> bytes:
+    """End records for a directory of ``entries`` and ``size`` at ``offset``.
+
+    ZIP64 records and a locator come first when the classic record cannot
+    hold the numbers, as zipfile writes them.
+    """
+    if entries < 0xFFFF and size < 0xFFFFFFFF and offset < 0xFFFFFFFF:
+        return _END_RECORD.pack(b"PK\x05\x06", 0, 0, entries, entries, size, offset, 0)
+    zip64_end_at = offset + size
+    return (
+        _ZIP64_END_RECORD.pack(
+            b"PK\x06\x06",
+            _ZIP64_END_RECORD.size - 12,
+            45,
+            45,
+            0,
+            0,
+            entries,
+            entries,
+            size,
+            offset,
+        )
+        + _ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, zip64_end_at, 1)
+        + _END_RECORD.pack(
+            b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0
+        )
+    )
+
+
+def claims_large_directory(size: int, entries: int = 1) -> bytes:
+    """A file of ``size`` zero bytes whose end record calls them its directory.
+
+    A client that believes the end record fetches and parses ``size`` bytes
+    before it can find out that none of them is a directory entry.
+    """
+    return bytes(size) + _end_records(entries, size, 0)
+
+
+def many_entries_archive(count: int, claimed: int | None = None) -> bytes:
+    """An archive of nothing but ``count`` directory entries, all named ``a``.
+
+    The smallest entries a directory can hold (47 bytes), so the most of
+    them per byte; ``claimed`` is the count the end record gives (``count``
+    by default).
+    """
+    record = _CENTRAL_RECORD.pack(
+        b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0
+    )
+    directory = (record + b"a") * count
+    entries = count if claimed is None else claimed
+    return directory + _end_records(entries, len(directory), 0)
+
+
+def zip_bomb_wheel(name: str, version: str, inflated_size: int) -> bytes:
+    """A small wheel whose METADATA inflates to ``inflated_size`` bytes.
+
+    Valid core metadata with a description of one repeated byte, which
+    deflate shrinks about a thousand times.
+    """
+    head = metadata_text(name, version) + b"\n"
+    metadata = head + b"x" * (inflated_size - len(head))
+    return build_wheel(name, version, metadata=metadata)

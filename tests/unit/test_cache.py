@@ -30,6 +30,7 @@ from fastdeps.cache import (
     check_metadata,
     open_metadata_cache,
 )
+from fastdeps.network.limits import METADATA_SIZE_LIMIT
 from tests.lib.wheels import metadata_text
 
 URL = "https://files.example.org/packages/ab/cd/demo-1.0-py3-none-any.whl"
@@ -277,6 +278,37 @@ def test_invalid_metadata_is_never_stored(
     assert debug_messages(caplog) == [
         f"Metadata cache: not storing {hash_key()}: 0 Name fields, expected 1"
     ]
+
+
+def test_metadata_past_the_limit_is_never_stored(
+    cache: MetadataCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fastdeps.cache")
+    too_large = METADATA + b"x" * (METADATA_SIZE_LIMIT + 1 - len(METADATA))
+    cache.store(hash_key(), too_large)
+    assert not cache.directory.exists()
+    assert debug_messages(caplog) == [
+        f"Metadata cache: not storing {hash_key()}: 4,194,305 bytes, "
+        "over the limit of 4,194,304 bytes"
+    ]
+    at_the_limit = too_large[:-1]
+    cache.store(hash_key(), at_the_limit)
+    assert cache.load(hash_key()) == at_the_limit
+
+
+def test_an_entry_past_the_limit_is_a_miss(
+    cache: MetadataCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As an older pip-fastdeps, without the limit, could have left it.
+    too_large = METADATA + b"x" * METADATA_SIZE_LIMIT
+    path = entry_path(cache, hash_key())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(fastdeps.cache._encode_entry(hash_key(), too_large))
+    caplog.set_level(logging.DEBUG, logger="fastdeps.cache")
+
+    assert cache.load(hash_key()) is None
+    (message,) = debug_messages(caplog)
+    assert message.endswith(f": over {METADATA_SIZE_LIMIT + 256:,} bytes")
 
 
 def damage_flip_a_metadata_byte(entry: bytes) -> bytes:

@@ -17,6 +17,7 @@ from pip._internal.utils.temp_dir import global_tempdir_manager
 
 from fastdeps.network.lazy_wheel import (
     FIRST_REQUEST_SIZE,
+    ArchiveTooLarge,
     FetchStats,
     HTTPRangeRequestUnsupported,
     LazyZipOverHTTP,
@@ -25,8 +26,22 @@ from fastdeps.network.lazy_wheel import (
     dist_from_wheel_url,
     metadata_from_wheel_url,
 )
+from fastdeps.network.limits import (
+    CENTRAL_DIRECTORY_ENTRIES_LIMIT,
+    CENTRAL_DIRECTORY_SIZE_LIMIT,
+    METADATA_SIZE_LIMIT,
+    LimitExceeded,
+)
 from tests.lib.server import FileServer
-from tests.lib.wheels import build_wheel, metadata_text, not_a_zip, wheel_filename
+from tests.lib.wheels import (
+    build_wheel,
+    claims_large_directory,
+    many_entries_archive,
+    metadata_text,
+    not_a_zip,
+    wheel_filename,
+    zip_bomb_wheel,
+)
 
 # Far larger than the first answer, so that what is fetched shows.
 BIG_PAYLOAD = 4 * FIRST_REQUEST_SIZE
@@ -408,6 +423,123 @@ def test_truncated_wheel_is_invalid(
 
     with pytest.raises(InvalidWheel, match="is invalid"):
         metadata_from_wheel_url("demo", url, pip_session)
+
+
+# -- limits --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("archive", "limit"),
+    [
+        (
+            claims_large_directory(CENTRAL_DIRECTORY_SIZE_LIMIT + 1),
+            "the central directory's size is 4,194,305 bytes, over the limit of "
+            "4,194,304 bytes",
+        ),
+        (
+            many_entries_archive(10, claimed=10**9),
+            "the central directory's claimed number is 1,000,000,000 entries, "
+            "over the limit of 70,000 entries",
+        ),
+    ],
+    ids=["directory-size", "entries"],
+)
+def test_a_directory_claimed_past_a_limit_is_not_fetched(
+    file_server: FileServer, pip_session: PipSession, archive: bytes, limit: str
+) -> None:
+    url = serve(file_server, archive)
+
+    with pytest.raises(ArchiveTooLarge) as excinfo:
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert str(excinfo.value) == limit
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}"]
+    assert file_server.total_bytes() == min(len(archive), FIRST_REQUEST_SIZE)
+
+
+def test_more_entries_than_claimed_past_the_limit_are_refused(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    archive = many_entries_archive(CENTRAL_DIRECTORY_ENTRIES_LIMIT + 1, claimed=1)
+    url = serve(file_server, archive)
+
+    with pytest.raises(ArchiveTooLarge, match="number is 70,001 entries, over"):
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert file_server.total_bytes() == len(archive)  # the directory, no more
+
+
+def test_a_host_past_a_limit_is_still_trusted_for_ranges(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    serve(file_server, claims_large_directory(CENTRAL_DIRECTORY_SIZE_LIMIT + 1))
+    with pytest.raises(ArchiveTooLarge):
+        metadata_from_wheel_url(
+            "demo", file_server.url("/files/demo-1.0-py3-none-any.whl"), pip_session
+        )
+    url = file_server.add_file("/files/demo-2.0-py3-none-any.whl", build_wheel())
+
+    assert metadata_from_wheel_url("demo", url, pip_session).startswith(b"Metadata")
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [{"payload_size": BIG_PAYLOAD, "dist_info_first": True}, {}],
+    ids=["far-from-the-end", "in-the-first-answer"],
+)
+def test_metadata_claimed_past_its_limit_is_not_fetched_nor_inflated(
+    file_server: FileServer,
+    pip_session: PipSession,
+    layout: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 4 MiB and one byte of METADATA deflate to about 4 KB.
+    bomb = zip_bomb_wheel("demo", "1.0", METADATA_SIZE_LIMIT + 1)
+    with zipfile.ZipFile(io.BytesIO(bomb)) as archive:
+        metadata = archive.read("demo-1.0.dist-info/METADATA")
+    wheel = build_wheel(metadata=metadata, **layout)  # type: ignore[arg-type]
+    url = serve(file_server, wheel)
+    monkeypatch.setattr(zipfile.ZipFile, "open", None)  # nothing is inflated
+
+    with pytest.raises(ArchiveTooLarge, match="METADATA's inflated size is 4,194,305"):
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert gets(file_server) == [f"bytes=-{FIRST_REQUEST_SIZE}"]
+
+
+def test_metadata_at_its_limit_is_read(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = zip_bomb_wheel("demo", "1.0", METADATA_SIZE_LIMIT)
+    url = serve(file_server, wheel)
+
+    assert len(metadata_from_wheel_url("demo", url, pip_session)) == METADATA_SIZE_LIMIT
+
+
+def test_metadata_inflating_past_its_claim_stops_at_the_claim(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = bytearray(zip_bomb_wheel("demo", "1.0", 2 * METADATA_SIZE_LIMIT))
+    with zipfile.ZipFile(io.BytesIO(bytes(wheel))) as archive:
+        directory_start = archive.start_dir
+    # The central directory (not the local header) now claims 1,000 bytes
+    # inflated (APPNOTE 4.3.12: the name follows 46 bytes of fields).
+    name_at = wheel.index(b"demo-1.0.dist-info/METADATA", directory_start)
+    struct.pack_into("<L", wheel, name_at - 46 + 24, 1000)
+    url = serve(file_server, bytes(wheel))
+
+    with pytest.raises(InvalidWheel, match="Bad CRC-32"):
+        metadata_from_wheel_url("demo", url, pip_session)
+
+
+def test_a_lazy_file_never_fetches_past_its_limit(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    url = file_server.add_file("/blob.whl", bytes(10_000))
+    lazy = LazyZipOverHTTP(url, pip_session, first_request_size=1000, fetch_limit=1500)
+    lazy.seek(0)
+    assert len(lazy.read(500)) == 500
+
+    with pytest.raises(LimitExceeded, match="needs fetched is 1,501 bytes"):
+        lazy.read(1)
+    assert gets(file_server) == ["bytes=-1000", "bytes=0-499"]
 
 
 # -- the pieces ----------------------------------------------------------------

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 import pytest
 from pip._internal.models.link import Link, MetadataFile
 from pip._internal.network.session import PipSession
 
-from fastdeps.cache import NullMetadataCache
+from fastdeps.cache import MetadataCache, NullMetadataCache
+from fastdeps.network.limits import METADATA_SIZE_LIMIT
 from fastdeps.operations.metadata import (
     FROM_LAZY_WHEEL,
     FROM_PEP_658,
@@ -111,3 +113,24 @@ def test_a_pep_658_file_with_the_wrong_hash_is_left_to_pip(
 
     assert fetcher(pip_session).fetch(link) is None
     assert [entry.path for entry in file_server.log] == [f"/files/{FILENAME}.metadata"]
+
+
+def test_a_pep_658_file_past_the_limit_is_left_to_pip_and_never_cached(
+    file_server: FileServer,
+    pip_session: PipSession,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fastdeps")
+    metadata = metadata_text("demo", "1.0") + b"\n" + b"x" * METADATA_SIZE_LIMIT
+    link = pep_658_link(file_server, metadata, listed=metadata)
+    cache = MetadataCache(tmp_path)
+
+    assert MetadataFetcher(pip_session, cache).fetch(link) is None
+    assert [entry.path for entry in file_server.log] == [f"/files/{FILENAME}.metadata"]
+    assert cache.entries() == []
+    (line,) = [r.getMessage() for r in caplog.records if "PEP 658" in r.getMessage()]
+    assert line.endswith(
+        f"the PEP 658 metadata file is {len(metadata):,} bytes, "
+        f"over the limit of {METADATA_SIZE_LIMIT:,} bytes"
+    )

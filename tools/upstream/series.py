@@ -193,6 +193,15 @@ that ignores ranges costs one wasted request, not one per wheel. Whenever
 the ranges cannot be trusted, HTTPRangeRequestUnsupported is raised and the
 preparer downloads the file the normal way, as before.
 
+A server also chooses sizes: the end of central directory record claims
+the directory's size and number of entries, the directory claims METADATA's
+compressed and inflated sizes. network/limits.py puts a limit on each (4 MiB
+of directory, 70,000 entries, 4 MiB of METADATA; the largest real wheels
+take a quarter of that), checked before the bytes are asked for; METADATA
+is inflated in steps that stop at its limit, and no file is fetched for
+more than the limits add up to. An archive past a limit is downloaded the
+normal way, like one whose server cannot serve ranges.
+
 dist_from_wheel_url() keeps its signature and meaning, so the preparer is
 unchanged by this commit. The news fragment is named after the change;
 rename it to the pull request's number.
@@ -205,7 +214,10 @@ rename it to the pull request's number.
             "falls back to a normal download for servers that do not serve ranges "
             "correctly.",
         ),
-        steps=(NewModule("fastdeps.network.lazy_wheel", replaces=True),),
+        steps=(
+            NewModule("fastdeps.network.limits"),
+            NewModule("fastdeps.network.lazy_wheel", replaces=True),
+        ),
     ),
     Patch(
         subject="Add utils.parallel: a lazy, bounded map over a thread or process pool",

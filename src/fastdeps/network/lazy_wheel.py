@@ -28,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "FIRST_REQUEST_SIZE",
+    "ArchiveTooLarge",
     "FetchStats",
     "HTTPRangeRequestUnsupported",
     "InvalidRemoteWheel",
@@ -41,6 +42,7 @@ import errno
 import logging
 import posixpath
 import re
+import struct
 import threading
 import zipfile
 import zlib
@@ -57,6 +59,14 @@ from pip._vendor.packaging.utils import NormalizedName, canonicalize_name
 from pip._vendor.requests.exceptions import RequestException, RetryError
 from pip._vendor.requests.models import Response
 from pip._vendor.urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from fastdeps.network.limits import (
+    CENTRAL_DIRECTORY_ENTRIES_LIMIT,
+    CENTRAL_DIRECTORY_SIZE_LIMIT,
+    METADATA_SIZE_LIMIT,
+    LimitExceeded,
+    check_limit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +95,53 @@ _READ_CHUNK_SIZE = 64 * 1024
 # in a 416 answer.
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
+# The end records of a ZIP archive, little-endian (APPNOTE.TXT 4.3.16, and
+# for ZIP64 the locator, 4.3.15, right after the ZIP64 record, 4.3.14).
+_END_RECORD = struct.Struct("<4s4H2LH")
+_END_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_END_SIGNATURE = b"PK\x06\x06"
+# The end record's comment is at most this long; the record lies within
+# this many bytes of the end of the file, and the ZIP64 records before it.
+_MAX_COMMENT = 0xFFFF
+_END_SEARCH_SIZE = (
+    _ZIP64_END_RECORD.size + _ZIP64_LOCATOR.size + _END_RECORD.size + _MAX_COMMENT
+)
+
+# The most METADATA's entry can span beyond its data: a local header of 30
+# bytes with a name and an extra field of up to 64 KiB each, and a ZIP64
+# data descriptor of 24 bytes (APPNOTE 4.3.7, 4.3.9).
+_LOCAL_ENTRY_OVERHEAD = 30 + 2 * 0xFFFF + 24
+
+READ_LIMIT = (
+    FIRST_REQUEST_SIZE
+    + CENTRAL_DIRECTORY_SIZE_LIMIT
+    + METADATA_SIZE_LIMIT
+    + _LOCAL_ENTRY_OVERHEAD
+)
+"""The most bytes one remote file may be fetched for, in all its requests.
+
+What reading METADATA needs at every limit of :mod:`fastdeps.network.limits`:
+the first answer, the rest of the central directory and METADATA's entry.
+The limits are checked on what the archive claims before anything is
+fetched; this bound holds whatever :mod:`zipfile` then asks for.
+"""
+
 
 class HTTPRangeRequestUnsupported(Exception):
     """The server cannot serve this file in byte ranges we can trust.
 
     The caller is expected to fall back to downloading the whole file.
+    """
+
+
+class ArchiveTooLarge(HTTPRangeRequestUnsupported):
+    """The archive is past a limit of :mod:`fastdeps.network.limits`.
+
+    Not the server's fault, so the host is still trusted for ranges; the
+    caller downloads this one file normally, as pip does without fast-deps.
     """
 
 
@@ -242,6 +294,8 @@ class LazyZipOverHTTP:
     reads fetch what they need and was not fetched before.
 
     The size of the first answer is explained at :data:`FIRST_REQUEST_SIZE`.
+    A read that would fetch more than ``fetch_limit`` bytes in all raises
+    :class:`~fastdeps.network.limits.LimitExceeded` before it is sent.
     """
 
     def __init__(
@@ -249,9 +303,11 @@ class LazyZipOverHTTP:
         url: str,
         session: PipSession,
         first_request_size: int = FIRST_REQUEST_SIZE,
+        fetch_limit: int = READ_LIMIT,
     ) -> None:
         self._url = url
         self._session = session
+        self._fetch_limit = fetch_limit
         self._host = _host_support(url)
         self._segments = _Segments()
         self._retry_left = True
@@ -323,7 +379,11 @@ class LazyZipOverHTTP:
 
     def ensure(self, start: int, stop: int) -> None:
         """Fetch whatever of ``[start, stop)`` has not been fetched yet."""
-        for gap_start, gap_stop in self._segments.missing(start, stop):
+        gaps = self._segments.missing(start, stop)
+        missing = sum(gap_stop - gap_start for gap_start, gap_stop in gaps)
+        what = "what this file needs fetched"
+        check_limit(self.stats.bytes + missing, self._fetch_limit, what)
+        for gap_start, gap_stop in gaps:
             self._fetch_absolute(gap_start, gap_stop)
 
     def _fetch_tail(self, size: int) -> None:
@@ -597,13 +657,90 @@ def _entry_span(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> tuple[int, 
     return entry.header_offset, min([archive.start_dir, *later_starts])
 
 
+def _claimed_directory(lazy_file: LazyZipOverHTTP) -> tuple[int, int] | None:
+    """The entries and bytes the end records claim for the central directory.
+
+    Read from the end of the file, which the first answer holds, where
+    :mod:`zipfile` reads them: the end record at the very end if it has no
+    comment, else the last signature within reach of a comment; the ZIP64
+    record right before its locator, if there is one. None without an end
+    record: :mod:`zipfile` then says what is wrong.
+    """
+    length = lazy_file.seek(0, 2)
+    if length < _END_RECORD.size:
+        return None
+    lazy_file.seek(max(0, length - _END_SEARCH_SIZE))
+    tail = lazy_file.read()
+    position = len(tail) - _END_RECORD.size
+    no_comment = tail[position:].startswith(_END_SIGNATURE) and tail.endswith(b"\0\0")
+    if not no_comment:
+        position = tail.rfind(_END_SIGNATURE)
+    if position < 0 or position + _END_RECORD.size > len(tail):
+        return None
+    end = _END_RECORD.unpack_from(tail, position)
+    entries, size = end[4], end[5]
+    locator = position - _ZIP64_LOCATOR.size
+    record = locator - _ZIP64_END_RECORD.size
+    if (
+        record >= 0
+        and tail[locator:].startswith(_ZIP64_LOCATOR_SIGNATURE)
+        and tail[record:].startswith(_ZIP64_END_SIGNATURE)
+    ):
+        zip64_end = _ZIP64_END_RECORD.unpack_from(tail, record)
+        entries, size = zip64_end[7], zip64_end[8]
+    return entries, size
+
+
+def _check_directory_claim(lazy_file: LazyZipOverHTTP) -> None:
+    """Refuse a central directory past its limits before it is fetched."""
+    claimed = _claimed_directory(lazy_file)
+    if claimed is None:
+        return
+    entries, size = claimed
+    check_limit(
+        entries,
+        CENTRAL_DIRECTORY_ENTRIES_LIMIT,
+        "the central directory's claimed number",
+        unit="entries",
+    )
+    check_limit(size, CENTRAL_DIRECTORY_SIZE_LIMIT, "the central directory's size")
+
+
+def _check_metadata_claim(entry: zipfile.ZipInfo) -> None:
+    """Refuse METADATA past its limit before its bytes are fetched."""
+    check_limit(entry.compress_size, METADATA_SIZE_LIMIT, "METADATA's compressed size")
+    check_limit(entry.file_size, METADATA_SIZE_LIMIT, "METADATA's inflated size")
+
+
+def _inflate(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bytes:
+    """METADATA inflated, in steps, stopping one byte past its limit.
+
+    :mod:`zipfile` inflates with a maximum length per step, so a member that
+    inflates to far more than its directory entry claims never does here.
+    """
+    with archive.open(entry) as member:
+        metadata = member.read(METADATA_SIZE_LIMIT + 1)
+    check_limit(len(metadata), METADATA_SIZE_LIMIT, "METADATA's inflated size")
+    return metadata
+
+
 def _read_metadata(lazy_file: LazyZipOverHTTP, name: str, url: str) -> bytes:
     """Read METADATA out of the remote archive, fetching only its bytes."""
     try:
+        _check_directory_claim(lazy_file)
         archive = zipfile.ZipFile(lazy_file)
+        check_limit(
+            len(archive.infolist()),
+            CENTRAL_DIRECTORY_ENTRIES_LIMIT,
+            "the central directory's number",
+            unit="entries",
+        )
         entry = archive.getinfo(_metadata_path(archive.namelist(), name))
+        _check_metadata_claim(entry)
         lazy_file.ensure(*_entry_span(archive, entry))
-        return archive.read(entry)
+        return _inflate(archive, entry)
+    except LimitExceeded as exc:
+        raise ArchiveTooLarge(str(exc)) from exc
     except (
         zipfile.BadZipFile,
         _WheelLayoutError,

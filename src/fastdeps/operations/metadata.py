@@ -39,10 +39,12 @@ from pip._vendor.packaging.utils import canonicalize_name
 
 from fastdeps.cache import CacheKey, MetadataStore
 from fastdeps.network.lazy_wheel import (
+    ArchiveTooLarge,
     FetchStats,
     HTTPRangeRequestUnsupported,
     metadata_from_wheel_url,
 )
+from fastdeps.network.limits import METADATA_SIZE_LIMIT, read_limited
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +178,11 @@ class MetadataFetcher:
     def _fetch_pep_658(self, metadata_link: Link) -> FetchedMetadata | None:
         url = metadata_link.url_without_fragment
         try:
-            response = self._session.get(url, headers=HEADERS)
-            raise_for_status(response)
-            contents = response.content
+            with self._session.get(url, headers=HEADERS, stream=True) as response:
+                raise_for_status(response)
+                contents = read_limited(
+                    response, METADATA_SIZE_LIMIT, "the PEP 658 metadata file"
+                )
             hashes = metadata_link.as_hashes()
             if hashes:
                 hashes.check_against_chunks([contents])
@@ -192,6 +196,8 @@ class MetadataFetcher:
         try:
             name = canonicalize_name(Wheel(link.filename).name)
             return metadata_from_wheel_url(name, url, self._session, stats)
+        except ArchiveTooLarge as exc:
+            reason = str(exc)
         except HTTPRangeRequestUnsupported as exc:
             reason = f"range requests are unusable ({exc})"
         except InvalidWheel as exc:
