@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from tests.functional.conftest import (
     METADATA_CACHE_SUBDIR,
+    PIP_VERSION,
     PREFETCH_SUMMARY,
     RESOLVER_DOWNLOADS_FILES,
     Venv,
@@ -280,3 +283,48 @@ def test_a_wheel_without_a_hash_is_found_again_by_its_validators(
     assert requests_for_the_wheel() == [("HEAD", False), ("GET", True)]
 
     assert cold == warm == replaced == {("solo", "1.0")}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_cache_entries_get_the_modes_of_pips_http_cache_files(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """Since pip 25.3 a cache shared by a group works: each file gets the
+    read and write bits of its cache directory. Before, files are 0600."""
+    publish_graph(file_server)
+    cache = tmp_path / "cache"
+    result = run_pip(
+        plugin_venv,
+        ["download", FAST_DEPS, "-d", str(tmp_path / "downloads")]
+        + ["--index-url", file_server.index_url, "--cache-dir", str(cache)]
+        + ["app[fast]"],
+        cwd=tmp_path,
+        umask=0o002,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # pip's own HTTP cache, written by the same pip under the same umask.
+    http_cache = cache / "http-v2"
+    written_by_pip = subprocess.run(
+        [str(plugin_venv.python), "-c", WRITE_HTTP_CACHE_FILE, str(http_cache)],
+        umask=0o002,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert written_by_pip.returncode == 0, written_by_pip.stderr
+
+    def modes(paths: list[Path]) -> set[int]:
+        return {stat.S_IMODE(path.stat().st_mode) for path in paths}
+
+    http_files = [path for path in http_cache.rglob("*") if path.is_file()]
+    assert entries(cache) and http_files
+    expected = 0o664 if PIP_VERSION >= (25, 3) else 0o600
+    assert modes(entries(cache)) == modes(http_files) == {expected}
+
+
+WRITE_HTTP_CACHE_FILE = """\
+import sys
+from pip._internal.network.cache import SafeFileCache
+SafeFileCache(sys.argv[1]).set("key", b"value")
+"""

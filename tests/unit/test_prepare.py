@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +173,44 @@ def test_copy_is_atomic(tmp_path: Path) -> None:
 def test_without_a_terminal_progress_is_log_lines(bar: str) -> None:
     # pytest captures stdout, so this process has no terminal.
     assert isinstance(make_progress(bar, 3), LogLineProgress)
+
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+
+
+@posix_only
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=oct)
+def test_downloads_get_the_mode_of_pips_open(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path, umask: int
+) -> None:
+    """Stock pip writes a download with open(path, "wb"): 0666 less the umask."""
+    link = Link(file_server.add_file(f"/files/{FILENAME}", build_wheel()))
+    previous = os.umask(umask)
+    try:
+        files = download_files(
+            pip_session,
+            [link],
+            str(tmp_path),
+            progress=LogLineProgress(1),
+            fallback=_no_fallback,
+        )
+    finally:
+        os.umask(previous)
+
+    path, _ = files[link]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600, 0o755], ids=oct)
+def test_copy_keeps_the_sources_mode_as_shutil_copy_does(
+    tmp_path: Path, mode: int
+) -> None:
+    source = tmp_path / "source.whl"
+    source.write_bytes(b"wheel")
+    source.chmod(mode)
+    destination = tmp_path / "copy.whl"
+
+    copy_atomically(str(source), str(destination))
+
+    assert stat.S_IMODE(destination.stat().st_mode) == mode

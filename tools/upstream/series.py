@@ -249,8 +249,12 @@ answers (CacheControl stores 200, 203, 300, 301 and 308 only).
   keyed by URL plus a strong ETag or Last-Modified, and without either are
   not cached. Only metadata with one Name and one Version is stored.
 - A reader never sees a half-written or damaged entry: entries are written
-  to a temporary file and renamed into place, and carry the length and
-  sha256 of their content, checked on every load; a damaged one is a miss.
+  with adjacent_tmp_file() and moved into place with replace(), and carry
+  the length and sha256 of their content, checked on every load; a damaged
+  one is a miss. They get the permissions of the HTTP cache's files
+  (copy_directory_permissions()). atomic_write() in utils/filesystem.py
+  wraps that pattern, removing the temporary file on any error, for the
+  next commit's downloads too, which get the mode open() would give them.
 - The cache never fails an install: a directory that cannot be read or
   written costs a miss and a debug line, as for the HTTP cache.
   --no-cache-dir disables it, and pip cache purge / info count and remove
@@ -271,6 +275,7 @@ The next commit makes the fast-deps preparer use it.
             "clears it.",
         ),
         steps=(
+            MergeModule("fastdeps.utils.filesystem"),
             MergeModule("fastdeps.cache"),
             NewModule("fastdeps.operations.metadata"),
             Edit(

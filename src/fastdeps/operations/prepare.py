@@ -18,14 +18,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
-import tempfile
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from pip._internal.exceptions import InstallationError
 from pip._internal.metadata import BaseDistribution
@@ -37,6 +38,7 @@ from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 from pip._vendor.packaging.utils import canonicalize_name
 from pip._vendor.requests.models import Response
 
+from fastdeps.utils.filesystem import atomic_write, default_file_mode
 from fastdeps.utils.parallel import map_multithread
 
 logger = logging.getLogger(__name__)
@@ -45,10 +47,6 @@ logger = logging.getLogger(__name__)
 # past it, urllib3 opens connections only to throw them away. Eight leaves
 # room for the resolver's own requests and still saturates a typical link.
 DEFAULT_DOWNLOAD_JOBS = 8
-
-# Name of the temporary file a download is streamed into, next to its final
-# name. The leading dot hides it from `ls`; the suffix says what it is.
-_PARTIAL_SUFFIX = ".part"
 
 
 class MetadataMismatch(InstallationError):
@@ -292,6 +290,9 @@ class _Batch:
     session: PipSession
     location: str
     progress: DownloadProgress
+    #: The mode stock pip's ``open(path, "wb")`` gives a download, read once
+    #: before the threads start (see :func:`default_file_mode`).
+    file_mode: int
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -311,16 +312,17 @@ def _target_path(location: str, link: Link) -> str:
     return os.path.join(location, filename)
 
 
-def _stream_to(batch: _Batch, link: Link, response: Response, partial_path: str) -> int:
-    """Write the body into ``partial_path``; return the number of bytes."""
+def _stream_to(
+    batch: _Batch, link: Link, response: Response, partial_file: BinaryIO
+) -> int:
+    """Write the body into ``partial_file``; return the number of bytes."""
     received = 0
-    with open(partial_path, "wb") as partial_file:
-        for chunk in response_chunks(response):
-            if batch.cancelled.is_set():
-                raise DownloadCancelled(link.url_without_fragment)
-            partial_file.write(chunk)
-            received += len(chunk)
-            batch.progress.received(len(chunk))
+    for chunk in response_chunks(response):
+        if batch.cancelled.is_set():
+            raise DownloadCancelled(link.url_without_fragment)
+        partial_file.write(chunk)
+        received += len(chunk)
+        batch.progress.received(len(chunk))
     return received
 
 
@@ -328,14 +330,14 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
     """Fetch one file into the batch's directory, atomically.
 
     The body goes to a temporary name in the same directory and is renamed
-    only once it is complete, so a reader (or a later run of pip) never sees
-    a partial file under the real name; on any error or cancellation the
-    temporary file is removed. Errors are returned, not raised, so that one
-    failure does not abandon the files that are downloading next to it.
+    only once it is complete (:func:`atomic_write`), so a reader (or a later
+    run of pip) never sees a partial file under the real name; on any error
+    or cancellation the temporary file is removed. Errors are returned, not
+    raised, so that one failure does not abandon the files that are
+    downloading next to it.
     """
     if batch.cancelled.is_set():
         return DownloadedFile(link, error=DownloadCancelled(link.url))
-    partial_path: str | None = None
     try:
         response = batch.session.get(
             link.url_without_fragment, headers=HEADERS, stream=True
@@ -344,31 +346,16 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
         size = _declared_size(response)
         batch.progress.started(link, size)
         target = _target_path(batch.location, link)
-        handle, partial_path = tempfile.mkstemp(
-            dir=batch.location,
-            prefix=f".{os.path.basename(target)}.",
-            suffix=_PARTIAL_SUFFIX,
-        )
-        os.close(handle)
-        received = _stream_to(batch, link, response, partial_path)
-        if size is not None and received != size:
-            raise IncompleteDownload(
-                f"got {received} of {size} bytes from {link.url_without_fragment}"
-            )
-        os.replace(partial_path, target)
-        partial_path = None
+        with atomic_write(target, batch.file_mode) as partial_file:
+            received = _stream_to(batch, link, response, partial_file)
+            if size is not None and received != size:
+                raise IncompleteDownload(
+                    f"got {received} of {size} bytes from {link.url_without_fragment}"
+                )
         batch.progress.finished(link)
         return DownloadedFile(link, target, response.headers.get("Content-Type", ""))
     except Exception as exc:
         return DownloadedFile(link, error=exc)
-    finally:
-        if partial_path is not None:
-            _remove_quietly(partial_path)
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 @contextlib.contextmanager
@@ -431,7 +418,7 @@ def download_files(
     :returns: every link, mapped to its file's path and content type.
     """
     link_list = list(dict.fromkeys(links))
-    batch = _Batch(session, location, progress)
+    batch = _Batch(session, location, progress, default_file_mode())
     try:
         results = _run_batch(batch, link_list, max(1, jobs))
     finally:
@@ -457,19 +444,12 @@ def copy_atomically(source: str, destination: str) -> None:
 
     pip checks a download directory for files from earlier runs and, without
     hashes to compare, trusts whatever it finds there; a copy cut short by
-    Ctrl-C would be trusted on the next run.
+    Ctrl-C would be trusted on the next run. The copy gets the source's
+    permission bits, as with the ``shutil.copy`` of stock pip.
     """
-    directory = os.path.dirname(destination) or "."
-    handle, partial_path = tempfile.mkstemp(
-        dir=directory,
-        prefix=f".{os.path.basename(destination)}.",
-        suffix=_PARTIAL_SUFFIX,
-    )
-    try:
-        with os.fdopen(handle, "wb") as partial_file, open(source, "rb") as source_file:
-            while block := source_file.read(1024 * 1024):
-                partial_file.write(block)
-        os.replace(partial_path, destination)
-    except BaseException:
-        _remove_quietly(partial_path)
-        raise
+    mode = stat.S_IMODE(os.stat(source).st_mode)
+    with (
+        atomic_write(destination, mode) as partial_file,
+        open(source, "rb") as source_file,
+    ):
+        shutil.copyfileobj(source_file, partial_file, 1024 * 1024)
