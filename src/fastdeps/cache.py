@@ -20,7 +20,10 @@ Three rules shape the module:
   file's strong hash from the index, scoped to the file's URL, or, for files
   without such a hash, by URL plus the server's validators
   (:class:`CacheKey`). Only metadata that parses is stored
-  (:func:`check_metadata`).
+  (:func:`check_metadata`). Once the whole file has been downloaded and
+  verified, its own METADATA replaces an entry that differs from it, and an
+  entry the file contradicts is replaced or removed
+  (``MetadataFetcher.settle``), so one inconsistent answer is never kept.
 - A reader never sees a half-written or damaged entry. Entries are written
   to a temporary file and renamed into place, and each one carries the
   length and the sha256 of its metadata, checked on every load.
@@ -286,6 +289,9 @@ class MetadataStore(Protocol):
     def store(self, key: CacheKey, metadata: bytes) -> None:
         """Keep ``metadata`` under ``key``, if it can; never raises."""
 
+    def remove(self, key: CacheKey) -> None:
+        """Forget the entry under ``key``, if there is one; never raises."""
+
 
 class NullMetadataCache:
     """The cache when there is none (``--no-cache-dir``): always a miss."""
@@ -294,6 +300,9 @@ class NullMetadataCache:
         return None
 
     def store(self, key: CacheKey, metadata: bytes) -> None:
+        pass
+
+    def remove(self, key: CacheKey) -> None:
         pass
 
 
@@ -414,6 +423,23 @@ class MetadataCache:
                 copy_directory_permissions(str(self.directory), entry_file)
         except OSError as exc:
             logger.debug("Metadata cache: cannot write %s: %s", path, exc)
+
+    def remove(self, key: CacheKey) -> None:
+        """Remove the entry under ``key``: its metadata proved wrong.
+
+        For an entry that loads fine but that a downloaded file contradicts
+        (see ``MetadataFetcher.settle``). Like :meth:`store`, never raises
+        for a file system error: the error is logged at debug.
+        """
+        path = self._entry_path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.debug("Metadata cache: cannot remove %s: %s", path, exc)
+            return
+        logger.debug("Metadata cache: removed %s (%s)", path, key)
 
     def entries(self) -> list[Path]:
         """The entry files of the current layout, sorted (for ``pip cache info``).

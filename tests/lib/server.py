@@ -146,6 +146,9 @@ class Behaviour:
     #: ...for the first ``cut_times`` ranged answers since this behaviour
     #: was assigned; later ones are whole.
     cut_times: int = 1
+    #: Answer ranged GETs from these bytes instead of the file, as a faulty
+    #: proxy or a man in the middle could; whole-file GETs stay honest.
+    ranges_from: bytes | None = None
     #: Answer HEAD with this status (Azure 405, presigned S3 403, Alibaba 400).
     head_status: int | None = None
     #: Answer every file request with 302 to this base URL plus the same
@@ -653,6 +656,8 @@ class FileServer:
             return error_answer(behaviour.head_status)
         if range_header is None:
             return whole_file_answer(stored, behaviour)
+        if behaviour.ranges_from is not None:
+            stored = StoredFile.of(behaviour.ranges_from)
         answer = ranged_get_answer(
             stored, range_header, request_headers.get("If-Range"), behaviour
         )

@@ -445,6 +445,17 @@ def test_assigning_a_behaviour_restarts_the_cut_count(
     assert not ranged(url, "bytes=0-99").complete
 
 
+def test_ranges_from_serves_other_bytes_for_ranges_only(
+    file_server: FileServer, url: str
+) -> None:
+    other = bytes(reversed(DATA))
+    file_server.behave(ranges_from=other)
+    reply = ranged(url, "bytes=-10")
+    assert (reply.status, reply.body) == (206, other[-10:])
+    assert reply.headers["Content-Range"] == f"bytes {SIZE - 10}-{SIZE - 1}/{SIZE}"
+    assert fetch(url).body == DATA
+
+
 @pytest.mark.parametrize("status", [400, 403, 405])
 def test_head_status_fails_head_only(
     file_server: FileServer, url: str, status: int

@@ -325,7 +325,12 @@ that pip without the feature runs exactly the code it ran before.
   658 file or the lazy wheel) is compared with the wheel's own METADATA:
   Name, Version, Requires-Dist, Requires-Python and Provides-Extra. A
   server that serves different bytes for ranges than for the whole file
-  must not steer the resolver.
+  must not steer the resolver. Then the metadata cache is made to agree
+  with the verified file: its METADATA replaces an entry read from ranges,
+  and an entry the file contradicts is replaced (when keyed by the hash the
+  file passed) or removed, so that one inconsistent answer does not fail
+  every later run. A mismatch is a diagnostic error that says where the
+  metadata came from, what was done to the cache and what to run next.
 - In hash-checking mode metadata-only resolution stays on when the command
   downloads every file afterwards (install, download, wheel): each file is
   still verified against its hashes before use, and hash-checking mode pins
