@@ -20,7 +20,10 @@ Three rules shape the module:
   file's strong hash from the index, scoped to the file's URL, or, for files
   without such a hash, by URL plus the server's validators
   (:class:`CacheKey`). Only metadata that parses is stored
-  (:func:`check_metadata`).
+  (:func:`check_metadata`). Once the whole file has been downloaded and
+  verified, its own METADATA replaces an entry that differs from it, and an
+  entry the file contradicts is replaced or removed
+  (``MetadataFetcher.settle``), so one inconsistent answer is never kept.
 - A reader never sees a half-written or damaged entry. Entries are written
   to a temporary file and renamed into place, and each one carries the
   length and the sha256 of its metadata, checked on every load.
@@ -43,7 +46,6 @@ __all__ = [
     "open_metadata_cache",
 ]
 
-import contextlib
 import email.parser
 import email.policy
 import email.utils
@@ -52,7 +54,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from fastdeps.network.limits import METADATA_SIZE_LIMIT
+from fastdeps.utils.filesystem import atomic_write, copy_directory_permissions
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +299,9 @@ class MetadataStore(Protocol):
     def store(self, key: CacheKey, metadata: bytes) -> None:
         """Keep ``metadata`` under ``key``, if it can; never raises."""
 
+    def remove(self, key: CacheKey) -> None:
+        """Forget the entry under ``key``, if there is one; never raises."""
+
 
 class NullMetadataCache:
     """The cache when there is none (``--no-cache-dir``): always a miss."""
@@ -305,6 +310,9 @@ class NullMetadataCache:
         return None
 
     def store(self, key: CacheKey, metadata: bytes) -> None:
+        pass
+
+    def remove(self, key: CacheKey) -> None:
         pass
 
 
@@ -353,37 +361,13 @@ def _write_all(file: BinaryIO, data: bytes) -> None:
     file.write(data)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Put ``data`` at ``path`` so that no reader ever sees part of it.
-
-    The bytes go to a temporary file in the same directory (a rename is only
-    atomic within one file system), which then replaces ``path`` in one
-    ``os.replace``: a reader opens either the old entry or the new one.
-    Concurrent writers of one key each rename their own complete file; the
-    last rename wins, and every entry for a key holds the same metadata
-    anyway. There is no fsync: after a crash an entry may be empty or
-    damaged, and the checksum on load turns that into a miss.
-    """
-    fd, temp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as temp_file:
-            _write_all(temp_file, data)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-
-
 class MetadataCache:
     """Metadata entries in a directory, one file per key.
 
     Layout: ``<directory>/v1/<2 hex>/<62 hex>``, the key's digest split in
     two. The version directory is explained at ``_LAYOUT_VERSION``; the
     fan-out keeps any one directory small, as pip's own ``http-v2`` and
-    ``wheels`` caches do. Temporary files are ``.<name>.<random>.tmp`` beside
+    ``wheels`` caches do. Temporary files are ``<name><random>.tmp`` beside
     the entry and are never read.
 
     :param directory: The cache's root, usually
@@ -442,9 +426,33 @@ class MetadataCache:
         path = self._entry_path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, _encode_entry(key, metadata))
+            # Concurrent writers of one key each rename their own complete
+            # file; the last rename wins, and every entry for a key holds the
+            # same metadata anyway. After a crash an entry may be damaged: the
+            # checksum on load turns that into a miss.
+            with atomic_write(str(path)) as entry_file:
+                _write_all(entry_file, _encode_entry(key, metadata))
+                # The permissions pip gives the files of its own HTTP cache.
+                copy_directory_permissions(str(self.directory), entry_file)
         except OSError as exc:
             logger.debug("Metadata cache: cannot write %s: %s", path, exc)
+
+    def remove(self, key: CacheKey) -> None:
+        """Remove the entry under ``key``: its metadata proved wrong.
+
+        For an entry that loads fine but that a downloaded file contradicts
+        (see ``MetadataFetcher.settle``). Like :meth:`store`, never raises
+        for a file system error: the error is logged at debug.
+        """
+        path = self._entry_path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.debug("Metadata cache: cannot remove %s: %s", path, exc)
+            return
+        logger.debug("Metadata cache: removed %s (%s)", path, key)
 
     def entries(self) -> list[Path]:
         """The entry files of the current layout, sorted (for ``pip cache info``).

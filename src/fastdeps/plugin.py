@@ -364,8 +364,9 @@ class FastDepsSettings:
     progress_bar: str
     metadata_only_with_hashes: bool
     cache_dir: str | None = None
-    # link URL -> (distribution the resolver used, where it came from)
-    metadata_used: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # link URL -> (distribution the resolver used, where it came from, and
+    # what the fetcher returned: None when pip's own PEP 658 path read it)
+    metadata_used: dict[str, tuple[Any, str, Any]] = field(default_factory=dict)
     # Set up by _enable_on and, for one resolution only, _prefetching.
     fetcher: Any = None
     prefetcher: Any = None
@@ -484,7 +485,7 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
     if fetched is not None:
         dist = _dist_from_fetched_metadata(self, req, fetched)
         if dist is not None:
-            settings.metadata_used[req.link.url] = (dist, fetched.source)
+            settings.metadata_used[req.link.url] = (dist, fetched.source, fetched)
             return dist
     # No metadata, or metadata pip would not accept (another project's, say).
     # pip's PEP 658 path reports a broken .metadata file; without one, None
@@ -492,7 +493,7 @@ def _fetch_metadata_only(self: Any, req: Any) -> Any:
     # wrong with it. Another lazy read would only repeat the failure.
     dist = self._fetch_metadata_using_link_data_attr(req)
     if dist is not None:
-        settings.metadata_used[req.link.url] = (dist, FROM_PEP_658)
+        settings.metadata_used[req.link.url] = (dist, FROM_PEP_658, None)
     return dist
 
 
@@ -578,11 +579,7 @@ def _complete_partial_requirements(
     from pip._internal.utils.logging import get_indentation
     from pip._internal.utils.temp_dir import TempDirectory
 
-    from fastdeps.operations.prepare import (
-        check_metadata_matches,
-        download_files,
-        make_progress,
-    )
+    from fastdeps.operations.prepare import download_files, make_progress
 
     settings: FastDepsSettings = self._fastdeps
     reqs = list(partially_downloaded_reqs)
@@ -618,7 +615,41 @@ def _complete_partial_requirements(
             raise
         used = settings.metadata_used.get(req.link.url)
         if used is not None and req.link.is_wheel and dist is not used[0]:
-            check_metadata_matches(req.link.filename, used[1], used[0], dist)
+            _check_metadata_used(self, req.link, used, dist)
+
+
+def _check_metadata_used(
+    self: Any, link: Link, used: tuple[Any, str, Any], dist: BaseDistribution
+) -> None:
+    """Compare the resolver's metadata with the verified file's own METADATA.
+
+    Whatever the answer, the metadata cache is then made to agree with the
+    file (see :meth:`MetadataFetcher.settle`), so that an inconsistent
+    answer stored by this run or an earlier one does not fail the next run;
+    a difference raises :class:`MetadataMismatch`, which says what was done.
+    """
+    from fastdeps.operations.metadata import CacheOutcome
+    from fastdeps.operations.prepare import MetadataMismatch, metadata_difference
+
+    settings: FastDepsSettings = self._fastdeps
+    used_dist, source, fetched = used
+    difference = metadata_difference(used_dist, dist)
+    outcome = CacheOutcome.NOT_CACHED
+    if fetched is not None:
+        outcome = settings.fetcher.settle(
+            link, fetched, _file_metadata(dist), consistent=difference is None
+        )
+    if difference is not None:
+        raise MetadataMismatch(link.filename, source, difference, outcome)
+
+
+def _file_metadata(dist: BaseDistribution) -> bytes | None:
+    """The METADATA of a wheel's distribution, as bytes, or None (logged)."""
+    try:
+        return dist.read_text("METADATA").encode("utf-8")
+    except Exception as exc:
+        logger.debug("Cannot read the METADATA of %s: %s", dist, exc)
+        return None
 
 
 def _save_linked_requirement(self: Any, req: Any) -> None:

@@ -119,10 +119,12 @@ def run_pip(
     cwd: Path,
     module: str = "pip",
     env: dict[str, str] | None = None,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pip ARGS`` (or another module) in ``venv``.
 
-    ``env`` adds to (or overrides) the isolated environment.
+    ``env`` adds to (or overrides) the isolated environment; ``umask``, when
+    not -1, is pip's umask (POSIX only).
     """
     if PATCHED_PIP and module == "fastdeps":
         module, args = "pip", with_fast_deps(args)
@@ -134,6 +136,7 @@ def run_pip(
         text=True,
         timeout=300,
         check=False,
+        umask=umask,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -614,6 +615,48 @@ def test_good_file_in_download_dir_is_not_downloaded_again(
         entry.path for entry in whole_wheel_gets(file_server)
     }
     assert len(files_in(target)) == len(GRAPH_RESOLUTION)
+
+
+# -- file modes ----------------------------------------------------------------
+
+
+def modes_in(directory: Path) -> dict[str, int]:
+    return {
+        path.name: stat.S_IMODE(path.stat().st_mode)
+        for path in sorted(directory.iterdir())
+    }
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["022", "027"])
+@pytest.mark.parametrize(("command", "option"), [("download", "-d"), ("wheel", "-w")])
+def test_saved_files_get_stock_pips_modes(
+    stock_venv: Venv,
+    plugin_venv: Venv,
+    file_server: FileServer,
+    tmp_path: Path,
+    command: str,
+    option: str,
+    umask: int,
+) -> None:
+    """A wheelhouse served by a web server needs the modes stock pip gives."""
+    publish_graph(file_server)
+    modes = []
+    for venv, extra in ((stock_venv, []), (plugin_venv, [FAST_DEPS])):
+        target = tmp_path / venv.root.name
+        result = run_pip(
+            venv,
+            [command, option, str(target), *common_args(file_server), *extra]
+            + ["app[fast]"],
+            cwd=tmp_path,
+            umask=umask,
+        )
+        check(result)
+        modes.append(modes_in(target))
+
+    assert modes[1] == modes[0]
+    assert len(modes[1]) == len(GRAPH_RESOLUTION)
+    assert set(modes[1].values()) == {0o666 & ~umask}
 
 
 # -- metadata checks -----------------------------------------------------------

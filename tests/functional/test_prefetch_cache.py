@@ -7,9 +7,13 @@ request log, pip's report and the cache directory.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import stat
 import subprocess
+import sys
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +22,7 @@ import pytest
 
 from tests.functional.conftest import (
     METADATA_CACHE_SUBDIR,
+    PIP_VERSION,
     PREFETCH_SUMMARY,
     RESOLVER_DOWNLOADS_FILES,
     Venv,
@@ -26,8 +31,8 @@ from tests.functional.conftest import (
     whole_wheel_gets,
 )
 from tests.functional.projects import GRAPH_RESOLUTION, publish_graph
-from tests.lib.server import FileServer
-from tests.lib.wheels import build_wheel, wheel_filename
+from tests.lib.server import Behaviour, FileServer, LoggedRequest
+from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
 
 FAST_DEPS = "--use-feature=fast-deps"
 SUMMARY = re.compile(
@@ -280,3 +285,171 @@ def test_a_wheel_without_a_hash_is_found_again_by_its_validators(
     assert requests_for_the_wheel() == [("HEAD", False), ("GET", True)]
 
     assert cold == warm == replaced == {("solo", "1.0")}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_cache_entries_get_the_modes_of_pips_http_cache_files(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """Since pip 25.3 a cache shared by a group works: each file gets the
+    read and write bits of its cache directory. Before, files are 0600."""
+    publish_graph(file_server)
+    cache = tmp_path / "cache"
+    result = run_pip(
+        plugin_venv,
+        ["download", FAST_DEPS, "-d", str(tmp_path / "downloads")]
+        + ["--index-url", file_server.index_url, "--cache-dir", str(cache)]
+        + ["app[fast]"],
+        cwd=tmp_path,
+        umask=0o002,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # pip's own HTTP cache, written by the same pip under the same umask.
+    http_cache = cache / "http-v2"
+    written_by_pip = subprocess.run(
+        [str(plugin_venv.python), "-c", WRITE_HTTP_CACHE_FILE, str(http_cache)],
+        umask=0o002,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert written_by_pip.returncode == 0, written_by_pip.stderr
+
+    def modes(paths: list[Path]) -> set[int]:
+        return {stat.S_IMODE(path.stat().st_mode) for path in paths}
+
+    http_files = [path for path in http_cache.rglob("*") if path.is_file()]
+    assert entries(cache) and http_files
+    expected = 0o664 if PIP_VERSION >= (25, 3) else 0o600
+    assert modes(entries(cache)) == modes(http_files) == {expected}
+
+
+WRITE_HTTP_CACHE_FILE = """\
+import sys
+from pip._internal.network.cache import SafeFileCache
+SafeFileCache(sys.argv[1]).set("key", b"value")
+"""
+
+
+# -- the cache heals itself --------------------------------------------------------
+
+
+def files_in(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def wheel_metadata(wheel: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return archive.read(name)
+
+
+def cached_metadata(cache_dir: Path) -> list[bytes]:
+    """The METADATA in each entry, without the entry's header."""
+    return [path.read_bytes().partition(b"\n\n")[2] for path in entries(cache_dir)]
+
+
+def download_with_cache(
+    venv: Venv, server: FileServer, workdir: Path, cache_dir: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    target = workdir / "downloads"
+    target.mkdir(parents=True)
+    result = run_pip(
+        venv,
+        ["download", "-d", str(target), "--index-url", server.index_url]
+        + ["--cache-dir", str(cache_dir), *args],
+        cwd=workdir,
+    )
+    return result, target
+
+
+def publish_shifty(server: FileServer) -> tuple[bytes, bytes]:
+    """A project on the index, with its sha256; and a wheel that differs
+    from it in Requires-Dist (a project the index has too), for ranges to
+    lie with."""
+    honest = build_wheel("shifty", "1.0")
+    server.add_project("shifty", {wheel_filename("shifty", "1.0"): honest})
+    server.add_project("leaf", {wheel_filename("leaf", "1.0"): build_wheel("leaf")})
+    return honest, build_wheel("shifty", "1.0", requires_dist=["leaf"])
+
+
+@pytest.mark.parametrize("lies", ["once", "always"])
+def test_metadata_cached_from_lying_ranges_heals_by_the_next_run(
+    stock_venv: Venv,
+    plugin_venv: Venv,
+    file_server: FileServer,
+    tmp_path: Path,
+    lies: str,
+) -> None:
+    """The first run fails; the cache then holds the file's own METADATA,
+    verified against the index's sha256, and the next run succeeds."""
+    honest, liar = publish_shifty(file_server)
+    filename = wheel_filename("shifty", "1.0")
+    stock, stock_dir = download_with_cache(
+        stock_venv, file_server, tmp_path / "stock", tmp_path / "stock-cache", "shifty"
+    )
+
+    def honest_after_the_first_range(entry: LoggedRequest) -> None:
+        if entry.range is not None:
+            file_server.behaviour = Behaviour()
+
+    file_server.behave(
+        ranged_variants={f"/files/{filename}": liar},
+        on_request=honest_after_the_first_range if lies == "once" else None,
+    )
+    cache = tmp_path / "cache"
+    first, first_dir = download_with_cache(
+        plugin_venv, file_server, tmp_path / "first", cache, FAST_DEPS, "shifty"
+    )
+
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "fast-deps-metadata-mismatch" in first.stderr
+    assert f"The metadata pip resolved with for {filename}" in first.stderr
+    assert "does not match the METADATA inside the downloaded file" in first.stderr
+    assert "Requires-Dist was 'leaf' during resolution but is '' in the file" in (
+        first.stderr
+    )
+    assert "now holds the METADATA of the downloaded file" in first.stderr
+    assert "Run the same command again" in first.stderr
+    assert list(first_dir.iterdir()) == []
+    assert wheel_metadata(honest) in cached_metadata(cache)
+    assert wheel_metadata(liar) not in cached_metadata(cache)
+    file_server.clear_log()
+
+    second, second_dir = download_with_cache(
+        plugin_venv, file_server, tmp_path / "second", cache, FAST_DEPS, "shifty"
+    )
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert stock.returncode == 0, stock.stdout + stock.stderr
+    assert files_in(second_dir) == files_in(stock_dir) == {filename: honest}
+    assert [e.range for e in file_server.requests_for(f"/files/{filename}")] == [None]
+
+
+def test_a_lazily_read_entry_is_replaced_by_the_verified_files_metadata(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """Ranges that differ from the file only where resolution does not look
+    (the Summary here) pass the check; the cache then keeps the file's."""
+    honest = build_wheel("shifty", "1.0")
+    file_server.add_project("shifty", {wheel_filename("shifty", "1.0"): honest})
+    file_server.behave(
+        ranged_variants={
+            f"/files/{wheel_filename('shifty', '1.0')}": build_wheel(
+                "shifty",
+                "1.0",
+                metadata=metadata_text("shifty", "1.0", summary="Read from ranges"),
+            )
+        }
+    )
+    cache = tmp_path / "cache"
+
+    result, target = download_with_cache(
+        plugin_venv, file_server, tmp_path, cache, FAST_DEPS, "shifty"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(entry.range for entry in file_server.log)
+    assert files_in(target) == {wheel_filename("shifty", "1.0"): honest}
+    assert cached_metadata(cache) == [wheel_metadata(honest)]

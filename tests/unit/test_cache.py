@@ -11,15 +11,17 @@ import multiprocessing
 import os
 import queue
 import stat
-import tempfile
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from pip._internal.utils import filesystem as pip_filesystem
 
 import fastdeps.cache
+import fastdeps.utils.filesystem
 from fastdeps.cache import (
     CACHE_SUBDIR,
     CacheKey,
@@ -252,6 +254,25 @@ def test_store_replaces_the_entry(cache: MetadataCache) -> None:
     assert cache.entries() == [entry_path(cache, hash_key())]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+@pytest.mark.parametrize("directory_mode", [0o700, 0o755, 0o775, 0o777], ids=oct)
+def test_entries_get_the_permissions_pip_gives_its_cache_files(
+    cache: MetadataCache, directory_mode: int
+) -> None:
+    """pip 25.3 and later copy the cache directory's read and write bits to
+    each file of its HTTP cache (for caches shared between users); earlier
+    pips leave them 0600. Entries do as the running pip does."""
+    cache.directory.mkdir()
+    cache.directory.chmod(directory_mode)
+    cache.store(hash_key(), METADATA)
+
+    mode = stat.S_IMODE(entry_path(cache, hash_key()).stat().st_mode)
+    if hasattr(pip_filesystem, "copy_directory_permissions"):
+        assert mode == directory_mode & 0o666 | 0o600
+    else:
+        assert mode == 0o600
+
+
 def test_entry_layout_and_header(cache: MetadataCache) -> None:
     key = hash_key()
     cache.store(key, METADATA)
@@ -414,10 +435,12 @@ def test_permission_denied_never_fails(
     """The read-only case, also where file modes don't bind (root, Windows)."""
     cache.store(hash_key(), METADATA)
 
-    def permission_denied(*args: object, **kwargs: object) -> tuple[int, str]:
+    def permission_denied(path: str) -> BinaryIO:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", permission_denied)
+    monkeypatch.setattr(
+        fastdeps.utils.filesystem, "adjacent_tmp_file", permission_denied
+    )
     caplog.set_level(logging.DEBUG, logger="fastdeps.cache")
     cache.store(hash_key(), OTHER_METADATA)
     assert cache.load(hash_key()) == METADATA
@@ -589,7 +612,7 @@ def test_entries_lists_only_current_entries(cache: MetadataCache) -> None:
     keys = [hash_key(f"{URL}.{number}") for number in range(3)]
     for key in keys:
         cache.store(key, METADATA)
-    stale_temp = entry_path(cache, keys[0]).with_name(f".{keys[0].digest[2:]}.x.tmp")
+    stale_temp = entry_path(cache, keys[0]).with_name(f"{keys[0].digest[2:]}x1y2z3.tmp")
     stale_temp.write_bytes(b"half")
     (cache.directory / "v0" / "ab").mkdir(parents=True)
     (cache.directory / "v0" / "ab" / ("c" * 62)).write_bytes(b"old format")
@@ -601,7 +624,7 @@ def test_purge_removes_everything(cache: MetadataCache) -> None:
     keys = [hash_key(f"{URL}.{number}") for number in range(3)]
     for key in keys:
         cache.store(key, METADATA)
-    stale_temp = entry_path(cache, keys[0]).with_name(f".{keys[0].digest[2:]}.x.tmp")
+    stale_temp = entry_path(cache, keys[0]).with_name(f"{keys[0].digest[2:]}x1y2z3.tmp")
     stale_temp.write_bytes(b"half")
     (cache.directory / "v0" / "ab").mkdir(parents=True)
     (cache.directory / "v0" / "ab" / ("c" * 62)).write_bytes(b"old format")

@@ -10,12 +10,16 @@ import pytest
 from pip._internal.models.link import Link, MetadataFile
 from pip._internal.network.session import PipSession
 
-from fastdeps.cache import MetadataCache, NullMetadataCache
+from fastdeps.cache import CacheKey, MetadataCache, NullMetadataCache
 from fastdeps.network.limits import METADATA_SIZE_LIMIT
 from fastdeps.operations.metadata import (
+    FROM_CACHE,
     FROM_LAZY_WHEEL,
     FROM_PEP_658,
+    CacheOutcome,
+    FetchedMetadata,
     MetadataFetcher,
+    link_hashes,
 )
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, metadata_text, not_a_zip, wheel_filename
@@ -134,3 +138,160 @@ def test_a_pep_658_file_past_the_limit_is_left_to_pip_and_never_cached(
         f"the PEP 658 metadata file is {len(metadata):,} bytes, "
         f"over the limit of {METADATA_SIZE_LIMIT:,} bytes"
     )
+
+
+# -- the cache and the verified file -----------------------------------------------
+
+
+def hashed_link(url: str, data: bytes, metadata_listed: bytes | None = None) -> Link:
+    """``url``'s link as an index lists it: with the file's sha256 and, when
+    ``metadata_listed`` is given, a PEP 658 file with that content's hash."""
+    metadata_file = None
+    if metadata_listed is not None:
+        digest = hashlib.sha256(metadata_listed).hexdigest()
+        metadata_file = MetadataFile({"sha256": digest})
+    return Link(
+        f"{url}#sha256={hashlib.sha256(data).hexdigest()}",
+        metadata_file_data=metadata_file,
+    )
+
+
+def cache_key(link: Link) -> CacheKey:
+    key = CacheKey.from_hashes(link_hashes(link), link.url_without_fragment)
+    assert key is not None
+    return key
+
+
+def test_a_cache_hit_that_fails_the_pep_658_hash_is_not_used(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    metadata = metadata_text("demo", "1.0", requires_dist=["leaf"])
+    wheel = build_wheel("demo", "1.0", metadata=metadata)
+    url = file_server.add_file(f"/files/{FILENAME}", wheel)
+    file_server.add_file(f"/files/{FILENAME}.metadata", metadata)
+    link = hashed_link(url, wheel, metadata_listed=metadata)
+    cache = MetadataCache(tmp_path)
+    cache.store(cache_key(link), metadata_text("demo", "1.0"))
+
+    fetched = MetadataFetcher(pip_session, cache).fetch(link)
+
+    assert fetched is not None
+    assert (fetched.source, fetched.contents) == (FROM_PEP_658, metadata)
+    assert [entry.path for entry in file_server.log] == [f"/files/{FILENAME}.metadata"]
+    assert cache.load(cache_key(link)) == metadata
+
+
+def test_a_cache_hit_that_matches_the_pep_658_hash_is_used(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    metadata = metadata_text("demo", "1.0", requires_dist=["leaf"])
+    wheel = build_wheel("demo", "1.0", metadata=metadata)
+    link = hashed_link(file_server.url(f"/files/{FILENAME}"), wheel, metadata)
+    cache = MetadataCache(tmp_path)
+    cache.store(cache_key(link), metadata)
+
+    fetched = MetadataFetcher(pip_session, cache).fetch(link)
+
+    assert fetched is not None
+    assert (fetched.source, fetched.contents) == (FROM_CACHE, metadata)
+    assert fetched.cache_keys == (cache_key(link),)
+    assert file_server.log == []
+
+
+RANGES = metadata_text("demo", "1.0", requires_dist=["leaf"])
+FILE = metadata_text("demo", "1.0", description="What the whole file says.\n")
+
+
+@pytest.mark.parametrize(
+    ("metadata_listed", "consistent", "outcome", "left"),
+    [
+        # Read from ranges, confirmed by the file: the file's bytes are kept.
+        (None, True, CacheOutcome.REPLACED, FILE),
+        # Contradicted, but keyed by the hash the file passed: the file's.
+        (None, False, CacheOutcome.REPLACED, FILE),
+        # Pinned by a PEP 658 hash: kept if confirmed, else removed.
+        (RANGES, True, CacheOutcome.KEPT, RANGES),
+        (RANGES, False, CacheOutcome.REMOVED, None),
+    ],
+)
+def test_settle_makes_a_hash_keyed_entry_agree_with_the_file(
+    pip_session: PipSession,
+    tmp_path: Path,
+    metadata_listed: bytes | None,
+    consistent: bool,
+    outcome: CacheOutcome,
+    left: bytes | None,
+) -> None:
+    link = hashed_link("https://files.example/" + FILENAME, b"wheel", metadata_listed)
+    cache = MetadataCache(tmp_path)
+    cache.store(cache_key(link), RANGES)
+    fetched = FetchedMetadata(RANGES, FROM_LAZY_WHEEL, (cache_key(link),))
+
+    settled = MetadataFetcher(pip_session, cache).settle(
+        link, fetched, FILE, consistent=consistent
+    )
+
+    assert settled == outcome
+    assert cache.load(cache_key(link)) == left
+
+
+@pytest.mark.parametrize(
+    ("consistent", "outcome", "left"),
+    [(True, CacheOutcome.REPLACED, FILE), (False, CacheOutcome.REMOVED, None)],
+)
+def test_settle_removes_a_contradicted_validators_entry_and_its_marker(
+    pip_session: PipSession,
+    tmp_path: Path,
+    consistent: bool,
+    outcome: CacheOutcome,
+    left: bytes | None,
+) -> None:
+    """Without a hash the file's word is no better than the ranges': the
+    entry goes, and the next run reads afresh."""
+    url = "https://files.example/" + FILENAME
+    key = CacheKey.from_validators(url, '"etag"', None)
+    marker = CacheKey.seen_marker(url)
+    assert key is not None and marker is not None
+    cache = MetadataCache(tmp_path)
+    for stored in (key, marker):
+        cache.store(stored, RANGES)
+    fetched = FetchedMetadata(RANGES, FROM_LAZY_WHEEL, (key, marker))
+
+    settled = MetadataFetcher(pip_session, cache).settle(
+        Link(url), fetched, FILE, consistent=consistent
+    )
+
+    assert settled == outcome
+    assert cache.load(key) == left
+    assert (cache.load(marker) is not None) == consistent
+
+
+def test_settle_leaves_an_entry_alone_when_the_file_says_the_same(
+    pip_session: PipSession, tmp_path: Path
+) -> None:
+    link = hashed_link("https://files.example/" + FILENAME, b"wheel")
+    cache = MetadataCache(tmp_path)
+    cache.store(cache_key(link), FILE)
+    entry = next(tmp_path.rglob("*/*/*"))
+    before = entry.stat().st_mtime_ns, entry.stat().st_ino
+    fetched = FetchedMetadata(FILE, FROM_CACHE, (cache_key(link),))
+
+    settled = MetadataFetcher(pip_session, cache).settle(
+        link, fetched, FILE, consistent=True
+    )
+
+    assert settled == CacheOutcome.KEPT
+    assert (entry.stat().st_mtime_ns, entry.stat().st_ino) == before
+
+
+def test_settle_without_a_cache_entry_does_nothing(
+    pip_session: PipSession, tmp_path: Path
+) -> None:
+    fetched = FetchedMetadata(RANGES, FROM_LAZY_WHEEL)
+
+    settled = MetadataFetcher(pip_session, MetadataCache(tmp_path)).settle(
+        Link("https://files.example/" + FILENAME), fetched, FILE, consistent=False
+    )
+
+    assert settled == CacheOutcome.NOT_CACHED
+    assert list(tmp_path.iterdir()) == []

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pip._internal.exceptions import InstallationError
 from pip._internal.metadata import BaseDistribution, get_metadata_distribution
 from pip._internal.models.link import Link
 from pip._internal.network.session import PipSession
 from pip._internal.utils.temp_dir import global_tempdir_manager
 
+from fastdeps.operations.metadata import (
+    FROM_CACHE,
+    FROM_LAZY_WHEEL,
+    FROM_PEP_658,
+    CacheOutcome,
+)
 from fastdeps.operations.prepare import (
+    FieldDifference,
     LogLineProgress,
     MetadataMismatch,
-    check_metadata_matches,
     copy_atomically,
     download_files,
     make_progress,
+    metadata_difference,
 )
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
@@ -46,17 +56,13 @@ BASE = {
 
 
 def test_identical_metadata_passes() -> None:
-    check_metadata_matches(
-        FILENAME, "ranges", distribution(**BASE), distribution(**BASE)
-    )
+    assert metadata_difference(distribution(**BASE), distribution(**BASE)) is None
 
 
 def test_requirement_spelling_does_not_matter() -> None:
     spelled = {**BASE, "requires_dist": ["leaf >= 1", "speedup ; extra=='fast'"]}
 
-    check_metadata_matches(
-        FILENAME, "ranges", distribution(**BASE), distribution(**spelled)
-    )
+    assert metadata_difference(distribution(**BASE), distribution(**spelled)) is None
 
 
 @pytest.mark.parametrize(
@@ -75,19 +81,65 @@ def test_requirement_spelling_does_not_matter() -> None:
 def test_each_compared_field_is_named_in_the_error(
     field: str, change: dict[str, object], shown: str
 ) -> None:
-    with pytest.raises(MetadataMismatch) as caught:
-        check_metadata_matches(
-            FILENAME,
-            "HTTP range requests on the wheel",
-            distribution(**BASE),
-            distribution(**{**BASE, **change}),
-        )
+    difference = metadata_difference(
+        distribution(**BASE), distribution(**{**BASE, **change})
+    )
+    assert difference is not None
 
-    message = str(caught.value)
-    assert caught.value.field_name == field
-    assert f"for {FILENAME} (read from HTTP range requests on the wheel)" in message
-    assert f"{field} was" in message
-    assert shown in message
+    error = MetadataMismatch(
+        FILENAME, FROM_LAZY_WHEEL, difference, CacheOutcome.NOT_CACHED
+    )
+
+    assert error.field_name == field
+    assert isinstance(error, InstallationError)
+    assert f"for {FILENAME} does not match the METADATA" in str(error.message)
+    assert f"{field} was" in str(error.context)
+    assert shown in str(error.context)
+    assert f"read from {FROM_LAZY_WHEEL}" in str(error.context)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "note", "hint"),
+    [
+        (
+            CacheOutcome.REPLACED,
+            "now holds the METADATA of the downloaded file",
+            "Run the same command again: it will resolve with the file's own",
+        ),
+        (
+            CacheOutcome.REMOVED,
+            "The entry for this file in pip's metadata cache has been removed.",
+            "Run the same command again to read the metadata afresh.",
+        ),
+        (
+            CacheOutcome.NOT_CACHED,
+            "Nothing about this file was kept",
+            "run the command without --use-feature=fast-deps",
+        ),
+    ],
+)
+def test_the_error_says_what_was_done_to_the_cache_and_what_to_run(
+    outcome: CacheOutcome, note: str, hint: str
+) -> None:
+    difference = FieldDifference("Requires-Dist", "leaf", "")
+
+    error = MetadataMismatch(FILENAME, FROM_CACHE, difference, outcome)
+
+    assert error.reference == "fast-deps-metadata-mismatch"
+    assert note in str(error.note_stmt)
+    assert hint in str(error.hint_stmt)
+    assert f"read from {FROM_CACHE}; an earlier run stored it" in str(error.context)
+
+
+def test_values_are_not_read_as_rich_markup() -> None:
+    difference = FieldDifference("Requires-Dist", "app[fast]", "")
+
+    error = MetadataMismatch(
+        "app[x]-1.0.whl", FROM_PEP_658, difference, CacheOutcome.REMOVED
+    )
+
+    assert "app\\[x]-1.0.whl" in str(error.message)
+    assert "'app\\[fast]'" in str(error.context)
 
 
 def _no_fallback(link: Link, location: str) -> tuple[str, str]:
@@ -171,3 +223,44 @@ def test_copy_is_atomic(tmp_path: Path) -> None:
 def test_without_a_terminal_progress_is_log_lines(bar: str) -> None:
     # pytest captures stdout, so this process has no terminal.
     assert isinstance(make_progress(bar, 3), LogLineProgress)
+
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+
+
+@posix_only
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=oct)
+def test_downloads_get_the_mode_of_pips_open(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path, umask: int
+) -> None:
+    """Stock pip writes a download with open(path, "wb"): 0666 less the umask."""
+    link = Link(file_server.add_file(f"/files/{FILENAME}", build_wheel()))
+    previous = os.umask(umask)
+    try:
+        files = download_files(
+            pip_session,
+            [link],
+            str(tmp_path),
+            progress=LogLineProgress(1),
+            fallback=_no_fallback,
+        )
+    finally:
+        os.umask(previous)
+
+    path, _ = files[link]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600, 0o755], ids=oct)
+def test_copy_keeps_the_sources_mode_as_shutil_copy_does(
+    tmp_path: Path, mode: int
+) -> None:
+    source = tmp_path / "source.whl"
+    source.write_bytes(b"wheel")
+    source.chmod(mode)
+    destination = tmp_path / "copy.whl"
+
+    copy_atomically(str(source), str(destination))
+
+    assert stat.S_IMODE(destination.stat().st_mode) == mode

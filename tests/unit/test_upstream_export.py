@@ -371,6 +371,37 @@ def test_a_merged_module_brings_its_definitions_and_imports_not_its_logger(
     assert text.index("def lock()") < text.index("class Preparer:")
 
 
+def test_a_compatibility_import_from_pips_own_module_stays_out(
+    tmp_path: Path,
+) -> None:
+    """The series targets the newest pip, which defines what older pips lack."""
+    context = make_context(
+        tmp_path,
+        {
+            "fastdeps.operations.prep": """
+                try:
+                    from pip._internal.operations.prep import fetch_lazily
+                except ImportError:  # an older pip
+
+                    def fetch_lazily(link: str, separator: str) -> str:
+                        return link
+
+
+                def fetch_twice(link: str) -> str:
+                    return fetch_lazily(fetch_lazily(link, ""), "")
+            """
+        },
+        {"pip._internal.operations.prep": PIP_PREPARE},
+    )
+
+    MergeModule("fastdeps.operations.prep").apply(context)
+
+    text = pip_text(context, "pip._internal.operations.prep")
+    assert "ImportError" not in text
+    assert text.count("def fetch_lazily(") == 1
+    assert "def fetch_twice(link: str) -> str:" in text
+
+
 def test_a_merged_definition_may_not_replace_one_of_pips(tmp_path: Path) -> None:
     context = make_context(
         tmp_path,

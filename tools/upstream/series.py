@@ -261,8 +261,12 @@ answers (CacheControl stores 200, 203, 300, 301 and 308 only).
   keyed by URL plus a strong ETag or Last-Modified, and without either are
   not cached. Only metadata with one Name and one Version is stored.
 - A reader never sees a half-written or damaged entry: entries are written
-  to a temporary file and renamed into place, and carry the length and
-  sha256 of their content, checked on every load; a damaged one is a miss.
+  with adjacent_tmp_file() and moved into place with replace(), and carry
+  the length and sha256 of their content, checked on every load; a damaged
+  one is a miss. They get the permissions of the HTTP cache's files
+  (copy_directory_permissions()). atomic_write() in utils/filesystem.py
+  wraps that pattern, removing the temporary file on any error, for the
+  next commit's downloads too, which get the mode open() would give them.
 - The cache never fails an install: a directory that cannot be read or
   written costs a miss and a debug line, as for the HTTP cache.
   --no-cache-dir disables it, and pip cache purge / info count and remove
@@ -283,6 +287,7 @@ The next commit makes the fast-deps preparer use it.
             "clears it.",
         ),
         steps=(
+            MergeModule("fastdeps.utils.filesystem"),
             MergeModule("fastdeps.cache"),
             NewModule("fastdeps.operations.metadata"),
             Edit(
@@ -332,7 +337,12 @@ that pip without the feature runs exactly the code it ran before.
   658 file or the lazy wheel) is compared with the wheel's own METADATA:
   Name, Version, Requires-Dist, Requires-Python and Provides-Extra. A
   server that serves different bytes for ranges than for the whole file
-  must not steer the resolver.
+  must not steer the resolver. Then the metadata cache is made to agree
+  with the verified file: its METADATA replaces an entry read from ranges,
+  and an entry the file contradicts is replaced (when keyed by the hash the
+  file passed) or removed, so that one inconsistent answer does not fail
+  every later run. A mismatch is a diagnostic error that says where the
+  metadata came from, what was done to the cache and what to run next.
 - In hash-checking mode metadata-only resolution stays on when the command
   downloads every file afterwards (install, download, wheel): each file is
   still verified against its hashes before use, and hash-checking mode pins

@@ -214,7 +214,10 @@ class MergeModule:
 
     The plugin's module docstring stays out (the patch's message carries
     it); its imports join pip's; a name pip's module already defines is an
-    error unless it means the same (:data:`SAME_MEANING`).
+    error unless it means the same (:data:`SAME_MEANING`). A compatibility
+    import (``try: from <this pip module> import name`` with a fallback for
+    older pips) stays out too: the series is made against the newest pip,
+    whose module defines the name.
     """
 
     plugin_module: str
@@ -235,6 +238,8 @@ class MergeModule:
                 continue
             if chunk.names == {"__all__"}:
                 continue
+            if _imports_from(chunk.node, pip_module, taken):
+                continue
             clash = chunk.names & taken
             if clash and clash <= SAME_MEANING:
                 continue
@@ -254,6 +259,23 @@ class MergeModule:
 
 # The plugin's "# -- section ----" rules: pip's modules have none.
 _SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
+
+
+def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
+    """Whether ``node`` is ``try:`` imports of names ``pip_module`` defines,
+    ``except ImportError:`` a fallback."""
+    if not isinstance(node, ast.Try) or not node.body:
+        return False
+    catches_import_error = all(
+        isinstance(handler.type, ast.Name) and handler.type.id == "ImportError"
+        for handler in node.handlers
+    )
+    return catches_import_error and all(
+        isinstance(sub, ast.ImportFrom)
+        and sub.module == pip_module
+        and all(alias.name in defined for alias in sub.names)
+        for sub in node.body
+    )
 
 
 def _imports_only(node: ast.If) -> bool:

@@ -22,10 +22,11 @@ keeps every failure of the fast path a fallback rather than an error.
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 
-from pip._internal.exceptions import InvalidWheel
+from pip._internal.exceptions import HashError, InvalidWheel
 from pip._internal.index.package_finder import BestCandidateResult, PackageFinder
 from pip._internal.models.candidate import InstallationCandidate
 from pip._internal.models.link import Link
@@ -55,10 +56,26 @@ FROM_LAZY_WHEEL = "HTTP range requests on the wheel"
 
 @dataclass(frozen=True)
 class FetchedMetadata:
-    """A wheel's METADATA and where it came from (one of the FROM_* texts)."""
+    """A wheel's METADATA and where it came from (one of the FROM_* texts).
+
+    ``cache_keys`` are the cache entries that hold ``contents``: the entry
+    itself first, then, for a file without a hash, the marker that says it
+    was cached. Empty when nothing was cached. :meth:`MetadataFetcher.settle`
+    needs them once the file is downloaded.
+    """
 
     contents: bytes
     source: str
+    cache_keys: tuple[CacheKey, ...] = ()
+
+
+class CacheOutcome(enum.Enum):
+    """What :meth:`MetadataFetcher.settle` did to a file's cache entry."""
+
+    NOT_CACHED = "nothing was cached"
+    KEPT = "kept"
+    REPLACED = "replaced by the downloaded file's METADATA"
+    REMOVED = "removed"
 
 
 def link_hashes(link: Link) -> dict[str, str]:
@@ -121,42 +138,127 @@ class MetadataFetcher:
         """The METADATA of the wheel at ``link``, or None to let pip do it."""
         if link.is_file or not link.is_wheel:
             return None  # local files cost nothing to open; sdists need a build
-        url = link.url_without_fragment
-        key = CacheKey.from_hashes(link_hashes(link), url)
-        cached = self._cache.load(key) if key else self._load_unhashed(url)
+        cached = self._load(link)
         if cached is not None:
-            return FetchedMetadata(cached, FROM_CACHE)
+            return cached
         fetched, validators_key = self._fetch_from_server(link)
         if fetched is None:
             return None
-        if key is not None:
-            self._cache.store(key, fetched.contents)
-        elif validators_key is not None:
-            self._cache.store(validators_key, fetched.contents)
-            marker = CacheKey.seen_marker(url)
-            if marker is not None:
-                self._cache.store(marker, fetched.contents)
-        return fetched
+        url = link.url_without_fragment
+        key = CacheKey.from_hashes(link_hashes(link), url)
+        keys: tuple[CacheKey | None, ...] = (key,)
+        if key is None and validators_key is not None:
+            keys = (validators_key, CacheKey.seen_marker(url))
+        stored = tuple(key for key in keys if key is not None)
+        for stored_key in stored:
+            self._cache.store(stored_key, fetched.contents)
+        return FetchedMetadata(fetched.contents, fetched.source, stored)
 
-    def _load_unhashed(self, url: str) -> bytes | None:
-        """Cached metadata of a file the index gave no hash for.
+    def settle(
+        self,
+        link: Link,
+        fetched: FetchedMetadata,
+        file_metadata: bytes | None,
+        *,
+        consistent: bool,
+    ) -> CacheOutcome:
+        """Make the cache agree with the downloaded, verified file.
+
+        Called once pip has checked the file (its hashes, when it has any)
+        and the resolver's metadata has been compared with the file's own.
+
+        :param file_metadata: the file's METADATA, or None when it could not
+            be read; its bytes are not compared, only what
+            :func:`~fastdeps.operations.prepare.metadata_difference` compares.
+        :param consistent: whether that comparison found no difference.
+
+        An entry the file agrees with is replaced by the file's METADATA
+        when its bytes differ (it was read from ranges, or from a ``.metadata``
+        file without a hash), so that what the cache holds has been verified
+        whenever it could be. An entry the file contradicts is replaced by
+        the file's METADATA when the entry is keyed by the file's hash (pip
+        verified the file against the hashes it knows, so the next run
+        resolves from the truth even if the server goes on serving other
+        bytes for ranges); otherwise it is removed, with its marker, and the
+        next run reads the metadata afresh. An entry pinned by the PEP 658
+        hash of the index is never replaced (a cache hit must match that
+        hash), only removed if the file contradicts it.
+        """
+        if not fetched.cache_keys:
+            return CacheOutcome.NOT_CACHED
+        entry_key = fetched.cache_keys[0]
+        replaceable = file_metadata is not None and not _pep_658_hashes(link)
+        if consistent and (not replaceable or file_metadata == fetched.contents):
+            return CacheOutcome.KEPT
+        if replaceable and (consistent or entry_key.kind == "hash"):
+            assert file_metadata is not None
+            self._cache.store(entry_key, file_metadata)
+            outcome = CacheOutcome.REPLACED
+        else:
+            for key in fetched.cache_keys:
+                self._cache.remove(key)
+            outcome = CacheOutcome.REMOVED
+        logger.debug(
+            "Metadata cache: entry %s for %s %s",
+            entry_key,
+            redact_auth_from_url(link.url_without_fragment),
+            outcome.value,
+        )
+        return outcome
+
+    def _load(self, link: Link) -> FetchedMetadata | None:
+        """The cached metadata of ``link``'s file, if it can be trusted.
+
+        A hit must match the PEP 658 hash when the index gives one, as a
+        fresh ``.metadata`` file would have to: an entry that does not is a
+        miss, and is removed.
+        """
+        url = link.url_without_fragment
+        key = CacheKey.from_hashes(link_hashes(link), url)
+        if key is not None:
+            keys: tuple[CacheKey, ...] = (key,)
+            cached = self._cache.load(key)
+        else:
+            cached, keys = self._load_unhashed(url)
+        if cached is None:
+            return None
+        hashes = _pep_658_hashes(link)
+        if hashes is not None:
+            try:
+                hashes.check_against_chunks([cached])
+            except HashError:
+                logger.debug(
+                    "Metadata cache: entry %s for %s does not match the index's "
+                    "PEP 658 hash; removed",
+                    keys[0],
+                    redact_auth_from_url(url),
+                )
+                for stale_key in keys:
+                    self._cache.remove(stale_key)
+                return None
+        return FetchedMetadata(cached, FROM_CACHE, keys)
+
+    def _load_unhashed(self, url: str) -> tuple[bytes | None, tuple[CacheKey, ...]]:
+        """Cached metadata of a file the index gave no hash for, and its keys.
 
         Only if this URL was cached before: then one HEAD learns whether
         the server still has the same file (same ETag / Last-Modified).
         """
         marker = CacheKey.seen_marker(url)
         if marker is None or self._cache.load(marker) is None:
-            return None
+            return None, ()
         try:
             response = self._session.head(url, headers=HEADERS, allow_redirects=True)
             raise_for_status(response)
         except Exception as exc:
             self._log_failure(url, exc)
-            return None
+            return None, ()
         key = CacheKey.from_validators(
             url, response.headers.get("ETag"), response.headers.get("Last-Modified")
         )
-        return self._cache.load(key) if key is not None else None
+        if key is None:
+            return None, ()
+        return self._cache.load(key), (key, marker)
 
     def _fetch_from_server(
         self, link: Link
@@ -217,3 +319,12 @@ class MetadataFetcher:
             type(exc).__name__,
             exc,
         )
+
+
+def _pep_658_hashes(link: Link) -> Hashes | None:
+    """The hashes the index gives for ``link``'s ``.metadata`` file, if any."""
+    metadata_link = link.metadata_link()
+    if metadata_link is None:
+        return None
+    hashes = metadata_link.as_hashes()
+    return hashes if hashes else None

@@ -6,7 +6,7 @@ the lazy wheel). After resolution, every requirement that was prepared
 that way still needs its file; :func:`download_files` fetches
 them all at once, with a bounded number of threads sharing pip's session.
 pip then checks each file's hashes and builds its distribution as usual, and
-:func:`check_metadata_matches` makes sure the resolver was told the truth.
+:func:`metadata_difference` makes sure the resolver was told the truth.
 
 This module knows pip's public-looking building blocks (``PipSession``,
 ``Link``, distributions, exceptions); it never reaches into
@@ -18,16 +18,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
-import tempfile
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
-from pip._internal.exceptions import InstallationError
+from pip._internal.exceptions import DiagnosticPipError, InstallationError
 from pip._internal.metadata import BaseDistribution
 from pip._internal.models.link import Link
 from pip._internal.network.session import PipSession
@@ -36,7 +37,15 @@ from pip._internal.utils.misc import format_size, redact_auth_from_url
 from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 from pip._vendor.packaging.utils import canonicalize_name
 from pip._vendor.requests.models import Response
+from pip._vendor.rich.markup import escape
 
+from fastdeps.operations.metadata import (
+    FROM_CACHE,
+    FROM_LAZY_WHEEL,
+    FROM_PEP_658,
+    CacheOutcome,
+)
+from fastdeps.utils.filesystem import atomic_write, default_file_mode
 from fastdeps.utils.parallel import map_multithread
 
 logger = logging.getLogger(__name__)
@@ -46,32 +55,91 @@ logger = logging.getLogger(__name__)
 # room for the resolver's own requests and still saturates a typical link.
 DEFAULT_DOWNLOAD_JOBS = 8
 
-# Name of the temporary file a download is streamed into, next to its final
-# name. The leading dot hides it from `ls`; the suffix says what it is.
-_PARTIAL_SUFFIX = ".part"
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """A metadata field whose value the resolver used is not the file's.
+
+    For fields with several values (Requires-Dist, Provides-Extra) only the
+    values that differ are shown, joined with ", ".
+    """
+
+    field_name: str
+    used: str
+    actual: str
 
 
-class MetadataMismatch(InstallationError):
+class MetadataMismatch(DiagnosticPipError, InstallationError):
     """The metadata the resolver used is not the downloaded wheel's METADATA.
 
     Either the index served different bytes for the ranges (or the PEP 658
-    file) than for the whole file, or the file changed in between. Either
-    way, the resolution was computed from metadata that the file does not
-    carry, so installing it would be wrong.
+    file) than for the whole file, or the file changed in between, or the
+    metadata cache kept such an answer from an earlier run. Either way, the
+    resolution was computed from metadata that the file does not carry, so
+    using it would be wrong. An :class:`InstallationError`, so pip exits
+    with status 1; a diagnostic error, so the message says where the
+    metadata came from, what was done to the cache and what to run next.
     """
 
+    reference = "fast-deps-metadata-mismatch"
+
     def __init__(
-        self, filename: str, source: str, field_name: str, used: str, actual: str
+        self,
+        filename: str,
+        source: str,
+        difference: FieldDifference,
+        cache_outcome: CacheOutcome,
     ) -> None:
         self.filename = filename
-        self.field_name = field_name
+        self.field_name = difference.field_name
         super().__init__(
-            f"The metadata pip resolved with for {filename} (read from {source}) "
-            f"does not match the METADATA inside the downloaded file: "
-            f"{field_name} was {used!r} during resolution but is {actual!r} in "
-            f"the file. The index serves inconsistent data for this file; "
-            f"retry without --use-feature=fast-deps, or report it to the index."
+            message=(
+                f"The metadata pip resolved with for {escape(filename)} does not "
+                "match the METADATA inside the downloaded file."
+            ),
+            context=(
+                f"{difference.field_name} was {escape(repr(difference.used))} "
+                f"during resolution but is {escape(repr(difference.actual))} in "
+                f"the file. The resolution's metadata was read from {source}; "
+                f"{_MISMATCH_CAUSES[source]}"
+            ),
+            note_stmt=_MISMATCH_NOTES[cache_outcome],
+            hint_stmt=_MISMATCH_HINTS[cache_outcome],
         )
+
+
+_MISMATCH_CAUSES = {
+    FROM_LAZY_WHEEL: "the server answered them with bytes of another file than "
+    "the one it sent whole (a faulty proxy or server, or a changed file).",
+    FROM_PEP_658: "the index's .metadata file does not describe the wheel it "
+    "is listed with.",
+    FROM_CACHE: "an earlier run stored it there from an answer that this file "
+    "contradicts.",
+}
+
+_INCONSISTENT_INDEX = (
+    "the index serves inconsistent data for this file: run the command "
+    "without --use-feature=fast-deps, and report it to the index's maintainers."
+)
+
+_MISMATCH_NOTES = {
+    CacheOutcome.NOT_CACHED: "Nothing about this file was kept in pip's metadata "
+    "cache.",
+    CacheOutcome.KEPT: None,
+    CacheOutcome.REPLACED: "pip's metadata cache now holds the METADATA of the "
+    "downloaded file, which passed pip's hash check.",
+    CacheOutcome.REMOVED: "The entry for this file in pip's metadata cache has "
+    "been removed.",
+}
+
+_MISMATCH_HINTS = {
+    CacheOutcome.NOT_CACHED: _INCONSISTENT_INDEX[0].upper() + _INCONSISTENT_INDEX[1:],
+    CacheOutcome.KEPT: None,
+    CacheOutcome.REPLACED: "Run the same command again: it will resolve with the "
+    "file's own metadata.",
+    CacheOutcome.REMOVED: "Run the same command again to read the metadata "
+    f"afresh. If this error comes back, {_INCONSISTENT_INDEX}",
+}
 
 
 class IncompleteDownload(Exception):
@@ -102,10 +170,10 @@ def _difference(used: frozenset[str], actual: frozenset[str]) -> tuple[str, str]
     return (", ".join(sorted(used - actual)), ", ".join(sorted(actual - used)))
 
 
-def check_metadata_matches(
-    filename: str, source: str, used: BaseDistribution, actual: BaseDistribution
-) -> None:
-    """Raise :class:`MetadataMismatch` if the fields resolution depends on differ.
+def metadata_difference(
+    used: BaseDistribution, actual: BaseDistribution
+) -> FieldDifference | None:
+    """The first field resolution depends on whose values differ, or None.
 
     Compared: Name, Version, Requires-Dist, Requires-Python, Provides-Extra,
     the fields that PEP 658 requires to be identical to the wheel's METADATA
@@ -114,37 +182,26 @@ def check_metadata_matches(
     used_name = canonicalize_name(used.raw_name)
     actual_name = canonicalize_name(actual.raw_name)
     if used_name != actual_name:
-        raise MetadataMismatch(filename, source, "Name", used_name, actual_name)
+        return FieldDifference("Name", used_name, actual_name)
     if used.version != actual.version:
-        raise MetadataMismatch(
-            filename, source, "Version", str(used.version), str(actual.version)
-        )
+        return FieldDifference("Version", str(used.version), str(actual.version))
     used_requires = _requirement_strings(used)
     actual_requires = _requirement_strings(actual)
     if used_requires != actual_requires:
-        raise MetadataMismatch(
-            filename,
-            source,
-            "Requires-Dist",
-            *_difference(used_requires, actual_requires),
+        return FieldDifference(
+            "Requires-Dist", *_difference(used_requires, actual_requires)
         )
     if str(used.requires_python) != str(actual.requires_python):
-        raise MetadataMismatch(
-            filename,
-            source,
-            "Requires-Python",
-            str(used.requires_python),
-            str(actual.requires_python),
+        return FieldDifference(
+            "Requires-Python", str(used.requires_python), str(actual.requires_python)
         )
     used_extras = frozenset(map(str, used.iter_provided_extras()))
     actual_extras = frozenset(map(str, actual.iter_provided_extras()))
     if used_extras != actual_extras:
-        raise MetadataMismatch(
-            filename,
-            source,
-            "Provides-Extra",
-            *_difference(used_extras, actual_extras),
+        return FieldDifference(
+            "Provides-Extra", *_difference(used_extras, actual_extras)
         )
+    return None
 
 
 # -- progress ----------------------------------------------------------------
@@ -292,6 +349,9 @@ class _Batch:
     session: PipSession
     location: str
     progress: DownloadProgress
+    #: The mode stock pip's ``open(path, "wb")`` gives a download, read once
+    #: before the threads start (see :func:`default_file_mode`).
+    file_mode: int
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -311,16 +371,17 @@ def _target_path(location: str, link: Link) -> str:
     return os.path.join(location, filename)
 
 
-def _stream_to(batch: _Batch, link: Link, response: Response, partial_path: str) -> int:
-    """Write the body into ``partial_path``; return the number of bytes."""
+def _stream_to(
+    batch: _Batch, link: Link, response: Response, partial_file: BinaryIO
+) -> int:
+    """Write the body into ``partial_file``; return the number of bytes."""
     received = 0
-    with open(partial_path, "wb") as partial_file:
-        for chunk in response_chunks(response):
-            if batch.cancelled.is_set():
-                raise DownloadCancelled(link.url_without_fragment)
-            partial_file.write(chunk)
-            received += len(chunk)
-            batch.progress.received(len(chunk))
+    for chunk in response_chunks(response):
+        if batch.cancelled.is_set():
+            raise DownloadCancelled(link.url_without_fragment)
+        partial_file.write(chunk)
+        received += len(chunk)
+        batch.progress.received(len(chunk))
     return received
 
 
@@ -328,14 +389,14 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
     """Fetch one file into the batch's directory, atomically.
 
     The body goes to a temporary name in the same directory and is renamed
-    only once it is complete, so a reader (or a later run of pip) never sees
-    a partial file under the real name; on any error or cancellation the
-    temporary file is removed. Errors are returned, not raised, so that one
-    failure does not abandon the files that are downloading next to it.
+    only once it is complete (:func:`atomic_write`), so a reader (or a later
+    run of pip) never sees a partial file under the real name; on any error
+    or cancellation the temporary file is removed. Errors are returned, not
+    raised, so that one failure does not abandon the files that are
+    downloading next to it.
     """
     if batch.cancelled.is_set():
         return DownloadedFile(link, error=DownloadCancelled(link.url))
-    partial_path: str | None = None
     try:
         response = batch.session.get(
             link.url_without_fragment, headers=HEADERS, stream=True
@@ -344,31 +405,16 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
         size = _declared_size(response)
         batch.progress.started(link, size)
         target = _target_path(batch.location, link)
-        handle, partial_path = tempfile.mkstemp(
-            dir=batch.location,
-            prefix=f".{os.path.basename(target)}.",
-            suffix=_PARTIAL_SUFFIX,
-        )
-        os.close(handle)
-        received = _stream_to(batch, link, response, partial_path)
-        if size is not None and received != size:
-            raise IncompleteDownload(
-                f"got {received} of {size} bytes from {link.url_without_fragment}"
-            )
-        os.replace(partial_path, target)
-        partial_path = None
+        with atomic_write(target, batch.file_mode) as partial_file:
+            received = _stream_to(batch, link, response, partial_file)
+            if size is not None and received != size:
+                raise IncompleteDownload(
+                    f"got {received} of {size} bytes from {link.url_without_fragment}"
+                )
         batch.progress.finished(link)
         return DownloadedFile(link, target, response.headers.get("Content-Type", ""))
     except Exception as exc:
         return DownloadedFile(link, error=exc)
-    finally:
-        if partial_path is not None:
-            _remove_quietly(partial_path)
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 @contextlib.contextmanager
@@ -435,7 +481,7 @@ def download_files(
     :returns: every link, mapped to its file's path and content type.
     """
     link_list = list(dict.fromkeys(links))
-    batch = _Batch(session, location, progress)
+    batch = _Batch(session, location, progress, default_file_mode())
     try:
         results = _run_batch(batch, link_list, max(1, jobs))
     finally:
@@ -461,19 +507,12 @@ def copy_atomically(source: str, destination: str) -> None:
 
     pip checks a download directory for files from earlier runs and, without
     hashes to compare, trusts whatever it finds there; a copy cut short by
-    Ctrl-C would be trusted on the next run.
+    Ctrl-C would be trusted on the next run. The copy gets the source's
+    permission bits, as with the ``shutil.copy`` of stock pip.
     """
-    directory = os.path.dirname(destination) or "."
-    handle, partial_path = tempfile.mkstemp(
-        dir=directory,
-        prefix=f".{os.path.basename(destination)}.",
-        suffix=_PARTIAL_SUFFIX,
-    )
-    try:
-        with os.fdopen(handle, "wb") as partial_file, open(source, "rb") as source_file:
-            while block := source_file.read(1024 * 1024):
-                partial_file.write(block)
-        os.replace(partial_path, destination)
-    except BaseException:
-        _remove_quietly(partial_path)
-        raise
+    mode = stat.S_IMODE(os.stat(source).st_mode)
+    with (
+        atomic_write(destination, mode) as partial_file,
+        open(source, "rb") as source_file,
+    ):
+        shutil.copyfileobj(source_file, partial_file, 1024 * 1024)

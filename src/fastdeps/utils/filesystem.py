@@ -1,0 +1,97 @@
+"""Files that appear complete or not at all, with the modes pip gives them.
+
+pip-fastdeps writes three kinds of files: the wheels it downloads, their
+copies in a download (or wheel) directory, and metadata cache entries. A
+reader must never see one half-written (pip trusts a file it finds in a
+download directory; a torn cache entry would be a wrong answer), so each is
+written next to its final name with pip's ``adjacent_tmp_file`` and moved
+into place with pip's ``replace``, which retries where another process
+briefly holds the file open (Windows).
+
+``adjacent_tmp_file`` creates its file with mode 0600, as every
+``tempfile.mkstemp`` does. That suits pip's HTTP cache, which sets its own
+mode, but not a download: stock pip writes those with ``open(path, "wb")``,
+so they get 0666 less the umask, and a wheelhouse served by a web server or
+shared on a CI volume depends on that. Each writer therefore says which
+mode the finished file gets (:func:`default_file_mode`, the source's mode
+for a copy, or nothing for a cache entry, which sets its own).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "atomic_write",
+    "copy_directory_permissions",
+    "default_file_mode",
+    "set_file_mode",
+]
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from pip._internal.utils.filesystem import adjacent_tmp_file, replace
+from pip._internal.utils.unpacking import current_umask
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "wb")`` gives a new file: 0666 less the umask.
+
+    Reading the umask means setting it for an instant, which would change
+    the mode of a file another thread creates in that instant: call this
+    before starting threads, once, and hand the result to them.
+    """
+    return 0o666 & ~current_umask()
+
+
+def set_file_mode(file: BinaryIO, mode: int) -> None:
+    """Give the open ``file`` the permission bits ``mode``.
+
+    Through the descriptor where the platform allows it, so that a name
+    swapped for a symbolic link in a shared directory cannot redirect it.
+    """
+    if os.chmod in os.supports_fd:
+        os.chmod(file.fileno(), mode)
+    else:
+        os.chmod(file.name, mode)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A file to write that appears at ``path`` only once it is complete.
+
+    The file is a temporary one in ``path``'s directory (a rename is only
+    atomic within one file system); when the ``with`` block ends without an
+    error it gets ``mode`` (when given), is flushed to disk and replaces
+    ``path`` in one rename, so a reader opens either the old file or the
+    new one. On any error, Ctrl-C included, the temporary file is removed
+    and ``path`` is left as it was.
+    """
+    temp_name: str | None = None
+    try:
+        with adjacent_tmp_file(path) as file:
+            temp_name = file.name
+            yield file
+            if mode is not None:
+                set_file_mode(file, mode)
+        replace(temp_name, path)
+    except BaseException:
+        if temp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+        raise
+
+
+try:
+    from pip._internal.utils.filesystem import copy_directory_permissions
+except ImportError:  # pip < 25.3
+
+    def copy_directory_permissions(directory: str, target_file: BinaryIO) -> None:
+        """Nothing: before 25.3, pip's cache files keep mode 0600.
+
+        pip 25.3 gave the files of its HTTP cache the read and write bits of
+        the cache directory, so that one cache can serve several users;
+        before, they kept the 0600 of ``adjacent_tmp_file``. Metadata cache
+        entries follow the pip that writes them.
+        """
