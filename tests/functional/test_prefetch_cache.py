@@ -138,8 +138,14 @@ def test_a_useless_speculative_failure_stays_silent(
     assert file_server.requests_for("/simple/broken/") == []
     file_server.clear_log()
 
+    log_file = tmp_path / "pip.log"
     result, resolution = resolve(
-        plugin_venv, file_server, tmp_path, ["--no-cache-dir"], "top", "dep<2"
+        plugin_venv,
+        file_server,
+        tmp_path,
+        ["--no-cache-dir", "--log", str(log_file)],
+        "top",
+        "dep<2",
     )
 
     assert resolution == expected
@@ -147,6 +153,11 @@ def test_a_useless_speculative_failure_stays_silent(
     assert len(file_server.requests_for("/simple/broken/")) == 1  # speculation
     assert "Skipping page" not in result.stdout + result.stderr
     assert "broken" not in result.stderr
+    # pip's --log file keeps it, for whoever needs to know why.
+    skipped = [
+        line for line in log_file.read_text().splitlines() if "Skipping page" in line
+    ]
+    assert len(skipped) == 1 and "/simple/broken/" in skipped[0]
     summary = SUMMARY.search(result.stdout)
     assert summary is not None and int(summary.group(2)) >= 1  # counted unused
 
