@@ -7,7 +7,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from tools.bench import corpus, index, netshape, run
+from tools.bench import corpus, index, netshape, report, run
 from tools.nginx import LogEntry
 
 METADATA = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Python: >=3.9\n"
@@ -148,3 +148,28 @@ def test_wheel_requests_are_wheels_and_metadata_files_not_pages() -> None:
     assert run.is_wheel_request("/files/six-1.17.0-py2.py3-none-any.whl.metadata")
     assert run.is_wheel_request("/files/a-1-py3-none-any.whl?sig=1")
     assert not run.is_wheel_request("/full/plain/simple/six/")
+
+
+def test_the_prefetch_summary_is_read_from_the_plugins_and_the_patched_pips() -> None:
+    plugin = (
+        "pip-fastdeps prefetch: 114 project pages (0 unused), "
+        "115 metadata files (1 unused), 0 failed\n"
+    )
+    patched = plugin.replace("pip-fastdeps", "fast-deps").replace("115", "7")
+
+    assert run.prefetch_summary("Collecting x\n" + plugin) == (115, 1)
+    assert run.prefetch_summary(patched) == (7, 1)
+    assert run.prefetch_summary("no prefetcher here\n") == (None, None)
+
+
+def test_the_unused_prefetch_column_shows_medians_for_prefetching_contenders() -> None:
+    def result(prefetched: int | None, unused: int | None) -> run.RunResult:
+        return run.RunResult(1.0, 1, 1, 0, 0, 1, 1, {}, None, prefetched, unused)
+
+    plugin = run.Cell("full", "plain", "resolve", "pip-fastdeps")
+    plugin.runs = [result(110, 2), result(112, 4), result(111, 3)]
+    stock = run.Cell("full", "plain", "resolve", "pip")
+    stock.runs = [result(None, None)]
+
+    assert report.unused_prefetch(plugin) == "3 of 111"
+    assert report.unused_prefetch(stock) == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ COLUMNS = (
     "ranged",
     "MB",
     "connections",
+    "unused prefetch",
     "same versions",
 )
 
@@ -51,8 +53,21 @@ def cell_row(cell: Cell, mismatched: bool) -> list[str]:
         number(cell.median("ranged")),
         number(cell.median("bytes") / 1e6, 1),
         number(cell.median("connections")),
+        unused_prefetch(cell),
         "**NO**" if mismatched else "yes",
     ]
+
+
+def unused_prefetch(cell: Cell) -> str:
+    """ "U of M": metadata files read ahead (median) and how many went unused."""
+    runs = [
+        r for r in cell.runs if r.failed is None and r.prefetched_metadata is not None
+    ]
+    if not runs:
+        return ""
+    prefetched = statistics.median(r.prefetched_metadata or 0 for r in runs)
+    unused = statistics.median(r.unused_metadata or 0 for r in runs)
+    return f"{number(unused)} of {number(prefetched)}"
 
 
 def limit_row(set_name: str, task: str, limits: Limits) -> list[str]:
@@ -64,7 +79,7 @@ def limit_row(set_name: str, task: str, limits: Limits) -> list[str]:
         size = f"{limits.download_bytes / 1e6:,.1f}"
     row = [set_name, "any", task, "*physical limit*", wall]
     row += [""] * (COLUMNS.index("MB") - len(row))
-    return [*row, size, "", ""]
+    return [*row, size, "", "", ""]
 
 
 def markdown_table(

@@ -31,7 +31,9 @@ Tasks:
   more work than pip's, so any error in the comparison is in pip's favour.
 
 Figures per run come from nginx's access log: requests, HEAD requests,
-ranged requests, body bytes and distinct connections. The median of the
+ranged requests, body bytes and distinct connections. The contenders with
+fast-deps' prefetcher run with ``-v`` instead of ``--quiet``, so that its
+summary says how many of the metadata files it read ahead went unused. The median of the
 runs is reported for each figure separately. The versions each run
 resolved are compared across every contender, index variant and task of a
 set; any difference is printed loudly and marked in the table.
@@ -107,6 +109,9 @@ class RunResult:
     connections: int
     resolution: Resolution
     failed: str | None = None
+    #: From the prefetcher's summary: metadata files read ahead, and unused.
+    prefetched_metadata: int | None = None
+    unused_metadata: int | None = None
 
 
 @dataclass
@@ -133,13 +138,17 @@ class Cell:
 
 
 def pip_command(
-    base: list[str], flags: Sequence[str]
+    base: list[str], flags: Sequence[str], *, prefetches: bool = False
 ) -> Callable[[str, Job], list[str]]:
+    """``prefetches``: pip runs fast-deps' prefetcher, whose summary ``-v``
+    prints; other pips run quietly."""
+    verbosity = "-v" if prefetches else "--quiet"
+
     def command(task: str, job: Job) -> list[str]:
         # pip trusts plain HTTP only from localhost; the namespace's address
         # must be named, or pip ignores the index.
         host = job.index_url.split("/")[2].split(":")[0]
-        common = ["--quiet", "--only-binary=:all:", "--index-url", job.index_url]
+        common = [verbosity, "--only-binary=:all:", "--index-url", job.index_url]
         common += ["--trusted-host", host, "--cache-dir", str(job.cache_dir)]
         common += ["-r", str(job.requirements)]
         if task == "resolve":
@@ -249,7 +258,11 @@ def build_contenders(
         patched.append(
             Contender(
                 "patched pip",
-                pip_command([patched_pip, "-m", "pip"], ["--use-feature=fast-deps"]),
+                pip_command(
+                    [patched_pip, "-m", "pip"],
+                    ["--use-feature=fast-deps"],
+                    prefetches=True,
+                ),
                 pip_resolution,
             )
         )
@@ -262,7 +275,7 @@ def build_contenders(
         ),
         Contender(
             "pip-fastdeps",
-            pip_command([plugin, "-m", "fastdeps"], []),
+            pip_command([plugin, "-m", "fastdeps"], [], prefetches=True),
             pip_resolution,
             unavailable=fastdeps_unavailable(plugin),
         ),
@@ -299,6 +312,7 @@ def run_once(
         wall = time.perf_counter() - started
     entries = read_log()[log_before:]
     failed = f"exit {returncode}" if returncode != 0 else None
+    prefetched, unused = prefetch_summary(log_path.read_text(errors="replace"))
     return RunResult(
         wall=wall,
         requests=len(entries),
@@ -309,7 +323,26 @@ def run_once(
         connections=len({entry.connection for entry in entries}),
         resolution={} if failed else contender.resolution(base_task, job),
         failed=failed,
+        prefetched_metadata=prefetched,
+        unused_metadata=unused,
     )
+
+
+# The prefetcher's summary line (fastdeps.resolution.prefetch.PrefetchStats),
+# as the plugin and the patched pip print it.
+_PREFETCH_SUMMARY = re.compile(
+    r"fast-?deps prefetch: \d+ project pages \(\d+ unused\), "
+    r"(\d+) metadata files \((\d+) unused\)"
+)
+
+
+def prefetch_summary(output: str) -> tuple[int | None, int | None]:
+    """Metadata files read ahead and unused, from the last summary in ``output``."""
+    matches = _PREFETCH_SUMMARY.findall(output)
+    if not matches:
+        return None, None
+    prefetched, unused = matches[-1]
+    return int(prefetched), int(unused)
 
 
 def run_logged(command: list[str], log: TextIO) -> int:
