@@ -143,8 +143,8 @@ class Behaviour:
     #: Send full headers for a ranged answer, then only this many body bytes,
     #: then close the connection...
     cut_after: int | None = None
-    #: ...for the first ``cut_times`` ranged answers since this behaviour
-    #: was assigned; later ones are whole.
+    #: ...for the first ``cut_times`` ranged answers longer than that since
+    #: this behaviour was assigned; later ones are whole.
     cut_times: int = 1
     #: The same for whole-file answers (200): headers announce the whole
     #: file, then only this many bytes are sent, for the first ``cut_times``
@@ -681,11 +681,11 @@ class FileServer:
         return answer
 
     def _cut_if_asked(self, answer: Answer, behaviour: Behaviour) -> None:
-        """Cut the body of the first ``cut_times`` 206 (or 200) answers."""
+        """Cut the body of the first ``cut_times`` long 206 (or 200) answers."""
         cut_after = {206: behaviour.cut_after, 200: behaviour.cut_whole_after}.get(
             answer.status
         )
-        if cut_after is None:
+        if cut_after is None or len(answer.body) <= cut_after:
             return
         with self._lock:
             done = self._cuts_done.get(answer.status, 0)

@@ -30,7 +30,6 @@ from pip._internal.models.link import Link
 from pip._internal.models.wheel import Wheel
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS, raise_for_status
-from pip._internal.utils.misc import redact_auth_from_url
 from pip._vendor.packaging.utils import canonicalize_name
 
 from fastdeps.cache import CacheKey, MetadataStore
@@ -39,6 +38,7 @@ from fastdeps.network.lazy_wheel import (
     HTTPRangeRequestUnsupported,
     metadata_from_wheel_url,
 )
+from fastdeps.network.utils import loggable_error, loggable_url
 
 logger = logging.getLogger(__name__)
 
@@ -152,21 +152,21 @@ class MetadataFetcher:
             name = canonicalize_name(Wheel(link.filename).name)
             return metadata_from_wheel_url(name, url, self._session, stats)
         except HTTPRangeRequestUnsupported as exc:
+            # The lazy wheel's own words, which show URLs with loggable_url.
             reason = f"range requests are unusable ({exc})"
         except InvalidWheel as exc:
             reason = f"the ranges do not read as a wheel ({exc})"
         except Exception as exc:
             # A network error, or anything else: the whole download is still
             # worth trying, and pip reports its errors as usual.
-            reason = f"{type(exc).__name__}: {exc}"
-        logger.debug("Lazy wheel failed for %s: %s", redact_auth_from_url(url), reason)
+            reason = loggable_error(exc)
+        logger.debug("Lazy wheel failed for %s: %s", loggable_url(url), reason)
         return None
 
     @staticmethod
     def _log_failure(url: str, exc: Exception) -> None:
         logger.debug(
-            "Metadata of %s not read ahead of pip: %s: %s",
-            redact_auth_from_url(url),
-            type(exc).__name__,
-            exc,
+            "Metadata of %s not read ahead of pip: %s",
+            loggable_url(url),
+            loggable_error(exc),
         )
