@@ -166,9 +166,8 @@ def test_password_in_a_direct_url_reaches_no_output(
 def test_password_from_netrc_reaches_no_output(
     stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
-    # Every file's first ranged answer and first download are cut: the lazy
-    # reads (prefetched, their records replayed) and the parallel downloads
-    # each retry or fall back.
+    # One ranged answer is cut (that read asks again, and if prefetched, its
+    # records are replayed) and three downloads (pip's downloader redoes them).
     wheels = publish_graph(file_server)
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine 127.0.0.1 login {USER} password {CANARY}\n")
@@ -184,7 +183,7 @@ def test_password_from_netrc_reaches_no_output(
         env,
     )
     file_server.behaviour = Behaviour(
-        auth=(USER, CANARY), cut_after=100, cut_whole_after=100, cut_times=3
+        auth=(USER, CANARY), cut_after=100, cut_whole_after=100, cut_whole_times=3
     )
     file_server.clear_log()
     plugin = run_logged(
@@ -199,7 +198,7 @@ def test_password_from_netrc_reaches_no_output(
         wheel_filename(*item): wheels[wheel_filename(*item)]
         for item in sorted(GRAPH_RESOLUTION)
     }
-    assert cut_answers(file_server) == (3, 3)
+    assert cut_answers(file_server) == (1, 3)
     assert len(whole_wheel_gets(file_server)) == len(GRAPH_RESOLUTION) + 3
     assert all(entry.sent_authorization for entry in file_server.log)
     assert stock.with_canary() == []
@@ -216,9 +215,9 @@ def test_presigned_query_of_a_redirect_target_is_logged_only_as_stock_does(
     second_file_server: FileServer,
     tmp_path: Path,
 ) -> None:
-    # The index redirects every file to a bucket that signs its URLs, refuses
-    # suffix ranges and HEAD (as presigned S3 URLs do), and cuts the first
-    # ranged answers and downloads short.
+    # The index redirects every file to a bucket that signs its URLs and
+    # refuses suffix ranges and HEAD (as presigned S3 URLs do); one ranged
+    # answer and two downloads are cut short.
     wheels = publish_graph(file_server)
     for filename, data in wheels.items():
         second_file_server.add_file(f"/files/{filename}", data)
@@ -235,7 +234,7 @@ def test_presigned_query_of_a_redirect_target_is_logged_only_as_stock_does(
         head_status=403,
         cut_after=100,
         cut_whole_after=100,
-        cut_times=2,
+        cut_whole_times=2,
     )
     second_file_server.clear_log()
     plugin = run_logged(
@@ -251,7 +250,7 @@ def test_presigned_query_of_a_redirect_target_is_logged_only_as_stock_does(
     }
     bucket_log = second_file_server.log
     assert {entry.method for entry in bucket_log} == {"GET", "HEAD"}
-    assert cut_answers(second_file_server) == (2, 2)
+    assert cut_answers(second_file_server) == (1, 2)
     assert stock.with_canary() != []
     assert_canary_only_where_stock_prints_it(plugin, stock)
 

@@ -147,9 +147,10 @@ class Behaviour:
     #: this behaviour was assigned; later ones are whole.
     cut_times: int = 1
     #: The same for whole-file answers (200): headers announce the whole
-    #: file, then only this many bytes are sent, for the first ``cut_times``
-    #: of them (counted apart from the ranged ones).
+    #: file, then only this many bytes are sent...
     cut_whole_after: int | None = None
+    #: ...for the first ``cut_whole_times`` of them longer than that.
+    cut_whole_times: int = 1
     #: Answer HEAD with this status (Azure 405, presigned S3 403, Alibaba 400).
     head_status: int | None = None
     #: Answer every file request with 302 to this base URL plus the same
@@ -681,15 +682,16 @@ class FileServer:
         return answer
 
     def _cut_if_asked(self, answer: Answer, behaviour: Behaviour) -> None:
-        """Cut the body of the first ``cut_times`` long 206 (or 200) answers."""
-        cut_after = {206: behaviour.cut_after, 200: behaviour.cut_whole_after}.get(
-            answer.status
-        )
+        """Cut the body of the first long 206 (or 200) answers, as asked."""
+        cut_after, times = {
+            206: (behaviour.cut_after, behaviour.cut_times),
+            200: (behaviour.cut_whole_after, behaviour.cut_whole_times),
+        }.get(answer.status, (None, 0))
         if cut_after is None or len(answer.body) <= cut_after:
             return
         with self._lock:
             done = self._cuts_done.get(answer.status, 0)
-            if done < behaviour.cut_times:
+            if done < times:
                 self._cuts_done[answer.status] = done + 1
                 answer.cut_after = cut_after
 

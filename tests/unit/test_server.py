@@ -438,7 +438,7 @@ def test_cut_after_leaves_plain_gets_alone(file_server: FileServer, url: str) ->
 def test_cut_whole_after_cuts_whole_answers_counted_apart(
     file_server: FileServer, url: str
 ) -> None:
-    file_server.behave(cut_after=10, cut_whole_after=100, cut_times=1)
+    file_server.behave(cut_after=10, cut_whole_after=100, cut_whole_times=1)
     cut = fetch(url)
     assert (cut.status, cut.complete, cut.body) == (200, False, DATA[:100])
     assert cut.headers["Content-Length"] == str(len(DATA))

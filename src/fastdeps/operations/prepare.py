@@ -87,7 +87,7 @@ class DownloadCancelled(Exception):
 
 #: Errors whose text this module writes, with URLs shown by loggable_url;
 #: any other error is described by loggable_error.
-_OWN_ERRORS = (IncompleteDownload, DownloadCancelled, InstallationError)
+_OWN_ERRORS = (IncompleteDownload, DownloadCancelled)
 
 
 # -- metadata check after download ------------------------------------------
@@ -527,6 +527,7 @@ def download_files(
 
 
 def _failure_reason(error: Exception | None) -> str:
+    """Why a download failed, in words that hold no password or query."""
     if isinstance(error, _OWN_ERRORS):
         return f"{type(error).__name__}: {error}"
     return "unknown" if error is None else loggable_error(error)
