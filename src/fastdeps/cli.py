@@ -23,7 +23,6 @@ from pip._internal.cli.base_command import Command
 from pip._internal.cli.index_command import SessionCommandMixin
 from pip._internal.cli.status_codes import SUCCESS
 from pip._internal.exceptions import CommandError
-from pip._internal.utils.misc import redact_auth_from_url
 from pip._vendor.packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from fastdeps.network.lazy_wheel import (
@@ -32,6 +31,7 @@ from fastdeps.network.lazy_wheel import (
     metadata_from_wheel_url,
     wheel_filename_of,
 )
+from fastdeps.network.utils import loggable_url
 
 COMMAND_NAME = "metadata"
 
@@ -66,7 +66,7 @@ class MetadataCommand(Command, SessionCommandMixin):
             metadata = metadata_from_wheel_url(name, url, session, stats)
         except HTTPRangeRequestUnsupported as exc:
             raise CommandError(
-                f"cannot read {redact_auth_from_url(url)} with range requests: {exc}"
+                f"cannot read {loggable_url(url)} with range requests: {exc}"
             ) from exc
         sys.stdout.buffer.write(metadata)
         sys.stdout.flush()

@@ -106,8 +106,8 @@ class Behaviour:
     The defaults give a correct server. Switches apply to files (wheels,
     ``.metadata`` files, anything added with :meth:`FileServer.add_file`);
     index pages are always served plainly (except ``auth``, which guards
-    everything). Change fields between requests, or assign a new
-    :class:`Behaviour` to :attr:`FileServer.behaviour`.
+    everything unless ``auth_files_only``). Change fields between requests,
+    or assign a new :class:`Behaviour` to :attr:`FileServer.behaviour`.
     """
 
     #: Answer ranged GETs with 200 and the whole file (``python -m
@@ -143,9 +143,14 @@ class Behaviour:
     #: Send full headers for a ranged answer, then only this many body bytes,
     #: then close the connection...
     cut_after: int | None = None
-    #: ...for the first ``cut_times`` ranged answers since this behaviour
-    #: was assigned; later ones are whole.
+    #: ...for the first ``cut_times`` ranged answers longer than that since
+    #: this behaviour was assigned; later ones are whole.
     cut_times: int = 1
+    #: The same for whole-file answers (200): headers announce the whole
+    #: file, then only this many bytes are sent...
+    cut_whole_after: int | None = None
+    #: ...for the first ``cut_whole_times`` of them longer than that.
+    cut_whole_times: int = 1
     #: Answer HEAD with this status (Azure 405, presigned S3 403, Alibaba 400).
     head_status: int | None = None
     #: Answer every file request with 302 to this base URL plus the same
@@ -158,9 +163,16 @@ class Behaviour:
     #: GETs get the real file: a server or proxy whose ranges do not come
     #: from the file it serves whole (a stale cache, an attacker).
     ranged_variants: dict[str, bytes] = field(default_factory=dict)
+    #: With ``redirect_to``: this query string is added to the Location, as
+    #: presigned S3, GCS and Azure URLs carry their signature there.
+    redirect_query: str | None = None
     #: Require HTTP basic authentication with this user and password;
     #: otherwise 401 with ``WWW-Authenticate``.
     auth: tuple[str, str] | None = None
+    #: With ``auth``: guard the files only and serve index pages to anyone
+    #: (files behind a login). With metadata from the cache, a run then meets
+    #: its first 401 in the parallel downloads.
+    auth_files_only: bool = False
     #: Called with the log entry of each request, on the serving thread,
     #: after the answer is decided and before anything is sent: a test can
     #: block here (on a threading.Event, say) to hold requests in flight.
@@ -446,7 +458,9 @@ class FileServer:
         self._projects: dict[str, list[IndexedFile]] = {}
         self._lock = threading.Lock()
         self._behaviour = Behaviour()
-        self._cuts_done = 0
+        # status (206 or 200) -> answers of that status cut since the
+        # behaviour was assigned
+        self._cuts_done: dict[int, int] = {}
         self.log: list[LoggedRequest] = []
         #: Exceptions raised while answering (answered 500) or by an
         #: ``on_request`` hook; the fixtures fail a test that leaves any.
@@ -491,7 +505,7 @@ class FileServer:
     def behaviour(self, behaviour: Behaviour) -> None:
         with self._lock:
             self._behaviour = behaviour
-            self._cuts_done = 0
+            self._cuts_done = {}
 
     def behave(self, **changes: object) -> Behaviour:
         """Replace the behaviour with the default one changed by ``changes``
@@ -621,16 +635,19 @@ class FileServer:
         request_headers: dict[str, str],
         behaviour: Behaviour,
     ) -> Answer:
-        if behaviour.auth is not None and not _authorized(
-            request_headers.get("Authorization"), behaviour.auth
+        with self._lock:
+            stored = self._files.get(path)
+        guarded = stored is not None or not behaviour.auth_files_only
+        if (
+            behaviour.auth is not None
+            and guarded
+            and not _authorized(request_headers.get("Authorization"), behaviour.auth)
         ):
             return error_answer(
                 401, {"WWW-Authenticate": f'Basic realm="{AUTH_REALM}"'}
             )
         if method not in ("GET", "HEAD"):
             return error_answer(405, {"Allow": "GET, HEAD"})
-        with self._lock:
-            stored = self._files.get(path)
         if stored is not None:
             return self._file_answer(method, path, stored, request_headers, behaviour)
         if path == "/simple" or path.startswith("/simple/"):
@@ -652,23 +669,39 @@ class FileServer:
                 and behaviour.ranges_before_redirect_status is not None
             ):
                 return error_answer(behaviour.ranges_before_redirect_status)
-            return _redirect_answer(behaviour.redirect_to.rstrip("/") + path)
+            location = behaviour.redirect_to.rstrip("/") + path
+            if behaviour.redirect_query is not None:
+                location += "?" + behaviour.redirect_query
+            return _redirect_answer(location)
         if method == "HEAD" and behaviour.head_status is not None:
             return error_answer(behaviour.head_status)
         if range_header is None:
-            return whole_file_answer(stored, behaviour)
-        variant = behaviour.ranged_variants.get(path)
-        if variant is not None:
-            stored = StoredFile.of(variant)
-        answer = ranged_get_answer(
-            stored, range_header, request_headers.get("If-Range"), behaviour
-        )
-        if answer.status == 206 and behaviour.cut_after is not None:
-            with self._lock:
-                if self._cuts_done < behaviour.cut_times:
-                    self._cuts_done += 1
-                    answer.cut_after = behaviour.cut_after
+            answer = whole_file_answer(stored, behaviour)
+        else:
+            variant = behaviour.ranged_variants.get(path)
+            answer = ranged_get_answer(
+                stored if variant is None else StoredFile.of(variant),
+                range_header,
+                request_headers.get("If-Range"),
+                behaviour,
+            )
+        if method == "GET":
+            self._cut_if_asked(answer, behaviour)
         return answer
+
+    def _cut_if_asked(self, answer: Answer, behaviour: Behaviour) -> None:
+        """Cut the body of the first long 206 (or 200) answers, as asked."""
+        cut_after, times = {
+            206: (behaviour.cut_after, behaviour.cut_times),
+            200: (behaviour.cut_whole_after, behaviour.cut_whole_times),
+        }.get(answer.status, (None, 0))
+        if cut_after is None or len(answer.body) <= cut_after:
+            return
+        with self._lock:
+            done = self._cuts_done.get(answer.status, 0)
+            if done < times:
+                self._cuts_done[answer.status] = done + 1
+                answer.cut_after = cut_after
 
     def _index_answer(self, path: str) -> Answer:
         if path in ("/simple", "/simple/"):

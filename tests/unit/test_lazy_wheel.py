@@ -6,14 +6,19 @@ Every count and byte figure is read from the test server's own log.
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import zipfile
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pip._internal.exceptions import InvalidWheel
 from pip._internal.network.session import PipSession
 from pip._internal.utils.temp_dir import global_tempdir_manager
+from pip._vendor.requests.adapters import BaseAdapter
+from pip._vendor.requests.models import PreparedRequest, Response
 
 from fastdeps.network.lazy_wheel import (
     FIRST_REQUEST_SIZE,
@@ -574,3 +579,104 @@ def test_content_range_parsing(
     else:
         assert content_range is not None
         assert (content_range.start, content_range.stop, content_range.total) == parsed
+
+
+# -- secrets -------------------------------------------------------------------
+
+SECRET = "Canary7f3aS3cr3t"
+
+
+class RedirectToPlainHTTP(BaseAdapter):
+    """Stands for an https:// server that redirects every request to http://."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+        self.sent: list[PreparedRequest] = []
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
+        self.sent.append(request)
+        response = Response()
+        response.status_code = 302
+        response.headers["Location"] = self.target
+        response.url = str(request.url)
+        response.request = request
+        response.raw = io.BytesIO(b"")
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def test_ranges_never_follow_a_redirect_from_https_to_http(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    # pip's session keys the passwords it knows by host and port, without
+    # the scheme: a range sent straight to the http:// target would carry
+    # the index's password in clear.
+    wheel = build_wheel(
+        metadata=METADATA, payload_size=BIG_PAYLOAD, dist_info_first=True
+    )
+    plain_url = serve(file_server, wheel)
+    secure_url = plain_url.replace("http://", "https://")
+    netloc = urlsplit(plain_url).netloc
+    pip_session.auth.passwords[netloc] = ("alice", SECRET)
+    secure_server = RedirectToPlainHTTP(plain_url)
+    pip_session.mount("https://", secure_server)
+
+    assert metadata_from_wheel_url("demo", secure_url, pip_session) == METADATA
+    assert [entry.sent_authorization for entry in file_server.log] == [False, False]
+    assert len(secure_server.sent) == 2
+    assert all("Authorization" in request.headers for request in secure_server.sent)
+
+
+def test_a_url_password_and_query_stay_out_of_errors_and_logs(
+    file_server: FileServer,
+    pip_session: PipSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fastdeps")
+    file_server.behave(auth=("alice", SECRET), range_status=403)
+    url = serve(file_server, build_wheel(metadata=METADATA))
+    with_secrets = url.replace("http://", f"http://alice:{SECRET}@")
+    with_secrets += f"?X-Amz-Signature={SECRET}"
+
+    with pytest.raises(HTTPRangeRequestUnsupported) as caught:
+        metadata_from_wheel_url("demo", with_secrets, pip_session)
+
+    shown = url.replace("http://", "http://alice:****@")
+    assert str(caught.value) == f"HTTP 403 for a range request to {shown}"
+    assert caplog.messages == [f"suffix range answered 403 by {shown}"]
+    assert [entry.status for entry in file_server.log] == [403, 200, 403]
+
+
+def test_a_failed_request_is_described_without_requests_text(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    # pip's session retries 5xx answers; requests' RetryError then names the
+    # request's path and query.
+    file_server.behave(range_status=500)
+    url = serve(file_server, build_wheel(metadata=METADATA))
+
+    with pytest.raises(HTTPRangeRequestUnsupported) as caught:
+        metadata_from_wheel_url("demo", f"{url}?X-Amz-Signature={SECRET}", pip_session)
+
+    retries_exhausted = caught.value.__context__
+    assert retries_exhausted is not None
+    assert SECRET in str(retries_exhausted.__cause__)
+    host = urlsplit(url).netloc
+    assert str(caught.value) == (
+        f"{host} answered range requests with errors "
+        f"(request to {url} failed: RetryError)"
+    )
+
+
+def test_an_invalid_wheel_is_located_without_the_query(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    url = serve(file_server, not_a_zip())
+
+    with pytest.raises(InvalidWheel) as caught:
+        metadata_from_wheel_url("demo", f"{url}?X-Amz-Signature={SECRET}", pip_session)
+
+    assert caught.value.location == url

@@ -295,3 +295,27 @@ def test_settle_without_a_cache_entry_does_nothing(
 
     assert settled == CacheOutcome.NOT_CACHED
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_is_logged_without_a_redirect_targets_query(
+    file_server: FileServer,
+    second_file_server: FileServer,
+    pip_session: PipSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The .metadata file redirects to a presigned URL, which answers 404:
+    # pip's raise_for_status names that URL, signature included.
+    caplog.set_level(logging.DEBUG, logger="fastdeps")
+    metadata = metadata_text("demo", "1.0")
+    link = pep_658_link(file_server, metadata, listed=metadata)
+    file_server.behave(
+        redirect_to=second_file_server.base_url,
+        redirect_query="X-Amz-Signature=Canary7f3aS3cr3t",
+    )
+
+    assert fetcher(pip_session).fetch(link) is None
+    assert [entry.status for entry in second_file_server.log] == [404]
+    assert caplog.messages == [
+        f"Metadata of {link.url_without_fragment}.metadata not read ahead of pip: "
+        "NetworkConnectionError (HTTP 404)"
+    ]

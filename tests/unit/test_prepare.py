@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import sys
@@ -264,3 +265,39 @@ def test_copy_keeps_the_sources_mode_as_shutil_copy_does(
     copy_atomically(str(source), str(destination))
 
     assert stat.S_IMODE(destination.stat().st_mode) == mode
+
+
+def test_a_failed_download_is_logged_without_the_password_or_query(
+    file_server: FileServer,
+    pip_session: PipSession,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # pip's raise_for_status names the URL it was given, query included.
+    caplog.set_level(logging.DEBUG, logger="fastdeps")
+    url = file_server.url("/files/missing-1.0-py3-none-any.whl")
+    secret = "Canary7f3aS3cr3t"
+    missing = Link(
+        url.replace("http://", f"http://alice:{secret}@") + f"?X-Amz-Signature={secret}"
+    )
+
+    def fallback(link: Link, location: str) -> tuple[str, str]:
+        path = os.path.join(location, "from-pip.whl")
+        Path(path).write_bytes(b"pip's")
+        return path, "application/octet-stream"
+
+    download_files(
+        pip_session,
+        [missing],
+        str(tmp_path),
+        progress=LogLineProgress(1),
+        fallback=fallback,
+    )
+
+    shown = url.replace("http://", "http://alice:****@")
+    (line,) = [m for m in caplog.messages if m.startswith("Parallel download of ")]
+    assert line == (
+        f"Parallel download of {shown} failed (NetworkConnectionError (HTTP 404)); "
+        "retrying with pip's downloader"
+    )
+    assert secret not in caplog.text

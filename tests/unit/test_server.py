@@ -446,6 +446,19 @@ def test_cut_after_leaves_plain_gets_alone(file_server: FileServer, url: str) ->
     assert not ranged(url, "bytes=0-99").complete
 
 
+def test_cut_whole_after_cuts_whole_answers_counted_apart(
+    file_server: FileServer, url: str
+) -> None:
+    file_server.behave(cut_after=10, cut_whole_after=100, cut_whole_times=1)
+    cut = fetch(url)
+    assert (cut.status, cut.complete, cut.body) == (200, False, DATA[:100])
+    assert cut.headers["Content-Length"] == str(len(DATA))
+    assert not ranged(url, "bytes=0-99").complete
+    assert fetch(url).complete
+    assert fetch(url, "HEAD").status == 200
+    assert [entry.body_bytes for entry in file_server.log] == [100, 10, len(DATA), 0]
+
+
 def test_assigning_a_behaviour_restarts_the_cut_count(
     file_server: FileServer, url: str
 ) -> None:
@@ -480,6 +493,21 @@ def test_redirect_to_another_host(
     assert ranged(target, "bytes=-10").body == DATA[-10:]
     assert [entry.status for entry in file_server.log] == [302, 302, 302]
     assert [entry.status for entry in second_file_server.log] == [206]
+
+
+def test_redirect_query_is_added_to_the_location(
+    file_server: FileServer, second_file_server: FileServer, url: str
+) -> None:
+    target = second_file_server.add_file(PATH, DATA)
+    file_server.behave(
+        redirect_to=second_file_server.base_url, redirect_query="X-Amz-Signature=abc"
+    )
+    reply = fetch(url)
+    assert (reply.status, reply.headers["Location"]) == (
+        302,
+        target + "?X-Amz-Signature=abc",
+    )
+    assert fetch(reply.headers["Location"]).body == DATA
 
 
 def test_ranges_before_redirect_status(
@@ -532,6 +560,18 @@ def test_auth_guards_the_index_too(file_server: FileServer) -> None:
     file_server.add_project("demo", {"demo-1.0.tar.gz": b"sdist"})
     file_server.behave(auth=("alice", "s3cret"))
     assert fetch(file_server.index_url).status == 401
+
+
+def test_auth_files_only_leaves_the_index_public(
+    file_server: FileServer, url: str
+) -> None:
+    file_server.add_project("demo", {"demo-1.0.tar.gz": b"sdist"})
+    file_server.behave(auth=("alice", "s3cret"), auth_files_only=True)
+    assert fetch(file_server.index_url).status == 200
+    assert fetch(file_server.url("/simple/demo/")).status == 200
+    assert fetch(url).status == 401
+    assert fetch(file_server.url("/files/demo-1.0.tar.gz")).status == 401
+    assert fetch(url, headers=basic("alice", "s3cret")).body == DATA
 
 
 def test_pip_session_sends_credentials_from_the_url(

@@ -202,6 +202,13 @@ is inflated in steps that stop at its limit, and no file is fetched for
 more than the limits add up to. An archive past a limit is downloaded the
 normal way, like one whose server cannot serve ranges.
 
+No message shows more of a URL than pip does: network/utils.py gains
+loggable_url() (scheme, host and path, the password redacted; never the
+query, where presigned URLs carry their signature) and loggable_error() (an
+error's type and HTTP status, not requests' text, which holds the path and
+query). Ranges never follow a redirect from https to http: pip's stored
+passwords are keyed by host, and would go out in clear.
+
 dist_from_wheel_url() keeps its signature and meaning, so the preparer is
 unchanged by this commit. The news fragment is named after the change;
 rename it to the pull request's number.
@@ -216,6 +223,7 @@ rename it to the pull request's number.
         ),
         steps=(
             NewModule("fastdeps.network.limits"),
+            MergeModule("fastdeps.network.utils"),
             NewModule("fastdeps.network.lazy_wheel", replaces=True),
         ),
     ),
@@ -331,7 +339,9 @@ that pip without the feature runs exactly the code it ran before.
   chunk and leaves no partial file. A file the parallel pass could not
   fetch is fetched again with pip's Downloader, so that its resume logic
   and error messages apply. One aggregate progress bar on a terminal, log
-  lines otherwise.
+  lines otherwise. Only one download thread at a time handles a 401, so
+  that the keyring is asked, or the user prompted, once: the others re-send
+  with the credentials it obtained.
 - Every file then goes through _prepare_linked_requirement() as before,
   hashes included, and the metadata the resolver was given (from the PEP
   658 file or the lazy wheel) is compared with the wheel's own METADATA:

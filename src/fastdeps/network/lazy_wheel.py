@@ -67,6 +67,7 @@ from fastdeps.network.limits import (
     LimitExceeded,
     check_limit,
 )
+from fastdeps.network.utils import LoggableError, loggable_error, loggable_url
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ fetched; this bound holds whatever :mod:`zipfile` then asks for.
 """
 
 
-class HTTPRangeRequestUnsupported(Exception):
+class HTTPRangeRequestUnsupported(LoggableError):
     """The server cannot serve this file in byte ranges we can trust.
 
     The caller is expected to fall back to downloading the whole file.
@@ -321,8 +322,9 @@ class LazyZipOverHTTP:
 
     @property
     def name(self) -> str:
-        """The URL the bytes come from (after redirects)."""
-        return self._url
+        """Where the bytes come from, as it may be shown: zipfile names the
+        archive by it."""
+        return loggable_url(self._url)
 
     @property
     def mode(self) -> str:
@@ -424,7 +426,7 @@ class LazyZipOverHTTP:
             return content_range.total
         if response.status_code != 206:
             logger.debug(
-                "suffix range answered %s by %s", response.status_code, self._url
+                "suffix range answered %s by %s", response.status_code, self.name
             )
             response.close()
             return None
@@ -444,7 +446,7 @@ class LazyZipOverHTTP:
             response.close()
             if response.status_code == 200 and content_length.isdigit():
                 return int(content_length)
-            logger.debug("HEAD answered %s by %s", response.status_code, self._url)
+            logger.debug("HEAD answered %s by %s", response.status_code, self.name)
             self._host.head = False
         response = self._send_absolute("bytes=0-0")
         content_range = _parse_content_range(response.headers.get("Content-Range"))
@@ -485,7 +487,7 @@ class LazyZipOverHTTP:
             self._distrust_host(f"answered range requests with errors ({exc})")
         if response.status_code != 206:
             response.close()
-            reason = f"HTTP {response.status_code} for a range request to {self._url}"
+            reason = f"HTTP {response.status_code} for a range request to {self.name}"
             if response.status_code >= 500:
                 self._distrust_host(f"answered {reason}")
             raise HTTPRangeRequestUnsupported(reason)
@@ -520,21 +522,41 @@ class LazyZipOverHTTP:
                 method, self._url, headers=headers, stream=True, allow_redirects=True
             )
         except RetryError as exc:
-            raise _RetriesExhausted(f"request to {self._url} failed: {exc}") from exc
+            raise _RetriesExhausted(
+                f"request to {self.name} failed: {loggable_error(exc)}"
+            ) from exc
         except (RequestException, NetworkConnectionError) as exc:
             raise HTTPRangeRequestUnsupported(
-                f"request to {self._url} failed: {exc}"
+                f"request to {self.name} failed: {loggable_error(exc)}"
             ) from exc
         self.stats.requests += 1
         if self.stats.requests == 1:
             self.stats.etag = response.headers.get("ETag")
             self.stats.last_modified = response.headers.get("Last-Modified")
         if response.history:
-            # Later ranges go to where the bytes are: some servers (Azure
-            # Artifacts) break ranges sent to the URL before the redirect.
-            # requests has already dropped credentials for another host.
-            self._url = response.url
+            self._follow_redirect(response.url)
         return response
+
+    def _follow_redirect(self, target: str) -> None:
+        """Send later ranges to where the bytes are, unless that is less secure.
+
+        Some servers (Azure Artifacts) break ranges sent to the URL before
+        the redirect. requests has already dropped credentials for another
+        host or scheme, but not pip's session: its passwords are keyed by
+        host and port, without the scheme, so a range sent straight to an
+        ``http://`` target of an ``https://`` URL would carry the index's
+        password in clear. Such ranges keep asking the original URL, as
+        pip's own download does, and requests strips the credentials from
+        each redirect again.
+        """
+        if urlsplit(self._url).scheme == "https" and urlsplit(target).scheme != "https":
+            logger.debug(
+                "ranges stay on %s: it redirects to %s, without HTTPS",
+                self.name,
+                loggable_url(target),
+            )
+            return
+        self._url = target
 
     def _accept_partial(
         self, response: Response, content_range: _ContentRange | None
@@ -585,7 +607,7 @@ class LazyZipOverHTTP:
                     break
                 received += chunk
         except (Urllib3HTTPError, RequestException, OSError) as exc:
-            logger.debug("answer from %s was cut: %s", self._url, exc)
+            logger.debug("answer from %s was cut: %s", self.name, loggable_error(exc))
         finally:
             response.close()
         self.stats.bytes += len(received)
@@ -597,7 +619,7 @@ class LazyZipOverHTTP:
             raise HTTPRangeRequestUnsupported(
                 f"connection to {self._host_name} closed early twice"
             )
-        logger.debug("answer from %s cut at byte %d; asking again", self._url, cut_at)
+        logger.debug("answer from %s cut at byte %d; asking again", self.name, cut_at)
         self._retry_left = False
 
     def _distrust_host(self, reason: str) -> NoReturn:
@@ -749,7 +771,9 @@ def _read_metadata(lazy_file: LazyZipOverHTTP, name: str, url: str) -> bytes:
         NotImplementedError,
         ValueError,
     ) as exc:
-        raise InvalidRemoteWheel(url, name, str(exc) or type(exc).__name__) from exc
+        raise InvalidRemoteWheel(
+            loggable_url(url), name, str(exc) or type(exc).__name__
+        ) from exc
 
 
 def metadata_from_wheel_url(

@@ -34,6 +34,8 @@ __all__ = [
 from pip._internal.network.utils import response_chunks
 from pip._vendor.requests.models import Response
 
+from fastdeps.network.utils import LoggableError
+
 CENTRAL_DIRECTORY_SIZE_LIMIT = 4 * 1024 * 1024
 """Bytes of a wheel's central directory.
 
@@ -59,7 +61,7 @@ entries over it too, whichever path they come from.
 """
 
 
-class LimitExceeded(Exception):
+class LimitExceeded(LoggableError):
     """A size is past one of this module's limits: fall back, do not fail."""
 
 

@@ -100,9 +100,10 @@ def _speculative_adapter(adapter: HTTPAdapter, pool_size: int) -> HTTPAdapter:
 class SpeculativeRequests:
     """Speculative threads' requests over ``session``, bounded and abandonable.
 
-    :meth:`install` replaces the session's ``send`` and ``get_adapter``, and
-    its authentication's ``handle_401``, on the instance; :meth:`uninstall`
-    puts them back and closes the speculative connections.
+    :meth:`install` replaces the session's ``send`` and ``get_adapter`` on
+    the instance; :meth:`uninstall` puts them back and closes the
+    speculative connections. pip's authentication is left alone: the 401
+    handler it hooks onto each request is taken off a speculative one.
 
     :param pool_size: connections per host for the speculative threads.
     """
@@ -115,15 +116,10 @@ class SpeculativeRequests:
         self._closed = False
         self._send: Callable[..., Response] = session.send
         self._get_adapter: Callable[..., BaseAdapter] = session.get_adapter
-        self._handle_401: Callable[..., Response] | None = getattr(
-            session.auth, "handle_401", None
-        )
 
     def install(self) -> None:
         self._session.send = self._speculative_send  # type: ignore[method-assign]
         self._session.get_adapter = self._adapter_for  # type: ignore[method-assign]
-        if self._handle_401 is not None:
-            self._session.auth.handle_401 = self._quiet_handle_401  # type: ignore[method-assign]
 
     def close(self) -> None:
         """Abandon every speculative request sent from now on."""
@@ -134,8 +130,6 @@ class SpeculativeRequests:
         self.close()
         for name in ("send", "get_adapter"):
             self._session.__dict__.pop(name, None)
-        if self._handle_401 is not None:
-            self._session.auth.__dict__.pop("handle_401", None)
         with self._lock:
             adapters, self._adapters = list(self._adapters.values()), {}
         for adapter in adapters:
@@ -149,6 +143,7 @@ class SpeculativeRequests:
         if self._closed:
             raise SpeculationAbandoned("the resolution is over")
         kwargs["timeout"] = _bounded_timeout(kwargs.get("timeout"))
+        self._without_401_handler(request)
         try:
             response = self._send(request, **kwargs)
         except Exception as exc:
@@ -169,9 +164,16 @@ class SpeculativeRequests:
                 self._adapters[id(adapter)] = copy
             return copy
 
-    def _quiet_handle_401(self, resp: Response, **kwargs: Any) -> Response:
-        """pip's 401 handling, except that a speculative thread never prompts."""
-        assert self._handle_401 is not None
-        if in_speculative_thread():
-            return resp
-        return self._handle_401(resp, **kwargs)
+    def _without_401_handler(self, request: PreparedRequest) -> None:
+        """Take pip's 401 handler off ``request``: it may prompt or ask keyring.
+
+        pip's authentication hooks ``auth.handle_401`` onto every request it
+        sees; without it, a 401 stays a 401, and the request is abandoned.
+        """
+        auth = self._session.auth
+        handler = getattr(auth, "handle_401", None)
+        request.hooks["response"] = [
+            hook
+            for hook in request.hooks.get("response", [])
+            if hook != handler and getattr(hook, "__self__", None) is not auth
+        ]

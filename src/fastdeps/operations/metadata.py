@@ -34,7 +34,6 @@ from pip._internal.models.wheel import Wheel
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS, raise_for_status
 from pip._internal.utils.hashes import Hashes
-from pip._internal.utils.misc import redact_auth_from_url
 from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
 
@@ -46,6 +45,7 @@ from fastdeps.network.lazy_wheel import (
     metadata_from_wheel_url,
 )
 from fastdeps.network.limits import METADATA_SIZE_LIMIT, read_limited
+from fastdeps.network.utils import loggable_error, loggable_url
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class MetadataFetcher:
         logger.debug(
             "Metadata cache: entry %s for %s %s",
             entry_key,
-            redact_auth_from_url(link.url_without_fragment),
+            loggable_url(link.url),
             outcome.value,
         )
         return outcome
@@ -231,7 +231,7 @@ class MetadataFetcher:
                     "Metadata cache: entry %s for %s does not match the index's "
                     "PEP 658 hash; removed",
                     keys[0],
-                    redact_auth_from_url(url),
+                    loggable_url(url),
                 )
                 for stale_key in keys:
                     self._cache.remove(stale_key)
@@ -301,23 +301,23 @@ class MetadataFetcher:
         except ArchiveTooLarge as exc:
             reason = str(exc)
         except HTTPRangeRequestUnsupported as exc:
+            # The lazy wheel's own words, which show URLs with loggable_url.
             reason = f"range requests are unusable ({exc})"
         except InvalidWheel as exc:
             reason = f"the ranges do not read as a wheel ({exc})"
         except Exception as exc:
             # A network error, or anything else: the whole download is still
             # worth trying, and pip reports its errors as usual.
-            reason = f"{type(exc).__name__}: {exc}"
-        logger.debug("Lazy wheel failed for %s: %s", redact_auth_from_url(url), reason)
+            reason = loggable_error(exc)
+        logger.debug("Lazy wheel failed for %s: %s", loggable_url(url), reason)
         return None
 
     @staticmethod
     def _log_failure(url: str, exc: Exception) -> None:
         logger.debug(
-            "Metadata of %s not read ahead of pip: %s: %s",
-            redact_auth_from_url(url),
-            type(exc).__name__,
-            exc,
+            "Metadata of %s not read ahead of pip: %s",
+            loggable_url(url),
+            loggable_error(exc),
         )
 
 

@@ -23,10 +23,11 @@ import signal
 import stat
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from pip._internal.exceptions import DiagnosticPipError, InstallationError
 from pip._internal.metadata import BaseDistribution
@@ -36,9 +37,11 @@ from pip._internal.network.utils import HEADERS, raise_for_status, response_chun
 from pip._internal.utils.misc import format_size, redact_auth_from_url
 from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
 from pip._vendor.packaging.utils import canonicalize_name
+from pip._vendor.requests.auth import HTTPBasicAuth
 from pip._vendor.requests.models import Response
 from pip._vendor.rich.markup import escape
 
+from fastdeps.network.utils import LoggableError, loggable_error, loggable_url
 from fastdeps.operations.metadata import (
     FROM_CACHE,
     FROM_LAZY_WHEEL,
@@ -142,11 +145,11 @@ _MISMATCH_HINTS = {
 }
 
 
-class IncompleteDownload(Exception):
+class IncompleteDownload(LoggableError):
     """The connection ended before the declared number of bytes arrived."""
 
 
-class DownloadCancelled(Exception):
+class DownloadCancelled(LoggableError):
     """The download was stopped because the whole batch is being abandoned."""
 
 
@@ -367,7 +370,9 @@ def _target_path(location: str, link: Link) -> str:
     """The file's name in ``location``: the link's, never a path outside it."""
     filename = os.path.basename(link.filename)
     if not filename or filename in (".", ".."):
-        raise InstallationError(f"Cannot derive a file name from {link}")
+        raise InstallationError(
+            f"Cannot derive a file name from {loggable_url(link.url)}"
+        )
     return os.path.join(location, filename)
 
 
@@ -378,7 +383,7 @@ def _stream_to(
     received = 0
     for chunk in response_chunks(response):
         if batch.cancelled.is_set():
-            raise DownloadCancelled(link.url_without_fragment)
+            raise DownloadCancelled(loggable_url(link.url))
         partial_file.write(chunk)
         received += len(chunk)
         batch.progress.received(len(chunk))
@@ -396,7 +401,7 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
     downloading next to it.
     """
     if batch.cancelled.is_set():
-        return DownloadedFile(link, error=DownloadCancelled(link.url))
+        return DownloadedFile(link, error=DownloadCancelled(loggable_url(link.url)))
     try:
         response = batch.session.get(
             link.url_without_fragment, headers=HEADERS, stream=True
@@ -409,7 +414,7 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
             received = _stream_to(batch, link, response, partial_file)
             if size is not None and received != size:
                 raise IncompleteDownload(
-                    f"got {received} of {size} bytes from {link.url_without_fragment}"
+                    f"got {received} of {size} bytes from {loggable_url(link.url)}"
                 )
         batch.progress.finished(link)
         return DownloadedFile(link, target, response.headers.get("Content-Type", ""))
@@ -449,9 +454,74 @@ def _cancel_on_interrupt(batch: _Batch) -> Iterator[None]:
         batch.cancelled.set()
 
 
+@contextlib.contextmanager
+def _one_401_at_a_time(session: PipSession) -> Iterator[None]:
+    """Let one download thread at a time handle a 401; the others reuse its answer.
+
+    pip's ``MultiDomainBasicAuth.handle_401`` may ask the keyring or prompt
+    for a password, and it does not look at the credentials it stored for
+    the host before. Threads whose downloads all started without credentials
+    (the metadata came from the cache, so nothing asked the host before)
+    would each prompt, their prompts interleaved on the terminal. Here the
+    first thread runs pip's handler; each of the others, in its turn,
+    re-sends its request with the credentials pip has stored for the host
+    since it was sent, and runs pip's handler only if there are none, or if
+    they are the very ones its request was refused with.
+    """
+    auth: Any = session.auth
+    handle_401 = getattr(auth, "handle_401", None)
+    if handle_401 is None:
+        yield
+        return
+    previous = vars(auth).get("handle_401")  # the prefetcher's, if it is on
+    turn = threading.Lock()
+
+    def handle_401_in_turn(response: Response, **kwargs: Any) -> Response:
+        if response.status_code != 401:
+            return response
+        with turn:
+            resent = _resend_with_stored_credentials(auth, response, kwargs)
+            return resent if resent is not None else handle_401(response, **kwargs)
+
+    auth.handle_401 = handle_401_in_turn
+    try:
+        yield
+    finally:
+        if previous is None:
+            del auth.handle_401
+        else:
+            auth.handle_401 = previous
+
+
+def _resend_with_stored_credentials(
+    auth: Any, response: Response, kwargs: dict[str, Any]
+) -> Response | None:
+    """The answer to the request sent again with the host's stored credentials.
+
+    None when pip's session holds none for the host, or when they are the
+    ones that were refused. As pip's own handler does, the 401's body is
+    read so that its connection can be reused, and the 401 goes into the new
+    answer's history.
+    """
+    passwords: dict[str, tuple[str, str]] = getattr(auth, "passwords", {})
+    stored = passwords.get(urllib.parse.urlsplit(response.url).netloc)
+    if stored is None:
+        return None
+    request = HTTPBasicAuth(*stored)(response.request.copy())
+    if request.headers.get("Authorization") == response.request.headers.get(
+        "Authorization"
+    ):
+        return None
+    _ = response.content
+    response.raw.release_conn()
+    resent: Response = response.connection.send(request, **kwargs)
+    resent.history.append(response)
+    return resent
+
+
 def _run_batch(batch: _Batch, links: list[Link], jobs: int) -> list[DownloadedFile]:
     """Download in threads; whatever ends the batch early stops them all."""
-    with _cancel_on_interrupt(batch):
+    with _cancel_on_interrupt(batch), _one_401_at_a_time(batch.session):
         return list(
             map_multithread(
                 lambda link: _download_one(batch, link), links, max_workers=jobs
@@ -493,13 +563,17 @@ def download_files(
             downloaded[result.link] = (result.path, result.content_type)
             continue
         logger.debug(
-            "Parallel download of %s failed (%s: %s); retrying with pip's downloader",
-            redact_auth_from_url(result.link.url_without_fragment),
-            type(result.error).__name__,
-            result.error,
+            "Parallel download of %s failed (%s); retrying with pip's downloader",
+            loggable_url(result.link.url),
+            _failure_reason(result.error),
         )
         downloaded[result.link] = fallback(result.link, location)
     return downloaded
+
+
+def _failure_reason(error: Exception | None) -> str:
+    """Why a download failed, in words that hold no password or query."""
+    return "unknown" if error is None else loggable_error(error)
 
 
 def copy_atomically(source: str, destination: str) -> None:
