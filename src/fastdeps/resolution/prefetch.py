@@ -354,8 +354,8 @@ class Prefetcher:
         while the prefetcher runs.
     :param hash_checking: pip runs in hash-checking mode, where the preparer
         reads metadata without the file only for a project's only
-        installable file (:func:`~fastdeps.operations.metadata.only_installable_file`):
-        metadata is fetched ahead for those files only.
+        installable file (see ``only_installable_file()``): metadata is
+        fetched ahead for those files only.
     """
 
     def __init__(
