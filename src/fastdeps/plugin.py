@@ -595,6 +595,7 @@ def _complete_partial_requirements(
                 settings.progress_bar, len(links), get_indentation()
             ),
             fallback=self._download,
+            received=_files_received(settings, reqs),
         )
         for req in reqs:
             path, _content_type = files[req.link]
@@ -616,6 +617,19 @@ def _complete_partial_requirements(
         used = settings.metadata_used.get(req.link.url)
         if used is not None and req.link.is_wheel and dist is not used[0]:
             _check_metadata_used(self, req.link, used, dist)
+
+
+def _files_received(
+    settings: FastDepsSettings, reqs: Iterable[InstallRequirement]
+) -> dict[Link, bytes]:
+    """The files that a server sent whole while their metadata was read."""
+    received = {}
+    for req in reqs:
+        used = settings.metadata_used.get(req.link.url) if req.link else None
+        fetched = None if used is None else used[2]
+        if req.link is not None and fetched is not None and fetched.whole_file:
+            received[req.link] = fetched.whole_file
+    return received
 
 
 def _check_metadata_used(

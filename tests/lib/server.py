@@ -136,6 +136,9 @@ class Behaviour:
     #: Answer every ranged GET with this status while plain GETs work
     #: (Artifactory 401; 416; 500).
     range_status: int | None = None
+    #: With ``range_status``: only for the first this many ranged GETs since
+    #: the behaviour was assigned (a server having a bad second).
+    range_status_times: int | None = None
     #: Gzip ranged answers and say ``Content-Encoding: gzip``, even when the
     #: client sent ``Accept-Encoding: identity``. Content-Range still names
     #: the uncompressed range; Content-Length is the compressed size.
@@ -461,6 +464,7 @@ class FileServer:
         # status (206 or 200) -> answers of that status cut since the
         # behaviour was assigned
         self._cuts_done: dict[int, int] = {}
+        self._range_statuses_sent = 0
         self.log: list[LoggedRequest] = []
         #: Exceptions raised while answering (answered 500) or by an
         #: ``on_request`` hook; the fixtures fail a test that leaves any.
@@ -506,6 +510,7 @@ class FileServer:
         with self._lock:
             self._behaviour = behaviour
             self._cuts_done = {}
+            self._range_statuses_sent = 0
 
     def behave(self, **changes: object) -> Behaviour:
         """Replace the behaviour with the default one changed by ``changes``
@@ -678,6 +683,7 @@ class FileServer:
         if range_header is None:
             answer = whole_file_answer(stored, behaviour)
         else:
+            behaviour = self._with_range_status_left(behaviour)
             variant = behaviour.ranged_variants.get(path)
             answer = ranged_get_answer(
                 stored if variant is None else StoredFile.of(variant),
@@ -688,6 +694,15 @@ class FileServer:
         if method == "GET":
             self._cut_if_asked(answer, behaviour)
         return answer
+
+    def _with_range_status_left(self, behaviour: Behaviour) -> Behaviour:
+        """``behaviour``, without its range status once it has been sent enough."""
+        if behaviour.range_status is None or behaviour.range_status_times is None:
+            return behaviour
+        with self._lock:
+            spent = self._range_statuses_sent >= behaviour.range_status_times
+            self._range_statuses_sent += 0 if spent else 1
+        return dataclasses.replace(behaviour, range_status=None) if spent else behaviour
 
     def _cut_if_asked(self, answer: Answer, behaviour: Behaviour) -> None:
         """Cut the body of the first long 206 (or 200) answers, as asked."""

@@ -11,7 +11,7 @@ from pip._internal.models.link import Link, MetadataFile
 from pip._internal.network.session import PipSession
 
 from fastdeps.cache import CacheKey, MetadataCache, NullMetadataCache
-from fastdeps.network.limits import METADATA_SIZE_LIMIT
+from fastdeps.network.limits import METADATA_SIZE_LIMIT, WHOLE_FILE_LIMIT
 from fastdeps.operations.metadata import (
     FROM_CACHE,
     FROM_LAZY_WHEEL,
@@ -49,7 +49,11 @@ def test_a_wheel_without_a_metadata_file_is_read_with_one_range(
 @pytest.mark.parametrize(
     ("behaviour", "data", "reason"),
     [
-        ({"ignore_ranges": True}, None, "range requests are unusable"),
+        (
+            {"ignore_ranges": True},
+            build_wheel(payload_size=WHOLE_FILE_LIMIT + 1),
+            "range requests are unusable",
+        ),
         ({}, not_a_zip(), "the ranges do not read as a wheel"),
         ({"range_status": 500}, None, "range requests are unusable"),
     ],
@@ -318,4 +322,22 @@ def test_a_failure_is_logged_without_a_redirect_targets_query(
     assert caplog.messages == [
         f"Metadata of {link.url_without_fragment}.metadata not read ahead of pip: "
         "NetworkConnectionError (HTTP 404)"
+    ]
+
+
+def test_a_small_file_sent_whole_for_a_range_is_kept(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    """Its metadata is read from it, and the download phase needs no request."""
+    wheel = build_wheel("demo", "1.0", requires_dist=["leaf"])
+    file_server.behave(ignore_ranges=True)
+    url = file_server.add_file(f"/files/{FILENAME}", wheel)
+
+    fetched = fetcher(pip_session).fetch(Link(url))
+
+    assert fetched is not None
+    assert (fetched.source, fetched.whole_file) == (FROM_LAZY_WHEEL, wheel)
+    assert b"\nRequires-Dist: leaf\n" in fetched.contents
+    assert [(entry.status, entry.body_bytes) for entry in file_server.log] == [
+        (200, len(wheel))
     ]

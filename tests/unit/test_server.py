@@ -469,6 +469,15 @@ def test_assigning_a_behaviour_restarts_the_cut_count(
     assert not ranged(url, "bytes=0-99").complete
 
 
+def test_range_status_times_fails_only_the_first_ranged_gets(
+    file_server: FileServer, url: str
+) -> None:
+    file_server.behave(range_status=503, range_status_times=2)
+    statuses = [ranged(url, "bytes=0-9").status for _ in range(3)]
+    assert statuses == [503, 503, 206]
+    assert fetch(url).status == 200
+
+
 @pytest.mark.parametrize("status", [400, 403, 405])
 def test_head_status_fails_head_only(
     file_server: FileServer, url: str, status: int

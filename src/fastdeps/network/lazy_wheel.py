@@ -38,6 +38,8 @@ __all__ = [
     "wheel_filename_of",
 ]
 
+import builtins
+import contextlib
 import errno
 import logging
 import posixpath
@@ -46,7 +48,9 @@ import struct
 import threading
 import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import NoReturn
 from urllib.parse import unquote, urlsplit
@@ -64,9 +68,11 @@ from fastdeps.network.limits import (
     CENTRAL_DIRECTORY_ENTRIES_LIMIT,
     CENTRAL_DIRECTORY_SIZE_LIMIT,
     METADATA_SIZE_LIMIT,
+    WHOLE_FILE_LIMIT,
     LimitExceeded,
     check_limit,
 )
+from fastdeps.network.speculative import in_speculative_thread
 from fastdeps.network.utils import LoggableError, loggable_error, loggable_url
 
 logger = logging.getLogger(__name__)
@@ -146,6 +152,10 @@ class ArchiveTooLarge(HTTPRangeRequestUnsupported):
     """
 
 
+class _WholeFileKept(Exception):
+    """The first range was answered with the whole file, which is now kept."""
+
+
 class _RetriesExhausted(HTTPRangeRequestUnsupported):
     """pip's session gave up after retrying 5xx answers (its status_forcelist).
 
@@ -181,11 +191,24 @@ class FetchStats:
     bytes: int = 0
     etag: str | None = None
     last_modified: str | None = None
+    #: The whole file, when the server answered the first range with all of
+    #: it and it was small enough to keep (:data:`WHOLE_FILE_LIMIT`).
+    whole_file: builtins.bytes | None = None  # "bytes" is the field above
+
+
+#: A transient failure (a server error that pip's retries did not get past)
+#: counts against a host's ranges only once it happens this many times.
+_REPEATED = 2
 
 
 @dataclass
 class _HostSupport:
-    """What one host has shown about range requests so far in this run."""
+    """What one host has shown about range requests so far in this run.
+
+    A capability is learnt from the first clear answer (a 200 for a range, a
+    4xx for a suffix range), a transient failure only when it repeats: one
+    hiccup of a CDN must not turn the lazy path off for a whole run.
+    """
 
     #: False once the host answered a range with the whole file, or with an
     #: answer that could not be trusted: every later file from it is
@@ -198,6 +221,38 @@ class _HostSupport:
     #: False once HEAD was refused (Azure Artifacts answers 405, presigned S3
     #: URLs 403): the size is then learnt from a one-byte ranged GET.
     head: bool = True
+    #: Transient failures so far, of suffix ranges and of ranges at all.
+    suffix_errors: int = 0
+    range_errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _contacted: bool = False
+    _known: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def failed_again(self, counter: str) -> bool:
+        """Count one transient failure; whether it has now repeated."""
+        with self._lock:
+            count: int = getattr(self, counter) + 1
+            setattr(self, counter, count)
+        return count >= _REPEATED
+
+    @contextmanager
+    def first_contact(self) -> Iterator[None]:
+        """Hold speculative reads back until the host has been asked once.
+
+        The first read of a host learns what it can do; until it has, every
+        other speculative read of the same host waits, so that a host without
+        ranges costs one wasted request, not one per thread. The resolver's
+        own reads never wait for a speculative one.
+        """
+        with self._lock:
+            first, self._contacted = not self._contacted, True
+        if not first and in_speculative_thread():
+            self._known.wait()
+        try:
+            yield
+        finally:
+            if first:
+                self._known.set()
 
 
 _hosts: dict[str, _HostSupport] = {}
@@ -390,12 +445,18 @@ class LazyZipOverHTTP:
 
     def _fetch_tail(self, size: int) -> None:
         """Learn the file's length and fetch its last ``size`` bytes."""
-        if not self._host.ranges:
-            raise HTTPRangeRequestUnsupported(
-                f"{self._host_name} did not serve ranges earlier in this run"
-            )
-        length = self._fetch_suffix(size) if self._host.suffix else None
-        suffix_refused = length is None and self._host.suffix
+        with self._host.first_contact():
+            if not self._host.ranges:
+                raise HTTPRangeRequestUnsupported(
+                    f"{self._host_name} did not serve ranges earlier in this run"
+                )
+            with contextlib.suppress(_WholeFileKept):  # then every byte is here
+                self._fetch_tail_ranges(size)
+
+    def _fetch_tail_ranges(self, size: int) -> None:
+        length, suffix_refused = None, False
+        if self._host.suffix:
+            length, suffix_refused = self._fetch_suffix(size)
         if length is None:
             length = self._probe_length()
         self._length = length
@@ -406,12 +467,13 @@ class LazyZipOverHTTP:
             logger.debug("%s refuses suffix ranges", self._host_name)
             self._host.suffix = False
 
-    def _fetch_suffix(self, size: int) -> int | None:
-        """Ask for the last ``size`` bytes; return the length, or None if refused."""
+    def _fetch_suffix(self, size: int) -> tuple[int | None, bool]:
+        """Ask for the last ``size`` bytes: the length, and whether suffix
+        ranges were refused (None when this answer gave no length)."""
         try:
             response = self._send(f"bytes=-{size}")
         except _RetriesExhausted:
-            return None
+            return None, self._host.failed_again("suffix_errors")
         content_range = _parse_content_range(response.headers.get("Content-Range"))
         if (
             response.status_code == 416
@@ -423,20 +485,22 @@ class LazyZipOverHTTP:
             response.close()
             if content_range.total >= size:
                 self._host.suffix = False
-            return content_range.total
+            return content_range.total, False
         if response.status_code != 206:
             logger.debug(
                 "suffix range answered %s by %s", response.status_code, self.name
             )
             response.close()
-            return None
+            if _is_transient(response.status_code):
+                return None, self._host.failed_again("suffix_errors")
+            return None, True
         length = self._accept_partial(response, content_range)[1]
         if content_range is not None and content_range.stop != length:
             # Artifactory answers "bytes=-N" as if it were "bytes=0-N": the
             # bytes are right, but not the ones asked for.
             logger.debug("%s answers suffix ranges from the start", self._host_name)
             self._host.suffix = False
-        return length
+        return length, False
 
     def _probe_length(self) -> int:
         """Learn the file's size without a suffix range: HEAD, else bytes=0-0."""
@@ -476,35 +540,70 @@ class LazyZipOverHTTP:
     def _send_absolute(self, range_value: str) -> Response:
         """Send an absolute range request; anything but a 206 is the end.
 
-        Server errors make the host distrusted for the rest of the run: pip's
-        session retries 5xx answers with back-off (7.5 s with its default of
-        5 retries), a price worth paying once per host, not once per wheel.
-        A 4xx concerns this file only (a 404 is pip's to report).
+        A server error that repeats makes the host distrusted for the rest of
+        the run: pip's session retries 5xx answers with back-off (7.5 s with
+        its default of 5 retries), a price worth paying twice per host, not
+        once per wheel. A 4xx concerns this file only (a 404 is pip's to
+        report).
         """
         try:
             response = self._send(range_value)
         except _RetriesExhausted as exc:
-            self._distrust_host(f"answered range requests with errors ({exc})")
+            self._fail_transiently(str(exc))
         if response.status_code != 206:
             response.close()
             reason = f"HTTP {response.status_code} for a range request to {self.name}"
             if response.status_code >= 500:
-                self._distrust_host(f"answered {reason}")
+                self._fail_transiently(reason)
             raise HTTPRangeRequestUnsupported(reason)
         return response
+
+    def _fail_transiently(self, reason: str) -> NoReturn:
+        """Give up on this file; on the host too, if this has happened before."""
+        if self._host.failed_again("range_errors"):
+            self._distrust_host(f"answered range requests with errors again ({reason})")
+        raise HTTPRangeRequestUnsupported(reason)
 
     def _send(self, range_value: str) -> Response:
         """Send a ranged GET and reject answers whose bytes cannot be used."""
         response = self._session_call("GET", range_value)
-        if response.status_code == 200:
-            # Artifactory and many proxies ignore ranges: stop at once.
-            response.close()
-            self._distrust_host("answered a range request with the whole file")
         encoding = response.headers.get("Content-Encoding", "identity").lower()
         if encoding not in ("", "identity"):
             response.close()
             self._distrust_host(f"sent ranges with Content-Encoding {encoding}")
+        if response.status_code == 200:
+            # Artifactory and many proxies ignore ranges: the host is known,
+            # and no more of a large body is read.
+            self._keep_whole_file(response)
+            self._distrust_host("answered a range request with the whole file")
         return response
+
+    def _keep_whole_file(self, response: Response) -> None:
+        """Keep a small whole file sent for the file's first range; else close.
+
+        Its bytes are the file, which pip would download anyway: reading
+        them now, once, saves that second download. Only before the file's
+        length is known, that is for its first answer, and only up to
+        :data:`WHOLE_FILE_LIMIT`, so that memory stays bounded.
+
+        :raises _WholeFileKept: when the file was kept.
+        """
+        declared = response.headers.get("Content-Length", "")
+        if self._length or not declared.isdigit() or int(declared) > WHOLE_FILE_LIMIT:
+            response.close()
+            return
+        body = self._read_body(response, int(declared))
+        if len(body) != int(declared):
+            return  # cut, or longer than it said: nothing to trust
+        self._host.ranges = False
+        logger.debug(
+            "%s answered a range request with the whole file; it is kept",
+            self._host_name,
+        )
+        self._length = len(body)
+        self._segments.add(0, body)
+        self.stats.whole_file = body
+        raise _WholeFileKept
 
     def _session_call(self, method: str, range_value: str | None = None) -> Response:
         """Send one request through pip's session, counting it."""
@@ -630,6 +729,11 @@ class LazyZipOverHTTP:
     @property
     def _host_name(self) -> str:
         return urlsplit(self._url).netloc.rpartition("@")[2]
+
+
+def _is_transient(status: int) -> bool:
+    """A server error, except 501, which says what the server cannot do."""
+    return status >= 500 and status != 501
 
 
 def _metadata_path(names: list[str], name: str) -> str:
@@ -799,6 +903,7 @@ def metadata_from_wheel_url(
             stats.bytes += lazy_file.stats.bytes
             stats.etag = lazy_file.stats.etag
             stats.last_modified = lazy_file.stats.last_modified
+            stats.whole_file = lazy_file.stats.whole_file
 
 
 def dist_from_wheel_url(

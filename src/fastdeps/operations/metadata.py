@@ -22,6 +22,7 @@ keeps every failure of the fast path a fallback rather than an error.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from dataclasses import dataclass
@@ -62,11 +63,17 @@ class FetchedMetadata:
     itself first, then, for a file without a hash, the marker that says it
     was cached. Empty when nothing was cached. :meth:`MetadataFetcher.settle`
     needs them once the file is downloaded.
+
+    ``whole_file`` is the wheel itself, when the server sent all of it for a
+    range (see the lazy wheel's ``WHOLE_FILE_LIMIT``): the download phase
+    uses it instead of asking for the same bytes again. It is not verified
+    yet; pip checks its hashes as for any download.
     """
 
     contents: bytes
     source: str
     cache_keys: tuple[CacheKey, ...] = ()
+    whole_file: bytes | None = None
 
 
 class CacheOutcome(enum.Enum):
@@ -152,7 +159,7 @@ class MetadataFetcher:
         stored = tuple(key for key in keys if key is not None)
         for stored_key in stored:
             self._cache.store(stored_key, fetched.contents)
-        return FetchedMetadata(fetched.contents, fetched.source, stored)
+        return dataclasses.replace(fetched, cache_keys=stored)
 
     def settle(
         self,
@@ -275,7 +282,10 @@ class MetadataFetcher:
         validators_key = CacheKey.from_validators(
             link.url_without_fragment, stats.etag, stats.last_modified
         )
-        return FetchedMetadata(contents, FROM_LAZY_WHEEL), validators_key
+        fetched = FetchedMetadata(
+            contents, FROM_LAZY_WHEEL, whole_file=stats.whole_file
+        )
+        return fetched, validators_key
 
     def _fetch_pep_658(self, metadata_link: Link) -> FetchedMetadata | None:
         url = metadata_link.url_without_fragment

@@ -24,7 +24,7 @@ import stat
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, BinaryIO, Protocol
@@ -537,6 +537,7 @@ def download_files(
     jobs: int = DEFAULT_DOWNLOAD_JOBS,
     progress: DownloadProgress,
     fallback: Callable[[Link, str], tuple[str, str]],
+    received: Mapping[Link, bytes] | None = None,
 ) -> dict[Link, tuple[str, str]]:
     """Download every link into ``location``, ``jobs`` at a time.
 
@@ -548,16 +549,24 @@ def download_files(
         content_type)``. A file that the parallel pass could not fetch is
         fetched again through it, one at a time, so that pip's resume logic
         and pip's error messages apply exactly as without this plugin.
+    :param received: files whose bytes already arrived (a server that sent
+        a whole file for a range): they are written, not downloaded again.
     :returns: every link, mapped to its file's path and content type.
     """
     link_list = list(dict.fromkeys(links))
     batch = _Batch(session, location, progress, default_file_mode())
+    written = {
+        link: _write_received(batch, link, data)
+        for link, data in (received or {}).items()
+        if link in link_list
+    }
+    link_list = [link for link in link_list if link not in written]
     try:
         results = _run_batch(batch, link_list, max(1, jobs))
     finally:
         progress.close()
     by_link = {result.link: result for result in results}
-    downloaded: dict[Link, tuple[str, str]] = {}
+    downloaded: dict[Link, tuple[str, str]] = dict(written)
     for result in (by_link[link] for link in link_list):
         if result.path is not None:
             downloaded[result.link] = (result.path, result.content_type)
@@ -569,6 +578,14 @@ def download_files(
         )
         downloaded[result.link] = fallback(result.link, location)
     return downloaded
+
+
+def _write_received(batch: _Batch, link: Link, data: bytes) -> tuple[str, str]:
+    """Write a file that arrived whole, as a download of it would be written."""
+    target = _target_path(batch.location, link)
+    with atomic_write(target, batch.file_mode) as partial_file:
+        partial_file.write(data)
+    return target, ""
 
 
 def _failure_reason(error: Exception | None) -> str:
