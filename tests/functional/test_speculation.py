@@ -218,3 +218,58 @@ def test_an_index_behind_basic_auth_answers_with_keyrings_credentials(
 
         assert result.returncode == 0, result.stderr
         assert "Would install bar-1.0 foo-1.0" in result.stdout
+
+
+def wheel_gets(server: FileServer) -> list[tuple[str, str | None, int]]:
+    return [
+        (entry.path, entry.range, entry.status)
+        for entry in server.log
+        if is_wheel_request(entry)
+    ]
+
+
+def test_a_small_file_sent_whole_for_a_range_is_fetched_once(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """``python -m http.server``, devpi-server: ranges answered with the
+    whole file. That answer is the file; it is not downloaded again (pip's
+    own test_download_metadata_server serves each file once only)."""
+    file_server.behave(ignore_ranges=True)
+    path = publish(file_server, "solo", "1.0")
+    for venv, extra in ((stock_venv, []), (plugin_venv, [FAST_DEPS])):
+        file_server.clear_log()
+        target = tmp_path / venv.root.name
+        result = run_pip(
+            venv,
+            ["download", "-d", str(target), "--no-cache-dir", *extra]
+            + ["--index-url", file_server.index_url, "solo"],
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert [p.name for p in target.iterdir()] == [wheel_filename("solo", "1.0")]
+        assert [(p, status) for p, _, status in wheel_gets(file_server)] == [
+            (path, 200)
+        ]
+
+
+def test_a_host_without_ranges_costs_one_wasted_request(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """Until the host has answered one range, its other ranges wait: behind
+    a server that ignores ranges, one request is wasted, not one per file."""
+    wheels = publish_flat(file_server, 4, payload_size=2 * 1024 * 1024)
+    file_server.behave(ignore_ranges=True)
+    target = tmp_path / "downloads"
+    result = run_pip(
+        plugin_venv,
+        ["download", "-d", str(target), "--no-cache-dir", FAST_DEPS]
+        + ["--index-url", file_server.index_url, *(f"flat{n}" for n in range(4))],
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert {path.name: path.read_bytes() for path in target.iterdir()} == wheels
+    requests = wheel_gets(file_server)
+    assert len([entry for entry in requests if entry[1] is not None]) == 1
+    assert len([entry for entry in requests if entry[1] is None]) == 4
