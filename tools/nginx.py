@@ -79,6 +79,12 @@ http {{
         listen {host}:{port};
         root {root};
         index index.html;
+        # The files again, without ranges: nginx answers a Range header with
+        # 200 and the whole file, as devpi-server and http.server do.
+        location /norange-files/ {{
+            alias {root}/files/;
+            max_ranges 0;
+        }}
     }}
 }}
 """

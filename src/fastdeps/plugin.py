@@ -442,10 +442,13 @@ def _enable_on(preparer: Any, settings: FastDepsSettings) -> None:
     import fastdeps
     from fastdeps.cache import open_metadata_cache
     from fastdeps.operations.metadata import MetadataFetcher
+    from fastdeps.operations.whole_files import WholeFiles
 
     preparer.use_lazy_wheel = True
     settings.fetcher = MetadataFetcher(
-        preparer._session, open_metadata_cache(settings.cache_dir)
+        preparer._session,
+        open_metadata_cache(settings.cache_dir),
+        WholeFiles.in_pip_temp_dir(),
     )
     preparer._fastdeps = settings
     for name, function in _PREPARER_METHODS.items():
@@ -544,7 +547,11 @@ def _dist_from_fetched_metadata(
     from pip._internal.utils._log import VERBOSE
     from pip._vendor.packaging.utils import canonicalize_name
 
-    from fastdeps.operations.metadata import FROM_LAZY_WHEEL, FROM_PEP_658
+    from fastdeps.operations.metadata import (
+        FROM_LAZY_WHEEL,
+        FROM_PEP_658,
+        FROM_WHOLE_FILE,
+    )
 
     link = req.link
     if req.req is None or link is None:
@@ -566,6 +573,12 @@ def _dist_from_fetched_metadata(
             "Obtaining dependency information for %s from %s",
             req.req,
             link.metadata_link(),
+        )
+    elif fetched.source == FROM_WHOLE_FILE:
+        logger.info(
+            "Obtaining dependency information from %s %s, downloaded whole",
+            dist.raw_name,
+            dist.version,
         )
     else:
         logger.log(VERBOSE, "Using cached metadata of %s", link.filename)
@@ -621,14 +634,14 @@ def _complete_partial_requirements(
 
 def _files_received(
     settings: FastDepsSettings, reqs: Iterable[InstallRequirement]
-) -> dict[Link, bytes]:
-    """The files that a server sent whole while their metadata was read."""
+) -> dict[Link, str]:
+    """The wheels that arrived whole while their metadata was read: on disk."""
     received = {}
     for req in reqs:
         used = settings.metadata_used.get(req.link.url) if req.link else None
         fetched = None if used is None else used[2]
-        if req.link is not None and fetched is not None and fetched.whole_file:
-            received[req.link] = fetched.whole_file
+        if req.link is not None and fetched is not None and fetched.file_path:
+            received[req.link] = fetched.file_path
     return received
 
 

@@ -8,10 +8,12 @@ what pip printed.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -253,23 +255,68 @@ def test_a_small_file_sent_whole_for_a_range_is_fetched_once(
         ]
 
 
-def test_a_host_without_ranges_costs_one_wasted_request(
+def test_a_host_without_ranges_sends_each_wheel_once(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """Behind a server that ignores ranges, the wheels are read whole ahead
+    of the resolver, the first range's answer included, and the download
+    phase uses them: one GET per wheel, as with stock pip, and the files are
+    stock pip's."""
+    wheels = publish_flat(file_server, 4, payload_size=2 * 1024 * 1024)
+    file_server.behave(ignore_ranges=True)
+    names = [f"flat{n}" for n in range(4)]
+    downloaded = {}
+    for venv, extra in ((stock_venv, []), (plugin_venv, [FAST_DEPS, "-v"])):
+        file_server.clear_log()
+        target = tmp_path / venv.root.name
+        result = run_pip(
+            venv,
+            ["download", "-d", str(target), "--no-cache-dir", *extra]
+            + ["--index-url", file_server.index_url, *names],
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 0, result.stderr
+        downloaded[venv.root.name] = {p.name: p.read_bytes() for p in target.iterdir()}
+        assert sorted(path for path, _, _ in wheel_gets(file_server)) == sorted(
+            f"/files/{filename}" for filename in wheels
+        )
+
+    assert (
+        downloaded[stock_venv.root.name] == downloaded[plugin_venv.root.name] == wheels
+    )
+    assert len([entry for entry in wheel_gets(file_server) if entry[1]]) == 1
+
+
+def test_whole_wheels_read_ahead_and_unused_are_counted_and_deleted(
     plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
-    """Until the host has answered one range, its other ranges wait: behind
-    a server that ignores ranges, one request is wasted, not one per file."""
-    wheels = publish_flat(file_server, 4, payload_size=2 * 1024 * 1024)
+    """zeta 9.0 needs a blocker that cannot be had: the resolver leaves it
+    for 8.0, and the prefetcher reads the next candidates ahead, whole, on a
+    server without ranges. They go unused: the summary says so."""
+    for major in range(1, 10):
+        requires = ["blocker>=2"] if major == 9 else []
+        publish(file_server, "zeta", f"{major}.0", requires_dist=requires)
+    publish(file_server, "blocker", "1.0")
     file_server.behave(ignore_ranges=True)
     target = tmp_path / "downloads"
     result = run_pip(
         plugin_venv,
-        ["download", "-d", str(target), "--no-cache-dir", FAST_DEPS]
-        + ["--index-url", file_server.index_url, *(f"flat{n}" for n in range(4))],
+        ["download", "-d", str(target), "--no-cache-dir", FAST_DEPS, "-v"]
+        + ["--index-url", file_server.index_url, "zeta", "blocker"],
         cwd=tmp_path,
     )
 
     assert result.returncode == 0, result.stderr
-    assert {path.name: path.read_bytes() for path in target.iterdir()} == wheels
-    requests = wheel_gets(file_server)
-    assert len([entry for entry in requests if entry[1] is not None]) == 1
-    assert len([entry for entry in requests if entry[1] is None]) == 4
+    assert sorted(path.name for path in target.iterdir()) == [
+        wheel_filename("blocker", "1.0"),
+        wheel_filename("zeta", "8.0"),
+    ]
+    summary = re.search(
+        r"(\d+) whole wheels \((\d+) unused, ([^)]+) deleted\)", result.stdout
+    )
+    assert summary is not None, result.stdout
+    fetched, unused = int(summary.group(1)), int(summary.group(2))
+    assert unused >= 1 and fetched >= unused
+    gets = Counter(path for path, _, _ in wheel_gets(file_server))
+    assert set(gets.values()) == {1}  # no wheel fetched twice

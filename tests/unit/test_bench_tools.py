@@ -76,6 +76,8 @@ def test_index_variants_differ_only_by_the_metadata_attributes(
         '<a href="demo/">demo</a>'
         in (root / "demo-set/plain/simple/index.html").read_text()
     )
+    norange = (root / "demo-set/norange/simple/demo/index.html").read_text()
+    assert norange == plain.replace('href="/files/', 'href="/norange-files/')
 
 
 def test_dependency_levels_follow_requires_dist_but_not_extras(

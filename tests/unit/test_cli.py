@@ -11,7 +11,6 @@ import pytest
 
 from fastdeps.__main__ import main
 from fastdeps.network.lazy_wheel import FIRST_REQUEST_SIZE
-from fastdeps.network.limits import WHOLE_FILE_LIMIT
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, metadata_text, not_a_zip
 
@@ -83,7 +82,7 @@ def test_without_stats_prints_only_metadata(
         ),
         (
             "/demo-1.0-py3-none-any.whl",
-            build_wheel(payload_size=WHOLE_FILE_LIMIT + 1),
+            build_wheel(),
             {"ignore_ranges": True},
             "ERROR: cannot read {url} with range requests: 127.0.0.1:",
         ),

@@ -12,6 +12,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from fastdeps.network.lazy_wheel import (
     FIRST_REQUEST_SIZE,
     ArchiveTooLarge,
     FetchStats,
+    HostWithoutRanges,
     HTTPRangeRequestUnsupported,
     LazyZipOverHTTP,
     _parse_content_range,
@@ -195,21 +197,27 @@ def test_whole_file_for_a_range_stops_at_once_and_is_remembered(
     assert len(file_server.log) == 1
 
 
-def test_a_small_whole_file_for_the_first_range_is_kept(
-    file_server: FileServer, pip_session: PipSession
+def test_a_whole_file_for_the_first_range_is_handed_over_and_read(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
 ) -> None:
     """Its bytes are the file, which pip would download next: read once."""
     file_server.behave(ignore_ranges=True)
-    wheel = build_wheel(metadata=METADATA, payload_size=64 * 1024)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
     url = serve(file_server, wheel)
     stats = FetchStats()
 
-    assert metadata_from_wheel_url("demo", url, pip_session, stats) == METADATA
-    assert stats.whole_file == wheel
+    def keep(response: Response) -> str:
+        path = tmp_path / "kept.whl"
+        path.write_bytes(response.raw.read())
+        return str(path)
+
+    assert metadata_from_wheel_url("demo", url, pip_session, stats, keep) == METADATA
+    assert stats.file_path == str(tmp_path / "kept.whl")
+    assert (tmp_path / "kept.whl").read_bytes() == wheel
     assert [(entry.status, entry.body_bytes) for entry in file_server.log] == [
         (200, len(wheel))
     ]
-    with pytest.raises(HTTPRangeRequestUnsupported, match="earlier in this run"):
+    with pytest.raises(HostWithoutRanges, match="earlier in this run"):
         metadata_from_wheel_url("demo", serve(file_server, wheel, "other"), pip_session)
     assert len(file_server.log) == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,19 @@ from pip._internal.models.link import Link, MetadataFile
 from pip._internal.network.session import PipSession
 
 from fastdeps.cache import CacheKey, MetadataCache, NullMetadataCache
-from fastdeps.network.limits import METADATA_SIZE_LIMIT, WHOLE_FILE_LIMIT
+from fastdeps.network.limits import METADATA_SIZE_LIMIT
+from fastdeps.network.speculative import mark_speculative_thread
 from fastdeps.operations.metadata import (
     FROM_CACHE,
     FROM_LAZY_WHEEL,
     FROM_PEP_658,
+    FROM_WHOLE_FILE,
     CacheOutcome,
     FetchedMetadata,
     MetadataFetcher,
     link_hashes,
 )
+from fastdeps.operations.whole_files import WholeFiles
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, metadata_text, not_a_zip, wheel_filename
 
@@ -51,7 +55,7 @@ def test_a_wheel_without_a_metadata_file_is_read_with_one_range(
     [
         (
             {"ignore_ranges": True},
-            build_wheel(payload_size=WHOLE_FILE_LIMIT + 1),
+            build_wheel(),
             "range requests are unusable",
         ),
         ({}, not_a_zip(), "the ranges do not read as a wheel"),
@@ -325,19 +329,82 @@ def test_a_failure_is_logged_without_a_redirect_targets_query(
     ]
 
 
-def test_a_small_file_sent_whole_for_a_range_is_kept(
-    file_server: FileServer, pip_session: PipSession
+def test_a_file_sent_whole_for_a_range_is_kept_on_disk(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
 ) -> None:
     """Its metadata is read from it, and the download phase needs no request."""
     wheel = build_wheel("demo", "1.0", requires_dist=["leaf"])
     file_server.behave(ignore_ranges=True)
     url = file_server.add_file(f"/files/{FILENAME}", wheel)
+    files = WholeFiles(lambda: str(tmp_path))
 
-    fetched = fetcher(pip_session).fetch(Link(url))
+    fetched = MetadataFetcher(pip_session, NullMetadataCache(), files).fetch(Link(url))
 
-    assert fetched is not None
-    assert (fetched.source, fetched.whole_file) == (FROM_LAZY_WHEEL, wheel)
+    assert fetched is not None and fetched.file_path is not None
+    assert fetched.source == FROM_WHOLE_FILE
+    assert Path(fetched.file_path).read_bytes() == wheel
     assert b"\nRequires-Dist: leaf\n" in fetched.contents
     assert [(entry.status, entry.body_bytes) for entry in file_server.log] == [
         (200, len(wheel))
     ]
+
+
+def test_a_host_without_ranges_has_its_wheels_downloaded_whole_once(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    file_server.behave(ignore_ranges=True)
+    wheels = {name: build_wheel(name, "1.0") for name in ("first", "second")}
+    links = {
+        name: Link(file_server.add_file(f"/files/{name}-1.0-py3-none-any.whl", data))
+        for name, data in wheels.items()
+    }
+    fetcher = MetadataFetcher(
+        pip_session, NullMetadataCache(), WholeFiles(lambda: str(tmp_path))
+    )
+
+    kept = {name: fetcher.fetch(link) for name, link in links.items()}
+
+    for name, fetched in kept.items():
+        assert fetched is not None and fetched.file_path is not None
+        assert Path(fetched.file_path).read_bytes() == wheels[name]
+    assert [(entry.range is None, entry.status) for entry in file_server.log] == [
+        (False, 200),
+        (True, 200),
+    ]
+
+
+def test_a_whole_file_that_fails_the_index_hash_is_not_kept(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    wheel = build_wheel("demo", "1.0")
+    file_server.behave(ignore_ranges=True)
+    url = file_server.add_file(f"/files/{FILENAME}", wheel)
+    link = Link(f"{url}#sha256={'0' * 64}")
+
+    fetched = MetadataFetcher(
+        pip_session, NullMetadataCache(), WholeFiles(lambda: str(tmp_path))
+    ).fetch(link)
+
+    assert fetched is None
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+
+
+def test_speculation_stops_at_the_budget_for_whole_files(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    wheel = build_wheel("demo", "1.0")
+    file_server.behave(ignore_ranges=True)
+    link = Link(file_server.add_file(f"/files/{FILENAME}", wheel))
+    fetcher = MetadataFetcher(
+        pip_session,
+        NullMetadataCache(),
+        WholeFiles(lambda: str(tmp_path), budget=len(wheel) - 1),
+    )
+
+    def speculate() -> FetchedMetadata | None:
+        mark_speculative_thread()
+        return fetcher.fetch(link)
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(speculate).result() is None
+    assert fetcher.fetch(link) is not None  # the resolver's own read: no budget

@@ -39,6 +39,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sets", nargs="+", help="requirement sets to run")
     parser.add_argument("--contenders", nargs="+", help="only these contenders")
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=index.VARIANTS,
+        help="only these index variants",
+    )
+    parser.add_argument(
         "--patched-pip",
         metavar="PYTHON",
         help=(
@@ -94,7 +100,7 @@ def run_all(
     for set_name in sets:
         for task in args.tasks or run.TASKS:
             for _ in range(args.runs):
-                for variant in index.VARIANTS:
+                for variant in args.variants or index.VARIANTS:
                     url = f"{network.public_url}/{set_name}/{variant}/simple/"
                     for contender in contenders:
                         key = (set_name, variant, task, contender.name)

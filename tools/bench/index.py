@@ -9,8 +9,13 @@ Layout under the index root (served as is by nginx)::
     <set>/pep658/simple/<project>/   the same links with data-core-metadata and
                                      data-dist-info-metadata (PEP 714): what
                                      PyPI serves
+    <set>/norange/simple/<project>/  links without metadata attributes to
+                                     /norange-files/, where nginx serves the
+                                     same files without ranges (max_ranges 0):
+                                     what devpi-server, python -m http.server
+                                     and many proxies do
 
-Both variants point at the same files, so the wheels are on disk once. Each
+Every variant points at the same files, so the wheels are on disk once. Each
 set gets its own pages listing only the files of its lock, so that a
 resolver sees exactly the versions the set was designed around (the
 backtracking set depends on that).
@@ -30,7 +35,11 @@ from pathlib import Path
 
 from tools.bench.corpus import canonical_name
 
-VARIANTS = ("plain", "pep658")
+VARIANTS = ("plain", "pep658", "norange")
+
+#: Where each variant's links point (tools/nginx.py serves both).
+FILES_PATH = "/files/"
+NO_RANGE_FILES_PATH = "/norange-files/"
 
 
 @dataclass(frozen=True)
@@ -96,13 +105,15 @@ def anchor(
     sha256: str,
     requires_python: str | None = None,
     metadata_sha256: str | None = None,
+    files_path: str = FILES_PATH,
 ) -> str:
-    """One ``<a>`` of a project page under ``/files/`` (PEP 503).
+    """One ``<a>`` of a project page, to a file under ``files_path`` (PEP 503).
 
     With ``metadata_sha256``, the page says a PEP 658 ``.metadata`` file
     with that hash sits next to the wheel. Also the test server's pages.
     """
-    attributes = [f'href="/files/{html.escape(filename)}#sha256={sha256}"']
+    href = f"{files_path}{html.escape(filename)}#sha256={sha256}"
+    attributes = [f'href="{href}"']
     if requires_python is not None:
         escaped = html.escape(requires_python, quote=True)
         attributes.append(f'data-requires-python="{escaped}"')
@@ -124,7 +135,12 @@ def page(title: str, lines: Iterable[str]) -> str:
     )
 
 
-def write_simple(simple_dir: Path, entries: list[WheelEntry], pep658: bool) -> None:
+def write_simple(
+    simple_dir: Path,
+    entries: list[WheelEntry],
+    pep658: bool,
+    files_path: str = FILES_PATH,
+) -> None:
     by_project: dict[str, list[WheelEntry]] = defaultdict(list)
     for entry in entries:
         by_project[entry.project].append(entry)
@@ -141,6 +157,7 @@ def write_simple(simple_dir: Path, entries: list[WheelEntry], pep658: bool) -> N
                 entry.sha256,
                 entry.requires_python,
                 entry.metadata_sha256 if pep658 else None,
+                files_path,
             )
             for entry in ordered
         ]
@@ -162,4 +179,5 @@ def build(index_root: Path, wheels_by_set: dict[str, list[Path]]) -> None:
             entries.append(cache[wheel])
         for variant in VARIANTS:
             simple_dir = index_root / set_name / variant / "simple"
-            write_simple(simple_dir, entries, pep658=variant == "pep658")
+            files_path = NO_RANGE_FILES_PATH if variant == "norange" else FILES_PATH
+            write_simple(simple_dir, entries, variant == "pep658", files_path)

@@ -145,7 +145,9 @@ class FastDepsRequirementPreparer(RequirementPreparer):
     def __init__(self, *, fast_deps: FastDepsSettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         fast_deps.fetcher = MetadataFetcher(
-            self._session, open_metadata_cache(fast_deps.cache_dir)
+            self._session,
+            open_metadata_cache(fast_deps.cache_dir),
+            WholeFiles.in_pip_temp_dir(),
         )
         self._fast_deps = fast_deps
         logger.info(
@@ -223,6 +225,7 @@ rename it to the pull request's number.
         ),
         steps=(
             NewModule("fastdeps.network.limits"),
+            NewModule("fastdeps.network.speculative"),
             MergeModule("fastdeps.network.utils"),
             NewModule("fastdeps.network.lazy_wheel", replaces=True),
         ),
@@ -297,6 +300,7 @@ The next commit makes the fast-deps preparer use it.
         steps=(
             MergeModule("fastdeps.utils.filesystem"),
             MergeModule("fastdeps.cache"),
+            NewModule("fastdeps.operations.whole_files"),
             NewModule("fastdeps.operations.metadata"),
             Edit(
                 "src/pip/_internal/commands/cache.py",
@@ -392,6 +396,7 @@ that pip without the feature runs exactly the code it ran before.
                     ("typing", "Any"),
                     ("pip._internal.cache", "open_metadata_cache"),
                     ("pip._internal.operations.metadata", "MetadataFetcher"),
+                    ("pip._internal.operations.whole_files", "WholeFiles"),
                 ),
             ),
             OptionFromFactory(
@@ -498,7 +503,6 @@ feature makes the same calls in the same order as before.
             "ahead of the resolver, in parallel, without changing its results.",
         ),
         steps=(
-            NewModule("fastdeps.network.speculative"),
             NewModule("fastdeps.resolution.prefetch"),
             CopyDefinitions(
                 "fastdeps.plugin",

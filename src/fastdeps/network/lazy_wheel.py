@@ -31,28 +31,29 @@ __all__ = [
     "ArchiveTooLarge",
     "FetchStats",
     "HTTPRangeRequestUnsupported",
+    "HostWithoutRanges",
     "InvalidRemoteWheel",
     "LazyZipOverHTTP",
     "dist_from_wheel_url",
+    "metadata_from_wheel_file",
     "metadata_from_wheel_url",
     "wheel_filename_of",
 ]
 
-import builtins
-import contextlib
 import errno
 import logging
+import os
 import posixpath
 import re
 import struct
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from pip._internal.exceptions import InvalidWheel, NetworkConnectionError
@@ -68,7 +69,6 @@ from fastdeps.network.limits import (
     CENTRAL_DIRECTORY_ENTRIES_LIMIT,
     CENTRAL_DIRECTORY_SIZE_LIMIT,
     METADATA_SIZE_LIMIT,
-    WHOLE_FILE_LIMIT,
     LimitExceeded,
     check_limit,
 )
@@ -152,8 +152,20 @@ class ArchiveTooLarge(HTTPRangeRequestUnsupported):
     """
 
 
-class _WholeFileKept(Exception):
-    """The first range was answered with the whole file, which is now kept."""
+class HostWithoutRanges(HTTPRangeRequestUnsupported):
+    """The host has shown, earlier in this run, that it serves no ranges."""
+
+
+class _WholeFileSent(Exception):
+    """The file's first range was answered with the whole file.
+
+    ``response`` is still open, its body unread: it is the file, which a
+    caller may keep rather than download again.
+    """
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("the whole file was sent for a range")
+        self.response = response
 
 
 class _RetriesExhausted(HTTPRangeRequestUnsupported):
@@ -191,9 +203,9 @@ class FetchStats:
     bytes: int = 0
     etag: str | None = None
     last_modified: str | None = None
-    #: The whole file, when the server answered the first range with all of
-    #: it and it was small enough to keep (:data:`WHOLE_FILE_LIMIT`).
-    whole_file: builtins.bytes | None = None  # "bytes" is the field above
+    #: Where the whole file was kept, when the server answered the first
+    #: range with all of it (see :func:`metadata_from_wheel_url`).
+    file_path: str | None = None
 
 
 #: A transient failure (a server error that pip's retries did not get past)
@@ -360,6 +372,7 @@ class LazyZipOverHTTP:
         session: PipSession,
         first_request_size: int = FIRST_REQUEST_SIZE,
         fetch_limit: int = READ_LIMIT,
+        stats: FetchStats | None = None,
     ) -> None:
         self._url = url
         self._session = session
@@ -369,7 +382,7 @@ class LazyZipOverHTTP:
         self._retry_left = True
         self._position = 0
         self._closed = False
-        self.stats = FetchStats()
+        self.stats = FetchStats() if stats is None else stats
         self._length = 0  # known from the first answer, which _fetch_tail sends
         self._fetch_tail(first_request_size)
 
@@ -447,11 +460,10 @@ class LazyZipOverHTTP:
         """Learn the file's length and fetch its last ``size`` bytes."""
         with self._host.first_contact():
             if not self._host.ranges:
-                raise HTTPRangeRequestUnsupported(
+                raise HostWithoutRanges(
                     f"{self._host_name} did not serve ranges earlier in this run"
                 )
-            with contextlib.suppress(_WholeFileKept):  # then every byte is here
-                self._fetch_tail_ranges(size)
+            self._fetch_tail_ranges(size)
 
     def _fetch_tail_ranges(self, size: int) -> None:
         length, suffix_refused = None, False
@@ -572,38 +584,16 @@ class LazyZipOverHTTP:
             response.close()
             self._distrust_host(f"sent ranges with Content-Encoding {encoding}")
         if response.status_code == 200:
-            # Artifactory and many proxies ignore ranges: the host is known,
-            # and no more of a large body is read.
-            self._keep_whole_file(response)
+            # Artifactory and many proxies ignore ranges: the host is known.
+            # The body is the file: the file's first answer is handed over
+            # unread, to be kept rather than downloaded again; any later one
+            # is closed at once.
+            self._host.ranges = False
+            if not self._length:
+                raise _WholeFileSent(response)
+            response.close()
             self._distrust_host("answered a range request with the whole file")
         return response
-
-    def _keep_whole_file(self, response: Response) -> None:
-        """Keep a small whole file sent for the file's first range; else close.
-
-        Its bytes are the file, which pip would download anyway: reading
-        them now, once, saves that second download. Only before the file's
-        length is known, that is for its first answer, and only up to
-        :data:`WHOLE_FILE_LIMIT`, so that memory stays bounded.
-
-        :raises _WholeFileKept: when the file was kept.
-        """
-        declared = response.headers.get("Content-Length", "")
-        if self._length or not declared.isdigit() or int(declared) > WHOLE_FILE_LIMIT:
-            response.close()
-            return
-        body = self._read_body(response, int(declared))
-        if len(body) != int(declared):
-            return  # cut, or longer than it said: nothing to trust
-        self._host.ranges = False
-        logger.debug(
-            "%s answered a range request with the whole file; it is kept",
-            self._host_name,
-        )
-        self._length = len(body)
-        self._segments.add(0, body)
-        self.stats.whole_file = body
-        raise _WholeFileKept
 
     def _session_call(self, method: str, range_value: str | None = None) -> Response:
         """Send one request through pip's session, counting it."""
@@ -783,7 +773,9 @@ def _entry_span(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> tuple[int, 
     return entry.header_offset, min([archive.start_dir, *later_starts])
 
 
-def _claimed_directory(lazy_file: LazyZipOverHTTP) -> tuple[int, int] | None:
+def _claimed_directory(
+    lazy_file: LazyZipOverHTTP | BinaryIO,
+) -> tuple[int, int] | None:
     """The entries and bytes the end records claim for the central directory.
 
     Read from the end of the file, which the first answer holds, where
@@ -817,7 +809,7 @@ def _claimed_directory(lazy_file: LazyZipOverHTTP) -> tuple[int, int] | None:
     return entries, size
 
 
-def _check_directory_claim(lazy_file: LazyZipOverHTTP) -> None:
+def _check_directory_claim(lazy_file: LazyZipOverHTTP | BinaryIO) -> None:
     """Refuse a central directory past its limits before it is fetched."""
     claimed = _claimed_directory(lazy_file)
     if claimed is None:
@@ -850,11 +842,17 @@ def _inflate(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bytes:
     return metadata
 
 
-def _read_metadata(lazy_file: LazyZipOverHTTP, name: str, url: str) -> bytes:
-    """Read METADATA out of the remote archive, fetching only its bytes."""
+def _read_metadata(
+    archive_file: LazyZipOverHTTP | BinaryIO, name: str, url: str
+) -> bytes:
+    """Read METADATA out of an archive; of a remote one, fetch only its bytes.
+
+    The same limits hold for a file on disk, which a server may have sent
+    whole: what it claims is checked before anything is read.
+    """
     try:
-        _check_directory_claim(lazy_file)
-        archive = zipfile.ZipFile(lazy_file)
+        _check_directory_claim(archive_file)
+        archive = zipfile.ZipFile(archive_file)
         check_limit(
             len(archive.infolist()),
             CENTRAL_DIRECTORY_ENTRIES_LIMIT,
@@ -863,7 +861,8 @@ def _read_metadata(lazy_file: LazyZipOverHTTP, name: str, url: str) -> bytes:
         )
         entry = archive.getinfo(_metadata_path(archive.namelist(), name))
         _check_metadata_claim(entry)
-        lazy_file.ensure(*_entry_span(archive, entry))
+        if isinstance(archive_file, LazyZipOverHTTP):
+            archive_file.ensure(*_entry_span(archive, entry))
         return _inflate(archive, entry)
     except LimitExceeded as exc:
         raise ArchiveTooLarge(str(exc)) from exc
@@ -881,7 +880,11 @@ def _read_metadata(lazy_file: LazyZipOverHTTP, name: str, url: str) -> bytes:
 
 
 def metadata_from_wheel_url(
-    name: str, url: str, session: PipSession, stats: FetchStats | None = None
+    name: str,
+    url: str,
+    session: PipSession,
+    stats: FetchStats | None = None,
+    keep_whole_file: Callable[[Response], str | None] | None = None,
 ) -> bytes:
     """Return the raw METADATA bytes of the remote wheel at ``url``.
 
@@ -889,21 +892,42 @@ def metadata_from_wheel_url(
     :param url: where the wheel is; redirects are followed.
     :param session: pip's session, whose authentication, proxies,
         certificates and retries apply to every request.
-    :param stats: if given, the requests and bytes it took are added to it.
+    :param stats: if given, filled in with what it took (a fresh one).
+    :param keep_whole_file: when the server answers the first range with the
+        whole file, it gets that answer, unread, and returns where it saved
+        the file, or None; the metadata is then read from the saved file
+        (``stats.file_path``), and nothing is fetched twice.
     :raises HTTPRangeRequestUnsupported: the server cannot serve ranges that
         can be trusted; download the whole file instead.
+    :raises HostWithoutRanges: the host did not serve ranges earlier.
     :raises InvalidRemoteWheel: the file is not a wheel (pip's InvalidWheel).
     """
-    lazy_file = LazyZipOverHTTP(url, session)
+    stats = FetchStats() if stats is None else stats
     try:
-        return _read_metadata(lazy_file, name, url)
-    finally:
-        if stats is not None:
-            stats.requests += lazy_file.stats.requests
-            stats.bytes += lazy_file.stats.bytes
-            stats.etag = lazy_file.stats.etag
-            stats.last_modified = lazy_file.stats.last_modified
-            stats.whole_file = lazy_file.stats.whole_file
+        lazy_file = LazyZipOverHTTP(url, session, stats=stats)
+    except _WholeFileSent as sent:
+        with sent.response:
+            path = None if keep_whole_file is None else keep_whole_file(sent.response)
+        if path is None:
+            host = urlsplit(url).netloc.rpartition("@")[2]
+            raise HTTPRangeRequestUnsupported(
+                f"{host} answered a range request with the whole file"
+            ) from None
+        stats.file_path = path
+        stats.bytes += os.path.getsize(path)
+        return metadata_from_wheel_file(name, path, url)
+    return _read_metadata(lazy_file, name, url)
+
+
+def metadata_from_wheel_file(name: str, path: str, url: str) -> bytes:
+    """The METADATA of a wheel on disk, read as a remote one's is.
+
+    :param url: where it came from, for the error of a file that is no wheel.
+    :raises ArchiveTooLarge: the archive is past a limit.
+    :raises InvalidRemoteWheel: the file is not a wheel.
+    """
+    with open(path, "rb") as wheel_file:
+        return _read_metadata(wheel_file, name, url)
 
 
 def dist_from_wheel_url(

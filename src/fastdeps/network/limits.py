@@ -26,7 +26,6 @@ __all__ = [
     "CENTRAL_DIRECTORY_ENTRIES_LIMIT",
     "CENTRAL_DIRECTORY_SIZE_LIMIT",
     "METADATA_SIZE_LIMIT",
-    "WHOLE_FILE_LIMIT",
     "LimitExceeded",
     "check_limit",
     "read_limited",
@@ -59,16 +58,6 @@ The largest METADATA of 114 real wheels surveyed is fonttools' (137 KiB
 inflated, 49 KiB compressed); deflate does not grow text, and a stored entry
 is its own size, so one limit serves both sizes. The metadata cache refuses
 entries over it too, whichever path they come from.
-"""
-
-
-WHOLE_FILE_LIMIT = 1024 * 1024
-"""Bytes of a whole file kept when a server answers a range with all of it.
-
-The file is then read once instead of twice (its metadata now, the file for
-the download later); past this size the answer is closed at once, as the
-lazy wheel reads ranges only to avoid large downloads. One file per host is
-kept at most: after such an answer the host is known to ignore ranges.
 """
 
 

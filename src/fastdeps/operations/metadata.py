@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -42,17 +43,21 @@ from fastdeps.cache import CacheKey, MetadataStore
 from fastdeps.network.lazy_wheel import (
     ArchiveTooLarge,
     FetchStats,
+    HostWithoutRanges,
     HTTPRangeRequestUnsupported,
+    metadata_from_wheel_file,
     metadata_from_wheel_url,
 )
 from fastdeps.network.limits import METADATA_SIZE_LIMIT, read_limited
 from fastdeps.network.utils import loggable_error, loggable_url
+from fastdeps.operations.whole_files import WholeFiles
 
 logger = logging.getLogger(__name__)
 
 FROM_CACHE = "the metadata cache"
 FROM_PEP_658 = "the index's PEP 658 .metadata file"
 FROM_LAZY_WHEEL = "HTTP range requests on the wheel"
+FROM_WHOLE_FILE = "the whole wheel, which the server sent for its metadata"
 
 
 @dataclass(frozen=True)
@@ -64,16 +69,16 @@ class FetchedMetadata:
     was cached. Empty when nothing was cached. :meth:`MetadataFetcher.settle`
     needs them once the file is downloaded.
 
-    ``whole_file`` is the wheel itself, when the server sent all of it for a
-    range (see the lazy wheel's ``WHOLE_FILE_LIMIT``): the download phase
-    uses it instead of asking for the same bytes again. It is not verified
-    yet; pip checks its hashes as for any download.
+    ``file_path`` is where the wheel itself is, when it arrived whole
+    (:mod:`fastdeps.operations.whole_files`): the download phase uses it
+    instead of asking for the same bytes again; pip checks its hashes as for
+    any download.
     """
 
     contents: bytes
     source: str
     cache_keys: tuple[CacheKey, ...] = ()
-    whole_file: bytes | None = None
+    file_path: str | None = None
 
 
 class CacheOutcome(enum.Enum):
@@ -137,9 +142,15 @@ class MetadataFetcher:
     and the cache, whose writes are atomic renames.
     """
 
-    def __init__(self, session: PipSession, cache: MetadataStore) -> None:
+    def __init__(
+        self,
+        session: PipSession,
+        cache: MetadataStore,
+        whole_files: WholeFiles | None = None,
+    ) -> None:
         self._session = session
         self._cache = cache
+        self._whole_files = whole_files
 
     def fetch(self, link: Link) -> FetchedMetadata | None:
         """The METADATA of the wheel at ``link``, or None to let pip do it."""
@@ -282,10 +293,10 @@ class MetadataFetcher:
         validators_key = CacheKey.from_validators(
             link.url_without_fragment, stats.etag, stats.last_modified
         )
-        fetched = FetchedMetadata(
-            contents, FROM_LAZY_WHEEL, whole_file=stats.whole_file
+        source = FROM_LAZY_WHEEL if stats.file_path is None else FROM_WHOLE_FILE
+        return FetchedMetadata(contents, source, file_path=stats.file_path), (
+            validators_key
         )
-        return fetched, validators_key
 
     def _fetch_pep_658(self, metadata_link: Link) -> FetchedMetadata | None:
         url = metadata_link.url_without_fragment
@@ -305,9 +316,19 @@ class MetadataFetcher:
 
     def _fetch_lazy_wheel(self, link: Link, stats: FetchStats) -> bytes | None:
         url = link.url_without_fragment
+        keep = None
+        if self._whole_files is not None:
+            keep = functools.partial(self._whole_files.keep, link)
         try:
             name = canonicalize_name(Wheel(link.filename).name)
-            return metadata_from_wheel_url(name, url, self._session, stats)
+            try:
+                return metadata_from_wheel_url(
+                    name, url, self._session, stats, keep_whole_file=keep
+                )
+            except HostWithoutRanges:
+                if self._whole_files is None:
+                    raise
+                return self._fetch_whole_file(name, link, stats)
         except ArchiveTooLarge as exc:
             reason = str(exc)
         except HTTPRangeRequestUnsupported as exc:
@@ -321,6 +342,18 @@ class MetadataFetcher:
             reason = loggable_error(exc)
         logger.debug("Lazy wheel failed for %s: %s", loggable_url(url), reason)
         return None
+
+    def _fetch_whole_file(self, name: str, link: Link, stats: FetchStats) -> bytes:
+        """The metadata of a wheel on a host without ranges: download it whole.
+
+        The file is kept for the download phase, so that it is fetched once.
+        """
+        assert self._whole_files is not None
+        path = self._whole_files.download(self._session, link)
+        if path is None:
+            raise HTTPRangeRequestUnsupported("the whole wheel could not be kept")
+        stats.file_path = path
+        return metadata_from_wheel_file(name, path, link.url_without_fragment)
 
     @staticmethod
     def _log_failure(url: str, exc: Exception) -> None:

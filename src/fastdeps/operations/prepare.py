@@ -46,6 +46,7 @@ from fastdeps.operations.metadata import (
     FROM_CACHE,
     FROM_LAZY_WHEEL,
     FROM_PEP_658,
+    FROM_WHOLE_FILE,
     CacheOutcome,
 )
 from fastdeps.utils.filesystem import atomic_write, default_file_mode
@@ -118,6 +119,8 @@ _MISMATCH_CAUSES = {
     "is listed with.",
     FROM_CACHE: "an earlier run stored it there from an answer that this file "
     "contradicts.",
+    FROM_WHOLE_FILE: "the server sent one file for the metadata and another "
+    "for the download (a changed file, or a faulty proxy or server).",
 }
 
 _INCONSISTENT_INDEX = (
@@ -537,7 +540,7 @@ def download_files(
     jobs: int = DEFAULT_DOWNLOAD_JOBS,
     progress: DownloadProgress,
     fallback: Callable[[Link, str], tuple[str, str]],
-    received: Mapping[Link, bytes] | None = None,
+    received: Mapping[Link, str] | None = None,
 ) -> dict[Link, tuple[str, str]]:
     """Download every link into ``location``, ``jobs`` at a time.
 
@@ -549,15 +552,16 @@ def download_files(
         content_type)``. A file that the parallel pass could not fetch is
         fetched again through it, one at a time, so that pip's resume logic
         and pip's error messages apply exactly as without this plugin.
-    :param received: files whose bytes already arrived (a server that sent
-        a whole file for a range): they are written, not downloaded again.
+    :param received: files that already arrived whole, and where they are
+        (:mod:`fastdeps.operations.whole_files`): moved here, not downloaded
+        again.
     :returns: every link, mapped to its file's path and content type.
     """
     link_list = list(dict.fromkeys(links))
     batch = _Batch(session, location, progress, default_file_mode())
     written = {
-        link: _write_received(batch, link, data)
-        for link, data in (received or {}).items()
+        link: _move_received(batch, link, path)
+        for link, path in (received or {}).items()
         if link in link_list
     }
     link_list = [link for link in link_list if link not in written]
@@ -580,11 +584,11 @@ def download_files(
     return downloaded
 
 
-def _write_received(batch: _Batch, link: Link, data: bytes) -> tuple[str, str]:
-    """Write a file that arrived whole, as a download of it would be written."""
+def _move_received(batch: _Batch, link: Link, path: str) -> tuple[str, str]:
+    """Move a file that arrived whole to where its download would be."""
     target = _target_path(batch.location, link)
-    with atomic_write(target, batch.file_mode) as partial_file:
-        partial_file.write(data)
+    os.chmod(path, batch.file_mode)
+    shutil.move(path, target)
     return target, ""
 
 

@@ -63,8 +63,10 @@ Thread safety of the pip objects the workers touch:
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import logging
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -79,6 +81,7 @@ from pip._internal.models.link import Link
 from pip._internal.network.session import PipSession
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
+from pip._internal.utils.misc import format_size
 from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
@@ -118,14 +121,25 @@ class PrefetchStats:
     metadata: int = 0
     metadata_used: int = 0
     failed: int = 0
+    #: Whole wheels downloaded ahead (a host without ranges), and of those
+    #: the ones the resolver did not use, which are deleted at the end.
+    wheels: int = 0
+    wheels_unused: int = 0
+    wheels_unused_bytes: int = 0
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.pages} project pages ({self.pages - self.pages_used} unused), "
             f"{self.metadata} metadata files "
             f"({self.metadata - self.metadata_used} unused), "
             f"{self.failed} failed"
         )
+        if self.wheels:
+            text += (
+                f"; {self.wheels} whole wheels ({self.wheels_unused} unused, "
+                f"{format_size(self.wheels_unused_bytes)} deleted)"
+            )
+        return text
 
 
 def _preference_order(result: BestCandidateResult) -> list[Link]:
@@ -502,7 +516,29 @@ class Prefetcher:
         if self._finder.__dict__.get("find_all_candidates") == self.find_all_candidates:
             del self._finder.find_all_candidates
         self._workers.close()
+        self._delete_unused_wheels()
         logger.log(VERBOSE, "pip-fastdeps prefetch: %s", self.stats.summary())
+
+    def _delete_unused_wheels(self) -> None:
+        """Delete the whole wheels fetched ahead that the resolver never used.
+
+        pip deletes its temporary directory, where they are, when it exits;
+        this gives the disk space back now. One that a running job has yet to
+        finish writing is left for pip.
+        """
+        with self._lock:
+            untaken = [job for job in self._metadata.values() if not job.taken]
+        for job in untaken:
+            if job.by_resolver or not job.future.done() or job.future.exception():
+                continue
+            fetched = job.future.result()
+            if fetched is None or fetched.file_path is None:
+                continue
+            with contextlib.suppress(OSError):
+                size = os.path.getsize(fetched.file_path)
+                os.unlink(fetched.file_path)
+                self.stats.wheels_unused += 1
+                self.stats.wheels_unused_bytes += size
 
     def _give_pip_back(self) -> None:
         self._requests.uninstall()
@@ -628,7 +664,10 @@ class Prefetcher:
         if job.future.exception() is not None or job.future.result() is None:
             self._count("failed")
             return None
-        return job.future.result()
+        fetched = job.future.result()
+        if fetched is not None and fetched.file_path is not None:
+            self._count("wheels")
+        return fetched
 
     def _prefetch_requirements_of(self, fetched: FetchedMetadata) -> None:
         """Read ahead of the resolver: the dependencies of a likely candidate.
