@@ -133,6 +133,38 @@ def find_nginx() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 
 
+#: What installs nginx on Debian and Ubuntu, as root.
+APT_INSTALL = (("apt-get", "update"), ("apt-get", "install", "-y", "nginx-light"))
+
+
+def ensure_nginx() -> str:
+    """The nginx binary; installed with apt-get first when root and missing.
+
+    :raises NginxError: saying what to run, when nginx is missing and cannot
+        be installed from here.
+    """
+    binary = find_nginx()
+    if binary is not None:
+        return binary
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise NginxError(
+            "nginx not found: install it (as root: apt-get update && "
+            "apt-get install -y nginx-light), or run the benchmark as root"
+        )
+    for command in APT_INSTALL:
+        print(f"bench: nginx not found; running {' '.join(command)}", flush=True)
+        subprocess.run(
+            command,
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.DEVNULL,
+        )
+    binary = find_nginx()
+    if binary is None:
+        raise NginxError("apt-get installed nginx-light, but no nginx was found")
+    return binary
+
+
 class Nginx:
     """A private nginx serving ``root`` on ``host:port``.
 

@@ -9,9 +9,22 @@ from __future__ import annotations
 
 import sys
 
+USAGE = """\
+Usage:
+  python -m fastdeps metadata [options] <wheel URL>
+      print a remote wheel's METADATA, read with HTTP range requests
+  python -m fastdeps install|download|wheel|lock [options] ...
+      pip's command, with pip-fastdeps bound and --use-feature=fast-deps
+
+pip's own help follows.
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args in ([], ["-h"], ["--help"]):
+        sys.stdout.write(USAGE + "\n")
+        sys.stdout.flush()
     if args[:1] == ["metadata"]:
         from fastdeps.cli import main as metadata_main
 

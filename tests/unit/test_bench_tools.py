@@ -7,6 +7,8 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import pytest
+from tools import nginx
 from tools.bench import corpus, index, netshape, report, run
 from tools.nginx import LogEntry
 
@@ -175,3 +177,35 @@ def test_the_unused_prefetch_column_shows_medians_for_prefetching_contenders() -
 
     assert report.unused_prefetch(plugin) == "3 of 111"
     assert report.unused_prefetch(stock) == ""
+
+
+def test_nginx_is_installed_with_apt_get_when_root_and_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    found: list[str | None] = [None, "/usr/sbin/nginx"]
+    commands: list[tuple[str, ...]] = []
+    monkeypatch.setattr(nginx, "find_nginx", lambda: found.pop(0))
+    monkeypatch.setattr("tools.nginx.os.geteuid", lambda: 0)
+    monkeypatch.setattr(
+        "tools.nginx.shutil.which", lambda name, **kw: f"/usr/bin/{name}"
+    )
+    monkeypatch.setattr(
+        "tools.nginx.subprocess.run",
+        lambda command, **kw: commands.append(tuple(command)),
+    )
+
+    assert nginx.ensure_nginx() == "/usr/sbin/nginx"
+    assert commands == [
+        ("apt-get", "update"),
+        ("apt-get", "install", "-y", "nginx-light"),
+    ]
+
+
+def test_without_root_a_missing_nginx_says_what_to_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nginx, "find_nginx", lambda: None)
+    monkeypatch.setattr("tools.nginx.os.geteuid", lambda: 1000)
+
+    with pytest.raises(nginx.NginxError, match="apt-get install -y nginx-light"):
+        nginx.ensure_nginx()

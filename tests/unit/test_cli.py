@@ -140,3 +140,16 @@ def test_a_proxy_from_pips_configuration_is_used(
     assert capsysbinary.readouterr().out == METADATA
     assert file_server.log == []
     assert [entry.path for entry in second_file_server.log] == [path]
+
+
+def test_help_names_the_metadata_command_before_pips_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert out.startswith("Usage:\n  python -m fastdeps metadata [options] <wheel URL>")
+    assert "pip's own help follows." in out
+    assert "\nCommands:\n" in out  # pip's

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from tools.bench import corpus, index, netshape, report, run
-from tools.nginx import Nginx
+from tools.nginx import Nginx, ensure_nginx
 
 FULL_SETS = ("full", "backtrack")
 QUICK_SETS = ("quick",)
@@ -149,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     network.nginx_host,
                     network.nginx_port,
                     command_prefix=network.server_prefix,
+                    binary=ensure_nginx(),
                 )
             )
             measurement = netshape.measure(network, PROBE_SMALL, PROBE_BIG)
