@@ -92,6 +92,7 @@ from fastdeps.network.speculative import (
     in_speculative_thread,
     mark_speculative_thread,
 )
+from fastdeps.network.utils import loggable_error
 from fastdeps.operations.metadata import (
     FetchedMetadata,
     applicable_links,
@@ -314,6 +315,10 @@ class _Workers:
                 self._running += 1
             try:
                 job()
+            except (Exception, SpeculationAbandoned) as exc:
+                # A job's own failure (its items record theirs): the thread
+                # goes on with the next job.
+                logger.debug("Prefetch job failed: %s", loggable_error(exc))
             finally:
                 with self._lock:
                     self._running -= 1
