@@ -169,6 +169,8 @@ def _wrap_make_requirement_preparer(command_class: Any) -> None:
         cls: Any, temp_build_dir: Any, options: Values, *args: Any, **kwargs: Any
     ) -> Any:
         enabled = FEATURE in options.features_enabled
+        if not enabled:
+            _warn_if_jobs_given(options)
         if not enabled or cls.determine_resolver_variant(options) == "legacy":
             return original(cls, temp_build_dir, options, *args, **kwargs)
         # Build the preparer with the feature hidden, which skips pip's
@@ -331,6 +333,21 @@ def _wrap_init_with_jobs_option(command_class: Any) -> None:
 
     setattr(__init__, _BOUND_MARKER, original)
     command_class.__init__ = __init__
+
+
+def _warn_if_jobs_given(options: Values) -> None:
+    """Say that ``--fast-deps-jobs`` does nothing without the feature.
+
+    Stock pip has no such option; the plugin's is there for every run, so
+    that pip.conf may set it, but a value someone chose deserves a word.
+    """
+    from fastdeps.operations.prepare import DEFAULT_DOWNLOAD_JOBS
+
+    jobs = getattr(options, "fast_deps_jobs", None)
+    if jobs is not None and jobs != DEFAULT_DOWNLOAD_JOBS:
+        logger.warning(
+            "%s has no effect without --use-feature=%s", _JOBS_OPTION, FEATURE
+        )
 
 
 def _jobs_option() -> Any:

@@ -106,6 +106,26 @@ def test_flag_off_is_stock_pip(
     assert ACTIVE_LINE not in plugin.stdout + plugin.stderr
 
 
+@plugin_only
+def test_jobs_without_the_feature_say_they_do_nothing(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_graph(file_server)
+    stock, _ = download(stock_venv, file_server, tmp_path / "s", ["app[fast]"])
+    stock_requests = request_sequence(file_server)
+    file_server.clear_log()
+    plugin, _ = download(
+        plugin_venv, file_server, tmp_path / "p", ["app[fast]"], "--fast-deps-jobs", "4"
+    )
+
+    check(stock)
+    check(plugin)
+    assert request_sequence(file_server) == stock_requests
+    assert plugin.stderr.splitlines() == [
+        "WARNING: --fast-deps-jobs has no effect without --use-feature=fast-deps"
+    ]
+
+
 def test_stock_warning_is_replaced_by_one_line(
     plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
