@@ -560,10 +560,10 @@ def _dist_from_fetched_metadata(
 
     None lets pip's own code try, and report what went wrong.
     """
-    from pip._internal.metadata import get_metadata_distribution
     from pip._internal.utils._log import VERBOSE
     from pip._vendor.packaging.utils import canonicalize_name
 
+    from fastdeps.network.lazy_wheel import metadata_distribution
     from fastdeps.operations.metadata import (
         FROM_LAZY_WHEEL,
         FROM_PEP_658,
@@ -574,7 +574,7 @@ def _dist_from_fetched_metadata(
     if req.req is None or link is None:
         return None
     try:
-        dist = get_metadata_distribution(fetched.contents, link.filename, req.req.name)
+        dist = metadata_distribution(fetched.contents, link.filename, req.req.name)
     except Exception as exc:
         logger.debug("Metadata of %s unusable: %s", link.filename, exc)
         return None

@@ -464,3 +464,28 @@ def test_a_lazily_read_entry_is_replaced_by_the_verified_files_metadata(
     assert any(entry.range for entry in file_server.log)
     assert files_in(target) == {wheel_filename("shifty", "1.0"): honest}
     assert cached_metadata(cache) == [wheel_metadata(honest)]
+
+
+@pytest.mark.parametrize("source", ["lazy-wheel", "pep658", "cache"])
+def test_the_report_shows_the_wheels_metadata_byte_for_byte(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path, source: str
+) -> None:
+    """A description with CRLF line ends reaches ``--report`` unchanged, as it
+    does when pip reads the wheel itself, whatever the metadata came from."""
+    description = "First line.\r\nSecond line.\r\n"
+    metadata = metadata_text("crlf", "1.0", description=description)
+    wheel = build_wheel("crlf", "1.0", metadata=metadata)
+    file_server.add_project(
+        "crlf", {wheel_filename("crlf", "1.0"): wheel}, metadata=source == "pep658"
+    )
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    if source == "cache":
+        resolve(plugin_venv, file_server, tmp_path, cache, "crlf", name="warm.json")
+        file_server.clear_log()
+
+    resolve(plugin_venv, file_server, tmp_path, cache, "crlf")
+
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["install"][0]["metadata"]["description"] == description
+    if source == "cache":
+        assert file_requests(file_server) == []

@@ -35,12 +35,14 @@ __all__ = [
     "InvalidRemoteWheel",
     "LazyZipOverHTTP",
     "dist_from_wheel_url",
+    "metadata_distribution",
     "metadata_from_wheel_file",
     "metadata_from_wheel_url",
     "wheel_filename_of",
 ]
 
 import errno
+import io
 import logging
 import os
 import posixpath
@@ -57,7 +59,8 @@ from typing import BinaryIO, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from pip._internal.exceptions import InvalidWheel, NetworkConnectionError
-from pip._internal.metadata import BaseDistribution, get_metadata_distribution
+from pip._internal.metadata import BaseDistribution, get_wheel_distribution
+from pip._internal.metadata.base import MemoryWheel
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS
 from pip._vendor.packaging.utils import NormalizedName, canonicalize_name
@@ -945,7 +948,39 @@ def dist_from_wheel_url(
     :raises InvalidWheel: the file is not a wheel.
     """
     metadata = metadata_from_wheel_url(name, url, session)
-    return get_metadata_distribution(metadata, wheel_filename_of(url), name)
+    return metadata_distribution(metadata, wheel_filename_of(url), name)
+
+
+#: The WHEEL file of the wheel that :func:`metadata_distribution` makes.
+_METADATA_ONLY_WHEEL = b"Wheel-Version: 1.0\nGenerator: pip\nRoot-Is-Purelib: true\n"
+
+
+def metadata_distribution(
+    metadata: bytes, filename: str, name: str
+) -> BaseDistribution:
+    """pip's distribution of a wheel, from its METADATA alone, byte for byte.
+
+    pip's ``get_metadata_distribution`` writes the bytes to a file that
+    importlib reads back as text, with universal newlines: a description
+    with CRLF line ends comes out changed (in ``--report``, say), unlike the
+    same METADATA read from the wheel. So the bytes go into a wheel of their
+    own, in memory (a ``.dist-info`` with METADATA and WHEEL), which pip
+    reads as it reads any wheel.
+
+    :param filename: the wheel's file name (PEP 427), which names the
+        ``.dist-info`` directory.
+    :param name: the project's name, checked by pip against the directory.
+    """
+    dist_name, version = filename.split("-")[:2]
+    dist_info = f"{dist_name}-{version}.dist-info"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as wheel:
+        wheel.writestr(f"{dist_info}/METADATA", metadata)
+        wheel.writestr(f"{dist_info}/WHEEL", _METADATA_ONLY_WHEEL)
+    archive.seek(0)
+    return get_wheel_distribution(
+        MemoryWheel(filename, archive), canonicalize_name(name)
+    )
 
 
 def wheel_filename_of(url: str) -> str:
