@@ -122,27 +122,55 @@ def test_dist_info_at_the_start_takes_a_second_request_for_exactly_metadata(
     assert file_server.total_bytes() == FIRST_REQUEST_SIZE + metadata_size
 
 
-def test_central_directory_larger_than_first_answer_takes_three_requests(
+def directory_and_metadata(wheel: bytes) -> tuple[int, int]:
+    """Where the wheel's central directory starts, and METADATA's entry."""
+    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
+        entry = next(i for i in archive.infolist() if i.filename.endswith("/METADATA"))
+        return archive.start_dir, entry.header_offset
+
+
+def test_central_directory_larger_than_first_answer_takes_two_requests(
     file_server: FileServer, pip_session: PipSession
 ) -> None:
-    # 12,000 entries: a central directory of about 1 MB, as torch has.
-    wheel = build_wheel(metadata=METADATA, many_entries=12_000)
+    """12,000 entries: a central directory of about 1 MB, as torch has. Its
+    end, in the first answer, says where METADATA is, just before it: the
+    second request takes both."""
+    wheel = build_wheel(
+        metadata=METADATA, many_entries=12_000, payload_size=BIG_PAYLOAD
+    )
     url = serve(file_server, wheel)
-    with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
-        directory_start = archive.start_dir
+    directory_start, metadata_start = directory_and_metadata(wheel)
     assert len(wheel) - directory_start > FIRST_REQUEST_SIZE
+    assert metadata_start < directory_start
 
     assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
     tail_start = len(wheel) - FIRST_REQUEST_SIZE
-    ranges = gets(file_server)
-    assert ranges[:2] == [
+    assert gets(file_server) == [
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+        f"bytes={metadata_start}-{tail_start - 1}",
+    ]
+    assert file_server.total_bytes() == len(wheel) - metadata_start
+
+
+def test_a_large_directory_far_from_metadata_takes_three_requests(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    wheel = build_wheel(
+        metadata=METADATA,
+        many_entries=12_000,
+        payload_size=BIG_PAYLOAD,
+        dist_info_first=True,
+    )
+    url = serve(file_server, wheel)
+    directory_start, _ = directory_and_metadata(wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    tail_start = len(wheel) - FIRST_REQUEST_SIZE
+    assert gets(file_server) == [
         f"bytes=-{FIRST_REQUEST_SIZE}",
         f"bytes={directory_start}-{tail_start - 1}",
+        f"bytes=0-{metadata_entry_size(wheel) - 1}",
     ]
-    assert len(ranges) == 3
-    assert file_server.total_bytes() == (
-        len(wheel) - directory_start + metadata_entry_size(wheel)
-    )
 
 
 def test_dist_from_wheel_url_gives_pips_distribution(

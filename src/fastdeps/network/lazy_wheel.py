@@ -97,6 +97,13 @@ wheel's tags are not used to choose. On a LAN a smaller answer would be a
 little faster; it would not change the number of requests by much.
 """
 
+# A central directory's file header (APPNOTE.TXT 4.3.12): its signature,
+# and where the compressed size, the lengths of the name, extra field and
+# comment, and the local header's offset are.
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_CENTRAL_HEADER = struct.Struct("<4s16xL4x3H8xL")
+_NO_OFFSET = 0xFFFFFFFF  # the real one is in a ZIP64 extra field
+
 # Answers are read in pieces of this size, so that a connection cut in the
 # middle of an answer still leaves the bytes that did arrive.
 _READ_CHUNK_SIZE = 64 * 1024
@@ -459,6 +466,24 @@ class LazyZipOverHTTP:
         for gap_start, gap_stop in gaps:
             self._fetch_absolute(gap_start, gap_stop)
 
+    def fetch_directory(self, start: int, size: int) -> None:
+        """Fetch the central directory, if it did not fit the first answer.
+
+        Its end arrived with the first answer, and in a wheel whose
+        ``.dist-info`` comes last (most do) that end lists METADATA, which
+        then lies just before the directory: the same request takes it, so
+        that no third one is needed.
+        """
+        stop = start + size
+        gaps = self._segments.missing(start, stop)
+        if not gaps:
+            return
+        known_from = gaps[-1][1]
+        metadata_at = _metadata_offset_in(self._segments.read(known_from, stop))
+        if metadata_at is not None:
+            start = min(start, metadata_at)
+        self.ensure(start, stop)
+
     def _fetch_tail(self, size: int) -> None:
         """Learn the file's length and fetch its last ``size`` bytes."""
         with self._host.first_contact():
@@ -776,10 +801,20 @@ def _entry_span(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> tuple[int, 
     return entry.header_offset, min([archive.start_dir, *later_starts])
 
 
-def _claimed_directory(
-    lazy_file: LazyZipOverHTTP | BinaryIO,
-) -> tuple[int, int] | None:
-    """The entries and bytes the end records claim for the central directory.
+@dataclass(frozen=True)
+class _DirectoryClaim:
+    """What a ZIP's end records say of its central directory."""
+
+    entries: int
+    size: int
+    #: Where the directory starts in the file: right before the (ZIP64) end
+    #: record, which is right after it; data prepended to the archive, which
+    #: the recorded offset does not count, does not matter then.
+    start: int
+
+
+def _claimed_directory(lazy_file: LazyZipOverHTTP | BinaryIO) -> _DirectoryClaim | None:
+    """The entries, bytes and start the end records claim for the directory.
 
     Read from the end of the file, which the first answer holds, where
     :mod:`zipfile` reads them: the end record at the very end if it has no
@@ -790,7 +825,8 @@ def _claimed_directory(
     length = lazy_file.seek(0, 2)
     if length < _END_RECORD.size:
         return None
-    lazy_file.seek(max(0, length - _END_SEARCH_SIZE))
+    tail_start = max(0, length - _END_SEARCH_SIZE)
+    lazy_file.seek(tail_start)
     tail = lazy_file.read()
     position = len(tail) - _END_RECORD.size
     no_comment = tail[position:].startswith(_END_SIGNATURE) and tail.endswith(b"\0\0")
@@ -799,7 +835,7 @@ def _claimed_directory(
     if position < 0 or position + _END_RECORD.size > len(tail):
         return None
     end = _END_RECORD.unpack_from(tail, position)
-    entries, size = end[4], end[5]
+    entries, size, directory_end = end[4], end[5], tail_start + position
     locator = position - _ZIP64_LOCATOR.size
     record = locator - _ZIP64_END_RECORD.size
     if (
@@ -808,23 +844,67 @@ def _claimed_directory(
         and tail[record:].startswith(_ZIP64_END_SIGNATURE)
     ):
         zip64_end = _ZIP64_END_RECORD.unpack_from(tail, record)
-        entries, size = zip64_end[7], zip64_end[8]
-    return entries, size
+        entries, size, directory_end = zip64_end[7], zip64_end[8], tail_start + record
+    return _DirectoryClaim(entries, size, max(0, directory_end - size))
 
 
-def _check_directory_claim(lazy_file: LazyZipOverHTTP | BinaryIO) -> None:
+def _check_directory_claim(
+    lazy_file: LazyZipOverHTTP | BinaryIO,
+) -> _DirectoryClaim | None:
     """Refuse a central directory past its limits before it is fetched."""
     claimed = _claimed_directory(lazy_file)
     if claimed is None:
-        return
-    entries, size = claimed
+        return None
     check_limit(
-        entries,
+        claimed.entries,
         CENTRAL_DIRECTORY_ENTRIES_LIMIT,
         "the central directory's claimed number",
         unit="entries",
     )
-    check_limit(size, CENTRAL_DIRECTORY_SIZE_LIMIT, "the central directory's size")
+    check_limit(
+        claimed.size, CENTRAL_DIRECTORY_SIZE_LIMIT, "the central directory's size"
+    )
+    return claimed
+
+
+def _central_entries(records: bytes) -> Iterator[tuple[str, int]]:
+    """Names and local header offsets of the file headers that end ``records``.
+
+    ``records`` is the end of a central directory, cut anywhere: the first
+    header is found where a chain of headers starts that ends exactly at the
+    end of ``records``.
+    """
+    for first in _signatures_in(records):
+        entries, position = [], first
+        while position + _CENTRAL_HEADER.size <= len(records):
+            signature, _, name_size, extra_size, comment_size, offset = (
+                _CENTRAL_HEADER.unpack_from(records, position)
+            )
+            if signature != _CENTRAL_SIGNATURE:
+                break
+            name_start = position + _CENTRAL_HEADER.size
+            name = records[name_start : name_start + name_size]
+            entries.append((name.decode("utf-8", "replace"), offset))
+            position = name_start + name_size + extra_size + comment_size
+        if position == len(records):
+            yield from entries
+            return
+
+
+def _signatures_in(data: bytes) -> Iterator[int]:
+    position = data.find(_CENTRAL_SIGNATURE)
+    while position >= 0:
+        yield position
+        position = data.find(_CENTRAL_SIGNATURE, position + 1)
+
+
+def _metadata_offset_in(records: bytes) -> int | None:
+    """Where METADATA's local header is, if the end of the directory says."""
+    for name, offset in _central_entries(records):
+        top, _, rest = name.partition("/")
+        if top.endswith(".dist-info") and rest == "METADATA":
+            return None if offset == _NO_OFFSET else offset
+    return None
 
 
 def _check_metadata_claim(entry: zipfile.ZipInfo) -> None:
@@ -854,7 +934,9 @@ def _read_metadata(
     whole: what it claims is checked before anything is read.
     """
     try:
-        _check_directory_claim(archive_file)
+        claimed = _check_directory_claim(archive_file)
+        if isinstance(archive_file, LazyZipOverHTTP) and claimed is not None:
+            archive_file.fetch_directory(claimed.start, claimed.size)
         archive = zipfile.ZipFile(archive_file)
         check_limit(
             len(archive.infolist()),
