@@ -10,7 +10,9 @@ The finder waits for ``pip._internal.cli.req_command``: pip imports that
 module only for the commands that resolve requirements (install, download,
 wheel, lock), and by the time it has run every class that the plugin binds
 into exists. It also waits for ``pip._internal.commands.cache``, so that
-``pip cache purge`` clears the plugin's metadata cache. Other pip commands,
+``pip cache purge`` clears the plugin's metadata cache, and for
+``pip._internal.cli.main_parser``, so that ``pip --python`` can say that the
+pip it runs elsewhere does not have the plugin. Other pip commands,
 and every program that is not pip, never import the plugin.
 """
 
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 
 TRIGGER_MODULE = "pip._internal.cli.req_command"
 CACHE_COMMAND_MODULE = "pip._internal.commands.cache"
-TRIGGER_MODULES = (TRIGGER_MODULE, CACHE_COMMAND_MODULE)
+MAIN_PARSER_MODULE = "pip._internal.cli.main_parser"
+TRIGGER_MODULES = (TRIGGER_MODULE, CACHE_COMMAND_MODULE, MAIN_PARSER_MODULE)
 
 
 class _BindAfterExec:
@@ -89,6 +92,8 @@ def _bind_plugin(fullname: str) -> None:
 
         if fullname == CACHE_COMMAND_MODULE:
             plugin.bind_cache_command()
+        elif fullname == MAIN_PARSER_MODULE:
+            plugin.bind_python_option_warning()
         else:
             plugin.bind()
     except Exception as exc:

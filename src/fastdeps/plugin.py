@@ -159,6 +159,44 @@ def bind_cache_command() -> bool:
     return True
 
 
+def bind_python_option_warning() -> bool:
+    """Warn when ``pip --python TARGET`` leaves the plugin behind.
+
+    pip runs its own sources again under TARGET's interpreter, where this
+    plugin is not installed: fast-deps there is stock pip's. pip parses its
+    general options, ``--python`` among them, in ``parse_command``, before
+    any command runs, and re-runs itself from there.
+    """
+    if not is_supported(pip_version()):
+        return False
+    from pip._internal.cli import main_parser
+
+    original = main_parser.parse_command
+    if hasattr(original, _BOUND_MARKER):
+        return True
+
+    def parse_command(args: list[str]) -> tuple[str, list[str]]:
+        if _runs_elsewhere(args) and _fast_deps_requested():
+            sys.stderr.write(
+                "WARNING: pip-fastdeps is not active with --python: the pip run "
+                "by that interpreter has stock fast-deps. Install pip-fastdeps "
+                "in that environment to use it there.\n"
+            )
+        return original(args)
+
+    setattr(parse_command, _BOUND_MARKER, original)
+    main_parser.parse_command = parse_command
+    return True
+
+
+def _runs_elsewhere(args: list[str]) -> bool:
+    """Whether pip was asked to run under another interpreter (``--python``)."""
+    if "_PIP_RUNNING_IN_SUBPROCESS" in os.environ:
+        return False
+    given = any(arg == "--python" or arg.startswith("--python=") for arg in args)
+    return given or bool(os.environ.get("PIP_PYTHON"))
+
+
 def _wrap_make_requirement_preparer(command_class: Any) -> None:
     current = command_class.__dict__["make_requirement_preparer"]
     if hasattr(current.__func__, _BOUND_MARKER):

@@ -126,6 +126,23 @@ def test_jobs_without_the_feature_say_they_do_nothing(
     ]
 
 
+@plugin_only
+def test_pip_python_says_the_other_environment_has_no_plugin(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """``pip --python TARGET`` runs pip again under TARGET's interpreter,
+    where the plugin is not installed: pip-fastdeps says so."""
+    publish_graph(file_server)
+    args = ["--python", str(stock_venv.python), "install", "--dry-run"]
+    args += [*common_args(file_server), FAST_DEPS, "app[fast]"]
+
+    result = run_pip(plugin_venv, args, cwd=tmp_path)
+
+    check(result)
+    assert "WARNING: pip-fastdeps is not active with --python" in result.stderr
+    assert ACTIVE_LINE not in result.stdout
+
+
 def test_stock_warning_is_replaced_by_one_line(
     plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
