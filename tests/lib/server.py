@@ -1,7 +1,7 @@
 """A range-serving HTTP server on 127.0.0.1 that can misbehave on request.
 
 The lazy wheel must answer every server behaviour listed in
-``SERVERS.md`` correctly or fall back cleanly, so its tests need a server
+``docs/servers.rst`` correctly or fall back cleanly, so its tests need a server
 that can imitate each of them: Artifactory's 200 for a ranged GET, Nexus's
 404 for a suffix range, Azure's 405 for HEAD, a connection cut halfway
 through a body, and so on. :class:`FileServer` serves files correctly by

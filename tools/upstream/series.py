@@ -57,8 +57,8 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "and pip's error messages apply exactly as without fast-deps.",
     ),
     (
-        "Servers differ in how they answer range requests (see SERVERS.md in the\n"
-        "project's design notes), and every answer is checked",
+        "Servers differ in how they answer range requests (see docs/servers.rst in\n"
+        "the project's repository), and every answer is checked",
         "Servers differ in how they answer range requests, and every answer is\n"
         "checked",
     ),

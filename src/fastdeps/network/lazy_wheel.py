@@ -15,8 +15,8 @@ learn a candidate's dependencies:
 3. one GET for exactly METADATA's local header and data, only if those bytes
    were not in the answers so far.
 
-Servers differ in how they answer range requests (see SERVERS.md in the
-project's design notes), and every answer is checked before a byte of it is
+Servers differ in how they answer range requests (see docs/servers.rst in
+the project's repository), and every answer is checked before a byte of it is
 used. What a host has shown it can or cannot do is remembered for the rest
 of the run, so that a server which ignores ranges costs one wasted request,
 not one per wheel. Whenever the ranges cannot be trusted,
