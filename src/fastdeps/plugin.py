@@ -654,16 +654,18 @@ def _complete_partial_requirements(
     if reqs:
         temp_dir = TempDirectory(kind="unpack", globally_managed=True).path
         links = list(dict.fromkeys(req.link for req in reqs))
+        received = _files_received(settings, reqs)
+        to_download = [link for link in links if link not in received]
         files = download_files(
             self._session,
             links,
             temp_dir,
             jobs=settings.jobs,
             progress=make_progress(
-                settings.progress_bar, len(links), get_indentation()
+                settings.progress_bar, len(to_download), get_indentation()
             ),
             fallback=self._download,
-            received=_files_received(settings, reqs),
+            received=received,
         )
         for req in reqs:
             path, _content_type = files[req.link]

@@ -320,3 +320,21 @@ def test_whole_wheels_read_ahead_and_unused_are_counted_and_deleted(
     assert unused >= 1 and fetched >= unused
     gets = Counter(path for path, _, _ in wheel_gets(file_server))
     assert set(gets.values()) == {1}  # no wheel fetched twice
+
+
+def test_no_download_line_when_every_wheel_arrived_whole(
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    publish_flat(file_server, 2)
+    file_server.behave(ignore_ranges=True)
+    result = run_pip(
+        plugin_venv,
+        ["download", "-d", str(tmp_path / "d"), "--no-cache-dir", FAST_DEPS]
+        + ["--progress-bar", "off", "--index-url", file_server.index_url]
+        + ["flat0", "flat1"],
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Downloaded " not in result.stdout
+    assert len(list((tmp_path / "d").iterdir())) == 2

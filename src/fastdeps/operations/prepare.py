@@ -255,6 +255,8 @@ class LogLineProgress:
             self._done += 1
 
     def close(self) -> None:
+        if not self._file_count:
+            return  # every file had arrived already: nothing was downloaded
         elapsed = time.monotonic() - self._started_at
         logger.info(
             "Downloaded %d of %d files (%s) in %.1fs",
@@ -326,8 +328,15 @@ class RichProgress:
 
 
 def make_progress(bar_type: str, file_count: int, indent: int = 0) -> DownloadProgress:
-    """Pick the display: rich on a terminal when bars are on, log lines else."""
-    if bar_type in ("on", "auto") and logger.getEffectiveLevel() <= logging.INFO:
+    """Pick the display: rich on a terminal when bars are on, log lines else.
+
+    Nothing at all when there is nothing to download.
+    """
+    if (
+        file_count
+        and bar_type in ("on", "auto")
+        and logger.getEffectiveLevel() <= logging.INFO
+    ):
         from pip._vendor.rich.console import Console
 
         if Console().is_terminal:
