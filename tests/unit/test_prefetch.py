@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from pip._internal.index.collector import LinkCollector
@@ -363,3 +364,31 @@ def test_close_gives_pip_its_session_and_logging_back(
         list(handler.filters) for handler in logging.getLogger().handlers
     ] == filters
     assert page_requests(file_server, "omega") == 1
+
+
+def test_whole_wheels_read_ahead_and_unused_are_counted_and_deleted(
+    file_server: FileServer,
+    finder: PackageFinder,
+    pip_session: PipSession,
+    tmp_path: Path,
+) -> None:
+    publish(file_server, "kappa", ["1.0"])
+    kept = tmp_path / "kappa-1.0-py3-none-any.whl"
+
+    def fetch_whole(link: Link) -> FetchedMetadata:
+        kept.write_bytes(b"x" * 1000)
+        return FetchedMetadata(
+            b"Name: kappa\nVersion: 1.0\n", "test", file_path=str(kept)
+        )
+
+    prefetcher = Prefetcher(finder, fetch_whole, session=pip_session, workers=2)
+    prefetcher.prefetch("kappa", ANY, None)
+    prefetcher.wait_until_idle()
+    prefetcher.close()
+
+    assert (prefetcher.stats.wheels, prefetcher.stats.wheels_unused) == (1, 1)
+    assert prefetcher.stats.wheels_unused_bytes == 1000
+    assert not kept.exists()
+    assert prefetcher.stats.summary().endswith(
+        "; 1 whole wheels (1 unused, 1000 bytes deleted)"
+    )
