@@ -302,7 +302,7 @@ def test_a_wheel_without_a_hash_is_found_again_by_its_validators(
 def test_cache_entries_get_the_modes_of_pips_http_cache_files(
     plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
-    """Since pip 25.3 a cache shared by a group works: each file gets the
+    """Since pip 25.0 a cache shared by a group works: each file gets the
     read and write bits of its cache directory. Before, files are 0600."""
     publish_graph(file_server)
     cache = tmp_path / "cache"
@@ -332,7 +332,7 @@ def test_cache_entries_get_the_modes_of_pips_http_cache_files(
 
     http_files = [path for path in http_cache.rglob("*") if path.is_file()]
     assert entries(cache) and http_files
-    expected = 0o664 if PIP_VERSION >= (25, 3) else 0o600
+    expected = 0o664 if PIP_VERSION >= (25, 0) else 0o600
     assert modes(entries(cache)) == modes(http_files) == {expected}
 
 

@@ -28,6 +28,7 @@ __all__ = [
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -88,10 +89,17 @@ try:
 except ImportError:  # pip < 25.3
 
     def copy_directory_permissions(directory: str, target_file: BinaryIO) -> None:
-        """Nothing: before 25.3, pip's cache files keep mode 0600.
+        """Give ``target_file`` what pip gives the files of its HTTP cache.
 
-        pip 25.3 gave the files of its HTTP cache the read and write bits of
-        the cache directory, so that one cache can serve several users;
-        before, they kept the 0600 of ``adjacent_tmp_file``. Metadata cache
-        entries follow the pip that writes them.
+        pip 25.0 gave them the read and write bits of the cache directory
+        (plus the owner's), so that one cache can serve several users, in
+        its HTTP cache's own code; 25.3 made that this helper. Before 25.0
+        they kept the 0600 of ``adjacent_tmp_file``. Metadata cache entries
+        follow the pip that writes them.
         """
+        from pip import __version__
+
+        release = re.match(r"(\d+)\.(\d+)", __version__)
+        if release is None or (int(release[1]), int(release[2])) < (25, 0):
+            return
+        set_file_mode(target_file, (os.stat(directory).st_mode & 0o666) | 0o600)
