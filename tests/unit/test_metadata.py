@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from pip._internal.network.session import PipSession
 
 from fastdeps.cache import CacheKey, MetadataCache, NullMetadataCache
 from fastdeps.network.limits import METADATA_SIZE_LIMIT
-from fastdeps.network.speculative import mark_speculative_thread
+from fastdeps.network.speculative import SpeculationAbandoned, mark_speculative_thread
 from fastdeps.operations.metadata import (
     FROM_CACHE,
     FROM_LAZY_WHEEL,
@@ -408,3 +409,23 @@ def test_speculation_stops_at_the_budget_for_whole_files(
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(speculate).result() is None
     assert fetcher.fetch(link) is not None  # the resolver's own read: no budget
+
+
+def test_a_whole_wheel_read_ahead_is_abandoned_once_resolution_is_over(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    """A wheel still arriving when the prefetcher stops is not read on."""
+    link = Link(
+        file_server.add_file(f"/files/{FILENAME}", build_wheel(payload_size=2**20))
+    )
+    files = WholeFiles(lambda: str(tmp_path))
+    over = threading.Event()
+
+    def speculate() -> str | None:
+        mark_speculative_thread(is_over=over.is_set)
+        over.set()  # the resolution ends as the body starts to arrive
+        return files.download(pip_session, link)
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(SpeculationAbandoned):
+        pool.submit(speculate).result()
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []

@@ -62,13 +62,32 @@ class SpeculationAbandoned(BaseException):
     """
 
 
-def mark_speculative_thread() -> None:
-    """Make every request sent from the calling thread speculative."""
+def mark_speculative_thread(is_over: Callable[[], bool] = lambda: False) -> None:
+    """Make every request sent from the calling thread speculative.
+
+    :param is_over: says when the work the thread does is no longer wanted
+        (:func:`abandon_if_over`).
+    """
     _thread.speculative = True
+    _thread.is_over = is_over
 
 
 def in_speculative_thread() -> bool:
     return getattr(_thread, "speculative", False)
+
+
+def abandon_if_over() -> None:
+    """In a speculative thread whose work is no longer wanted, abandon it.
+
+    For loops that read a long answer (a whole wheel): a request sent after
+    the end is abandoned by :class:`SpeculativeRequests`, a body being read
+    is abandoned here, between two pieces.
+
+    :raises SpeculationAbandoned: when the work is over.
+    """
+    is_over: Callable[[], bool] | None = getattr(_thread, "is_over", None)
+    if in_speculative_thread() and is_over is not None and is_over():
+        raise SpeculationAbandoned("the resolution is over")
 
 
 def _is_refusal(status: int) -> bool:

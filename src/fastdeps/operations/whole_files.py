@@ -33,7 +33,7 @@ from pip._internal.network.utils import HEADERS, raise_for_status, response_chun
 from pip._internal.utils.temp_dir import TempDirectory
 from pip._vendor.requests.models import Response
 
-from fastdeps.network.speculative import in_speculative_thread
+from fastdeps.network.speculative import abandon_if_over, in_speculative_thread
 from fastdeps.network.utils import loggable_error, loggable_url
 from fastdeps.utils.filesystem import atomic_write
 
@@ -105,9 +105,10 @@ class WholeFiles:
         path = self._path_for(link)
         try:
             with atomic_write(path) as partial_file:
-                received = sum(
-                    partial_file.write(chunk) for chunk in response_chunks(response)
-                )
+                received = 0
+                for chunk in response_chunks(response):
+                    abandon_if_over()
+                    received += partial_file.write(chunk)
                 if size is not None and received != size:
                     raise OSError(f"got {received} of {size} bytes")
             self._check_hashes(link, path)

@@ -303,7 +303,7 @@ class _Workers:
             self._when_idle()
 
     def _work(self) -> None:
-        mark_speculative_thread()
+        mark_speculative_thread(is_over=lambda: self._closed)
         while True:
             with self._lock:
                 self._waiting += 1
