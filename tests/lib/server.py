@@ -169,6 +169,9 @@ class Behaviour:
     #: With ``redirect_to``: this query string is added to the Location, as
     #: presigned S3, GCS and Azure URLs carry their signature there.
     redirect_query: str | None = None
+    #: Answer the first GETs of a path with these statuses, one each, in
+    #: order (pages included): a server having a bad moment.
+    path_statuses: dict[str, list[int]] = field(default_factory=dict)
     #: Require HTTP basic authentication with this user and password;
     #: otherwise 401 with ``WWW-Authenticate``.
     auth: tuple[str, str] | None = None
@@ -465,6 +468,7 @@ class FileServer:
         # behaviour was assigned
         self._cuts_done: dict[int, int] = {}
         self._range_statuses_sent = 0
+        self._path_statuses_sent: dict[str, int] = {}
         self.log: list[LoggedRequest] = []
         #: Exceptions raised while answering (answered 500) or by an
         #: ``on_request`` hook; the fixtures fail a test that leaves any.
@@ -511,6 +515,7 @@ class FileServer:
             self._behaviour = behaviour
             self._cuts_done = {}
             self._range_statuses_sent = 0
+            self._path_statuses_sent = {}
 
     def behave(self, **changes: object) -> Behaviour:
         """Replace the behaviour with the default one changed by ``changes``
@@ -653,6 +658,9 @@ class FileServer:
             )
         if method not in ("GET", "HEAD"):
             return error_answer(405, {"Allow": "GET, HEAD"})
+        status = self._next_path_status(method, path, behaviour)
+        if status is not None:
+            return error_answer(status)
         if stored is not None:
             return self._file_answer(method, path, stored, request_headers, behaviour)
         if path == "/simple" or path.startswith("/simple/"):
@@ -694,6 +702,17 @@ class FileServer:
         if method == "GET":
             self._cut_if_asked(answer, behaviour)
         return answer
+
+    def _next_path_status(
+        self, method: str, path: str, behaviour: Behaviour
+    ) -> int | None:
+        statuses = behaviour.path_statuses.get(path, [])
+        with self._lock:
+            sent = self._path_statuses_sent.get(path, 0)
+            if method != "GET" or sent >= len(statuses):
+                return None
+            self._path_statuses_sent[path] = sent + 1
+        return statuses[sent]
 
     def _with_range_status_left(self, behaviour: Behaviour) -> Behaviour:
         """``behaviour``, without its range status once it has been sent enough."""

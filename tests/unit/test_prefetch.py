@@ -31,7 +31,7 @@ from fastdeps.operations.metadata import (
     MetadataFetcher,
 )
 from fastdeps.resolution.prefetch import BACKTRACK_LOOKAHEAD, Prefetcher
-from tests.lib.server import FileServer
+from tests.lib.server import FileServer, LoggedRequest
 from tests.lib.wheels import build_wheel, wheel_filename
 
 ANY = SpecifierSet()
@@ -392,3 +392,30 @@ def test_whole_wheels_read_ahead_and_unused_are_counted_and_deleted(
     assert prefetcher.stats.summary().endswith(
         "; 1 whole wheels (1 unused, 1000 bytes deleted)"
     )
+
+
+def test_a_job_the_resolver_waits_for_is_pips_own_request(
+    file_server: FileServer, finder: PackageFinder, prefetcher: Prefetcher
+) -> None:
+    """The worker's page request is answered 503 while the resolver waits for
+    it: the worker then sends it as pip would, and the resolver gets the page
+    without sending a request of its own."""
+    publish(file_server, "mu", ["1.0"])
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold_the_first(entry: LoggedRequest) -> None:
+        if entry.path == "/simple/mu/" and not arrived.is_set():
+            arrived.set()
+            release.wait(timeout=30)
+
+    file_server.behave(path_statuses={"/simple/mu/": [503]}, on_request=hold_the_first)
+    prefetcher.prefetch("mu", ANY, None)
+    assert arrived.wait(timeout=30)
+    with ThreadPoolExecutor(1) as resolver:
+        found = resolver.submit(finder.find_all_candidates, "mu")
+        assert prefetcher._pages["mu"].awaited.wait(timeout=30)
+        release.set()
+        versions = [str(candidate.version) for candidate in found.result()]
+
+    assert versions == ["1.0"]
+    assert [e.status for e in file_server.requests_for("/simple/mu/")] == [503, 200]

@@ -478,6 +478,13 @@ def test_range_status_times_fails_only_the_first_ranged_gets(
     assert fetch(url).status == 200
 
 
+def test_path_statuses_answer_a_paths_first_gets(
+    file_server: FileServer, url: str
+) -> None:
+    file_server.behave(path_statuses={PATH: [503, 502]})
+    assert [fetch(url).status for _ in range(3)] == [503, 502, 200]
+
+
 @pytest.mark.parametrize("status", [400, 403, 405])
 def test_head_status_fails_head_only(
     file_server: FileServer, url: str, status: int

@@ -20,7 +20,13 @@ speculative thread (:func:`mark_speculative_thread`):
   that needs the item sends pip's own request, with pip's timeout, retries,
   prompts and keyring, exactly as stock pip would;
 - is abandoned as soon as it is sent once the requests have been closed
-  (the resolution is over).
+  (the resolution is over);
+- stops being speculative once the resolver waits for the item it serves
+  (:func:`serving`): it is then sent again, or from the start, as pip's own
+  request, with pip's timeout, retries and connections, and its failure is
+  the answer, as stock pip's would be. Only a refusal that asks for
+  credentials (401, 403, 407) is still abandoned, so that the resolver's
+  own request can prompt or ask keyring.
 
 Requests from every other thread go through unchanged.
 """
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 from pip._internal.network.session import PipSession
@@ -48,6 +56,8 @@ SPECULATIVE_TIMEOUT = 5.0
 #: denial that may depend on credentials (403), rate limits (429) and
 #: server errors (5xx). pip retries, prompts or asks keyring for these.
 _REFUSALS = frozenset((401, 403, 407, 429))
+#: Refusals that only the resolver's own request may answer (it may prompt).
+_ASKS_FOR_CREDENTIALS = frozenset((401, 403, 407))
 
 _thread = threading.local()
 
@@ -74,6 +84,26 @@ def mark_speculative_thread(is_over: Callable[[], bool] = lambda: False) -> None
 
 def in_speculative_thread() -> bool:
     return getattr(_thread, "speculative", False)
+
+
+@contextmanager
+def serving(is_awaited: Callable[[], bool]) -> Iterator[None]:
+    """Run the ``with`` block for one item, which the resolver may wait for.
+
+    :param is_awaited: says whether the resolver now waits for the item:
+        from then on the thread's requests are pip's own (see the module).
+    """
+    previous = getattr(_thread, "is_awaited", None)
+    _thread.is_awaited = is_awaited
+    try:
+        yield
+    finally:
+        _thread.is_awaited = previous
+
+
+def _awaited() -> bool:
+    is_awaited: Callable[[], bool] | None = getattr(_thread, "is_awaited", None)
+    return is_awaited is not None and is_awaited()
 
 
 def abandon_if_over() -> None:
@@ -161,20 +191,43 @@ class SpeculativeRequests:
             return self._send(request, **kwargs)
         if self._closed:
             raise SpeculationAbandoned("the resolution is over")
-        kwargs["timeout"] = _bounded_timeout(kwargs.get("timeout"))
         self._without_401_handler(request)
+        if _awaited():
+            return self._send_as_pip(request, kwargs)
+        bounded = {**kwargs, "timeout": _bounded_timeout(kwargs.get("timeout"))}
         try:
-            response = self._send(request, **kwargs)
+            response = self._send(request, **bounded)
         except Exception as exc:
+            if _awaited():
+                return self._send_as_pip(request, kwargs)
             raise SpeculationAbandoned(type(exc).__name__) from exc
         if _is_refusal(response.status_code):
+            response.close()
+            if _awaited() and response.status_code not in _ASKS_FOR_CREDENTIALS:
+                return self._send_as_pip(request, kwargs)
+            raise SpeculationAbandoned(f"HTTP {response.status_code}")
+        return response
+
+    def _send_as_pip(self, request: PreparedRequest, kwargs: Any) -> Response:
+        """The request as pip sends it, for an item the resolver waits for.
+
+        pip's timeout, retries and connections; whatever happens is the
+        answer, except a refusal that asks for credentials.
+        """
+        _thread.as_pip = True
+        try:
+            response = self._send(request, **kwargs)
+        finally:
+            _thread.as_pip = False
+        if response.status_code in _ASKS_FOR_CREDENTIALS:
             response.close()
             raise SpeculationAbandoned(f"HTTP {response.status_code}")
         return response
 
     def _adapter_for(self, url: str) -> BaseAdapter:
         adapter = self._get_adapter(url=url)
-        if not in_speculative_thread() or not isinstance(adapter, HTTPAdapter):
+        speculative = in_speculative_thread() and not getattr(_thread, "as_pip", False)
+        if not speculative or not isinstance(adapter, HTTPAdapter):
             return adapter
         with self._lock:
             copy = self._adapters.get(id(adapter))

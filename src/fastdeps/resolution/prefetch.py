@@ -91,6 +91,7 @@ from fastdeps.network.speculative import (
     SpeculativeRequests,
     in_speculative_thread,
     mark_speculative_thread,
+    serving,
 )
 from fastdeps.network.utils import loggable_error
 from fastdeps.operations.metadata import (
@@ -338,11 +339,14 @@ class _Job(Generic[T]):
     future: Future[T] = field(default_factory=Future)
     held: list[logging.LogRecord] = field(default_factory=list)
     taken: bool = False
+    #: Set once the resolver waits for a worker's job: its requests are then
+    #: pip's own (see fastdeps.network.speculative.serving).
+    awaited: threading.Event = field(default_factory=threading.Event)
 
     def run_held(self, compute: Callable[[], T]) -> None:
         """Compute on a worker: log records held, any exception kept."""
         try:
-            with _holding_logs(self.held):
+            with _holding_logs(self.held), serving(self.awaited.is_set):
                 result = compute()
         except (Exception, SpeculationAbandoned) as exc:
             self.future.set_exception(exc)
@@ -583,6 +587,7 @@ class Prefetcher:
 
     def _take(self, job: _Job[Any], counted: str) -> bool:
         """Wait for a worker's job; replay its logs; whether it succeeded."""
+        job.awaited.set()
         exception = job.future.exception()
         with self._lock:
             first = not job.taken
