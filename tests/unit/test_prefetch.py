@@ -419,3 +419,31 @@ def test_a_job_the_resolver_waits_for_is_pips_own_request(
 
     assert versions == ["1.0"]
     assert [e.status for e in file_server.requests_for("/simple/mu/")] == [503, 200]
+
+
+def test_jobs_announced_together_run_together(
+    file_server: FileServer, finder: PackageFinder, pip_session: PipSession
+) -> None:
+    """Four projects announced at once, while a thread waits for work, are
+    fetched by four threads: their page requests are all in flight together."""
+    names = [f"nu{number}" for number in range(4)]
+    for name in names:
+        publish(file_server, name, ["1.0"])
+    all_in_flight = threading.Barrier(len(names), timeout=30)
+
+    def wait_for_the_others(entry: LoggedRequest) -> None:
+        if entry.path.startswith("/simple/nu"):
+            all_in_flight.wait()
+
+    publish(file_server, "warm", ["1.0"])
+    prefetcher = Prefetcher(finder, lambda link: None, session=pip_session, workers=4)
+    prefetcher.prefetch("warm", ANY, None)
+    prefetcher.wait_until_idle()  # one thread now waits for work
+    file_server.behave(on_request=wait_for_the_others)
+    for name in names:
+        prefetcher.prefetch(name, ANY, None)
+    prefetcher.wait_until_idle()
+    prefetcher.close()
+
+    assert not all_in_flight.broken
+    assert all(page_requests(file_server, name) == 1 for name in names)

@@ -275,8 +275,10 @@ class _Workers:
         self._when_idle = when_idle
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        # Released by a thread each time it is done with a job and free for
+        # the next; a submit that takes it needs no new thread.
+        self._free = threading.Semaphore(0)
         self._threads = 0
-        self._waiting = 0
         self._running = 0
         self._closed = False
 
@@ -285,7 +287,7 @@ class _Workers:
             if self._closed:
                 raise RuntimeError("the prefetcher is closed")
             self._jobs.put(job)
-            if self._waiting > 0 or self._threads >= self._size:
+            if self._free.acquire(blocking=False) or self._threads >= self._size:
                 return
             self._threads += 1
         threading.Thread(
@@ -306,11 +308,8 @@ class _Workers:
     def _work(self) -> None:
         mark_speculative_thread(is_over=lambda: self._closed)
         while True:
-            with self._lock:
-                self._waiting += 1
             job = self._jobs.get()
             with self._lock:
-                self._waiting -= 1
                 if job is None or self._closed:
                     return
                 self._running += 1
@@ -326,6 +325,7 @@ class _Workers:
                     last = self._closed and self._running == 0
                 if last:
                     self._when_idle()
+                self._free.release()
 
 
 # -- jobs ----------------------------------------------------------------------
