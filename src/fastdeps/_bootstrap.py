@@ -12,12 +12,14 @@ wheel, lock), and by the time it has run every class that the plugin binds
 into exists. It also waits for ``pip._internal.commands.cache``, so that
 ``pip cache purge`` clears the plugin's metadata cache, and for
 ``pip._internal.cli.main_parser``, so that ``pip --python`` can say that the
-pip it runs elsewhere does not have the plugin. Other pip commands,
+pip it runs elsewhere does not have the plugin (the plugin is imported only
+when ``--python`` is given). Other pip commands,
 and every program that is not pip, never import the plugin.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 # typing and types are not loaded at interpreter start; importing them here
@@ -85,8 +87,22 @@ def _find_spec_elsewhere(fullname: str, path: Any, target: Any) -> Any | None:
     return None
 
 
+def runs_elsewhere(args: list[str]) -> bool:
+    """Whether pip was asked to run under another interpreter (``--python``).
+
+    Checked here, from the arguments, so that the plugin is imported for
+    ``pip --python`` only, not for every pip command that parses options.
+    """
+    if "_PIP_RUNNING_IN_SUBPROCESS" in os.environ:
+        return False
+    given = any(arg == "--python" or arg.startswith("--python=") for arg in args)
+    return given or bool(os.environ.get("PIP_PYTHON"))
+
+
 def _bind_plugin(fullname: str) -> None:
     """Bind the plugin; a failure here must never stop pip from running."""
+    if fullname == MAIN_PARSER_MODULE and not runs_elsewhere(sys.argv[1:]):
+        return
     try:
         from fastdeps import plugin
 

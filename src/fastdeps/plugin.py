@@ -171,12 +171,14 @@ def bind_python_option_warning() -> bool:
         return False
     from pip._internal.cli import main_parser
 
+    from fastdeps._bootstrap import runs_elsewhere
+
     original = main_parser.parse_command
     if hasattr(original, _BOUND_MARKER):
         return True
 
     def parse_command(args: list[str]) -> tuple[str, list[str]]:
-        if _runs_elsewhere(args) and _fast_deps_requested():
+        if runs_elsewhere(args) and _fast_deps_requested():
             sys.stderr.write(
                 "WARNING: pip-fastdeps is not active with --python: the pip run "
                 "by that interpreter has stock fast-deps. Install pip-fastdeps "
@@ -187,14 +189,6 @@ def bind_python_option_warning() -> bool:
     setattr(parse_command, _BOUND_MARKER, original)
     main_parser.parse_command = parse_command
     return True
-
-
-def _runs_elsewhere(args: list[str]) -> bool:
-    """Whether pip was asked to run under another interpreter (``--python``)."""
-    if "_PIP_RUNNING_IN_SUBPROCESS" in os.environ:
-        return False
-    given = any(arg == "--python" or arg.startswith("--python=") for arg in args)
-    return given or bool(os.environ.get("PIP_PYTHON"))
 
 
 def _wrap_make_requirement_preparer(command_class: Any) -> None:

@@ -127,6 +127,29 @@ def test_jobs_without_the_feature_say_they_do_nothing(
 
 
 @plugin_only
+def test_a_pip_command_that_resolves_nothing_never_imports_the_plugin(
+    plugin_venv: Venv, tmp_path: Path
+) -> None:
+    """pip parses its options for every command; the plugin is imported there
+    only for ``--python``, so ``pip list`` costs it nothing."""
+    script = (
+        "import sys; from pip._internal.cli.main import main; "
+        "status = main(['list', '--disable-pip-version-check']); "
+        "print('fastdeps.plugin' in sys.modules, status)"
+    )
+    result = subprocess.run(
+        [str(plugin_venv.python), "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=isolated_environment(),
+        check=False,
+    )
+
+    assert result.stdout.splitlines()[-1] == "False 0", result.stdout + result.stderr
+
+
+@plugin_only
 def test_pip_python_says_the_other_environment_has_no_plugin(
     stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
