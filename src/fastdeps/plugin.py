@@ -338,13 +338,14 @@ def _prefetch(prefetcher: Any, requirements: Iterable[Any], constraints: Any) ->
 
     announced = []
     for name, constraint in constraints.items():
-        prefetcher.restrict(
-            name, constraint.specifier, constraint.hashes, direct=bool(constraint.links)
-        )
+        if constraint.links:
+            prefetcher.skip(name)
+        else:
+            prefetcher.restrict(name, constraint.specifier, constraint.hashes)
     for requirement in requirements:
         candidate, ireq = requirement.get_candidate_lookup()
         if candidate is not None:
-            prefetcher.restrict(requirement.project_name, SpecifierSet(), direct=True)
+            prefetcher.skip(requirement.project_name)
         elif ireq is not None and ireq.req is not None:
             hashes = ireq.hashes(trust_internet=False)
             prefetcher.restrict(requirement.project_name, ireq.req.specifier, hashes)
@@ -554,10 +555,10 @@ def _metadata_can_choose_the_file(self: Any, req: InstallRequirement) -> bool:
 
     A direct URL names its one file; a requirement from an index is safe
     only for its project's only installable file (see
-    :func:`~fastdeps.operations.metadata.only_installable_file`). The
+    :func:`~fastdeps.operations.metadata.is_only_installable_file`). The
     project's page was fetched already: the finder answers from its cache.
     """
-    from fastdeps.operations.metadata import only_installable_file
+    from fastdeps.operations.metadata import is_only_installable_file
 
     if req.original_link is not None:
         return False
@@ -566,8 +567,7 @@ def _metadata_can_choose_the_file(self: Any, req: InstallRequirement) -> bool:
     name = req.req.name
     hashes = req.hashes(trust_internet=False)
     candidates = self.finder.find_all_candidates(name)
-    only = only_installable_file(self.finder, name, hashes, candidates)
-    return only is None or only.url != req.link.url
+    return not is_only_installable_file(req.link, self.finder, name, hashes, candidates)
 
 
 def _fetched_metadata(self: Any, link: Link) -> FetchedMetadata | None:

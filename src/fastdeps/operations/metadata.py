@@ -108,13 +108,14 @@ def applicable_links(result: BestCandidateResult) -> list[Link]:
     return [candidate.link for candidate in applicable]
 
 
-def only_installable_file(
+def is_only_installable_file(
+    link: Link,
     finder: PackageFinder,
     project_name: str,
     hashes: Hashes | None,
     candidates: list[InstallationCandidate],
-) -> Link | None:
-    """The one file of a project that pip could install with ``hashes``, if one.
+) -> bool:
+    """Whether ``link`` is the one file of a project pip could install with ``hashes``.
 
     Used in hash-checking mode, where metadata not read from a verified file
     may only be used when it cannot choose the file: metadata that rejects a
@@ -130,7 +131,7 @@ def only_installable_file(
     any_version = SpecifierSet(prereleases=True)
     evaluator = finder.make_candidate_evaluator(project_name, any_version, hashes)
     links = applicable_links(evaluator.compute_best_candidate(candidates))
-    return links[0] if len(links) == 1 else None
+    return [applicable.url for applicable in links] == [link.url]
 
 
 class MetadataFetcher:

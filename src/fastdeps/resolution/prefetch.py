@@ -97,7 +97,7 @@ from fastdeps.network.utils import loggable_error
 from fastdeps.operations.metadata import (
     FetchedMetadata,
     applicable_links,
-    only_installable_file,
+    is_only_installable_file,
 )
 
 logger = logging.getLogger(__name__)
@@ -377,7 +377,7 @@ class Prefetcher:
         while the prefetcher runs.
     :param hash_checking: pip runs in hash-checking mode, where the preparer
         reads metadata without the file only for a project's only
-        installable file (see ``only_installable_file()``): metadata is
+        installable file (see ``is_only_installable_file()``): metadata is
         fetched ahead for those files only.
     """
 
@@ -404,8 +404,8 @@ class Prefetcher:
         self._asked: set[tuple[str, str, Hashes | None]] = set()
         # project -> what the resolver will combine with any requirement on it
         self._restrictions: dict[str, tuple[SpecifierSet, Hashes]] = {}
-        # projects whose only candidate is a direct URL
-        self._direct: set[str] = set()
+        # projects whose only candidate is a direct URL (skip)
+        self._skipped: set[str] = set()
         # project -> its files in the order pip would try them, last computed
         self._ranking: dict[str, list[Link]] = {}
         # project -> the files whose metadata the resolver asked for, in order
@@ -430,11 +430,9 @@ class Prefetcher:
         """
         name = canonicalize_name(project_name)
         with self._lock:
-            if name in self._direct:
+            if name in self._skipped:
                 return
-            restricted, restricted_hashes = self._restrictions.get(
-                name, (SpecifierSet(), Hashes())
-            )
+            restricted, restricted_hashes = self._restriction_of(name)
             specifier = specifier & restricted
             hashes = (hashes or Hashes()) & restricted_hashes
             request = (name, str(specifier), hashes)
@@ -444,33 +442,31 @@ class Prefetcher:
         self._submit(self._prefetch_project, name, specifier, hashes or None)
 
     def restrict(
-        self,
-        project_name: str,
-        specifier: SpecifierSet,
-        hashes: Hashes | None = None,
-        *,
-        direct: bool = False,
+        self, project_name: str, specifier: SpecifierSet, hashes: Hashes | None = None
     ) -> None:
         """Record what every candidate of a project must satisfy.
 
         For a root requirement or a constraint: pip's factory combines it
         with whatever requirement on the project it looks up, so that a
         dependency on ``bar`` next to a root requirement ``bar==1.0`` asks
-        for bar 1.0 only. ``direct``: the project's one candidate is a
-        direct URL, which is never prefetched. Call before announcing.
+        for bar 1.0 only. Call before announcing.
         """
         name = canonicalize_name(project_name)
         with self._lock:
-            if direct:
-                self._direct.add(name)
-                return
-            old_specifier, old_hashes = self._restrictions.get(
-                name, (SpecifierSet(), Hashes())
-            )
+            old_specifier, old_hashes = self._restriction_of(name)
             self._restrictions[name] = (
                 old_specifier & specifier,
                 old_hashes & (hashes or Hashes()),
             )
+
+    def skip(self, project_name: str) -> None:
+        """Never prefetch a project whose one candidate is a direct URL."""
+        with self._lock:
+            self._skipped.add(canonicalize_name(project_name))
+
+    def _restriction_of(self, name: str) -> tuple[SpecifierSet, Hashes]:
+        """What :meth:`restrict` recorded for ``name``; call under the lock."""
+        return self._restrictions.get(name, (SpecifierSet(), Hashes()))
 
     def find_all_candidates(self, project_name: str) -> list[InstallationCandidate]:
         """``PackageFinder.find_all_candidates``, answered from the prefetch.
@@ -638,20 +634,17 @@ class Prefetcher:
         ranking = _preference_order(evaluator.compute_best_candidate(candidates))
         with self._lock:
             self._ranking[name] = ranking
-        if self._hash_checking and not self._is_only_file(name, hashes, ranking):
+        if self._hash_checking and not (
+            ranking
+            and is_only_installable_file(
+                ranking[0], self._finder, name, hashes, candidates
+            )
+        ):
             return
         if ranking:
             fetched = self._prefetch_metadata(ranking[0])
             if fetched is not None:
                 self._prefetch_requirements_of(fetched)
-
-    def _is_only_file(
-        self, name: str, hashes: Hashes | None, ranking: list[Link]
-    ) -> bool:
-        """Whether the likely file is the project's only one with ``hashes``."""
-        candidates = self._page(name) or []
-        only = only_installable_file(self._finder, name, hashes, candidates)
-        return only is not None and bool(ranking) and ranking[0].url == only.url
 
     def _page(self, name: str) -> list[InstallationCandidate] | None:
         job, claimed = self._claim_page(name)
