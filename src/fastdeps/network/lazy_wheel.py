@@ -616,8 +616,8 @@ class LazyZipOverHTTP:
             # The body is the file: the file's first answer is handed over
             # unread, to be kept rather than downloaded again; any later one
             # is closed at once.
-            self._host.ranges = False
             if not self._length:
+                self._host.ranges = False
                 raise _WholeFileSent(response)
             response.close()
             self._distrust_host("answered a range request with the whole file")
@@ -746,7 +746,12 @@ class LazyZipOverHTTP:
 
     @property
     def _host_name(self) -> str:
-        return urlsplit(self._url).netloc.rpartition("@")[2]
+        return _host_of(self._url)
+
+
+def _host_of(url: str) -> str:
+    """The host (and port) of ``url``, without any credentials."""
+    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 def _is_transient(status: int) -> bool:
@@ -994,9 +999,8 @@ def metadata_from_wheel_url(
         with sent.response:
             path = None if keep_whole_file is None else keep_whole_file(sent.response)
         if path is None:
-            host = urlsplit(url).netloc.rpartition("@")[2]
             raise HTTPRangeRequestUnsupported(
-                f"{host} answered a range request with the whole file"
+                f"{_host_of(url)} answered a range request with the whole file"
             ) from None
         stats.file_path = path
         stats.bytes += os.path.getsize(path)

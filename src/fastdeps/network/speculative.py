@@ -214,11 +214,13 @@ class SpeculativeRequests:
         pip's timeout, retries and connections; whatever happens is the
         answer, except a refusal that asks for credentials.
         """
+        # Kept as it was: requests sends each redirect through send() again.
+        previous = getattr(_thread, "as_pip", False)
         _thread.as_pip = True
         try:
             response = self._send(request, **kwargs)
         finally:
-            _thread.as_pip = False
+            _thread.as_pip = previous
         if response.status_code in _ASKS_FOR_CREDENTIALS:
             response.close()
             raise SpeculationAbandoned(f"HTTP {response.status_code}")

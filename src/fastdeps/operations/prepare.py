@@ -485,7 +485,6 @@ def _one_401_at_a_time(session: PipSession) -> Iterator[None]:
     if handle_401 is None:
         yield
         return
-    previous = vars(auth).get("handle_401")  # the prefetcher's, if it is on
     turn = threading.Lock()
 
     def handle_401_in_turn(response: Response, **kwargs: Any) -> Response:
@@ -499,10 +498,7 @@ def _one_401_at_a_time(session: PipSession) -> Iterator[None]:
     try:
         yield
     finally:
-        if previous is None:
-            del auth.handle_401
-        else:
-            auth.handle_401 = previous
+        del auth.handle_401
 
 
 def _resend_with_stored_credentials(

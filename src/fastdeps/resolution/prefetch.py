@@ -29,10 +29,14 @@ produced, so resolutions are identical to stock pip's.
 
 Speculation is silent and bounded:
 
-- a job's log records are held back, and replayed on the main thread only if
-  the resolver asks for that item (:class:`_HeldLogs`); a job that fails is
-  forgotten, and the resolver's own request then runs pip's code on the spot
-  and reports exactly what stock pip reports;
+- a job's log records are kept off the terminal (pip's ``--log`` file gets
+  them), and replayed on the main thread only if the resolver asks for that
+  item (:class:`_HeldLogs`); a job that fails is forgotten, and the
+  resolver's own request then runs pip's code on the spot and reports
+  exactly what stock pip reports;
+- a worker's requests are speculative (:mod:`fastdeps.network.speculative`:
+  bounded, never retried, abandoned when refused) until the resolver waits
+  for the item, and the workers are daemon threads that nothing waits for;
 - each project page is fetched once, and each project's metadata once per
   distinct specifier, never once per version, so a project with hundreds
   of releases costs one page and one metadata read; a useless speculative
@@ -48,9 +52,9 @@ Thread safety of the pip objects the workers touch:
   to urllib3's ``PoolManager``, which is thread-safe; the cookie jar takes a
   lock; pip's HTTP cache writes each entry to a temporary file and renames
   it. Authentication is the exception: ``MultiDomainBasicAuth.handle_401``
-  may prompt for a password, so while a prefetcher runs, a 401 answer to a
-  worker is returned as it is (the job fails, silently) and only the
-  resolver's own request, on the main thread, can prompt.
+  may prompt for a password, so a worker's requests go without it, a 401
+  abandons the job, and only the resolver's own request, on the main
+  thread, can prompt.
 - ``PackageFinder.find_all_candidates``: at most one thread computes a
   given project (:meth:`Prefetcher._claim_page`), and different projects
   share only append-only state (the candidate cache, the set of logged
