@@ -111,6 +111,41 @@ def test_a_root_pin_keeps_speculation_off_other_versions(
     assert file_server.requests_for(bar_2) == []
 
 
+def test_a_stalled_request_stock_pip_never_makes_does_not_delay_the_command(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """top 2.0 is the likely candidate, so its dependencies are read ahead,
+    ``slow`` among them, whose page the server holds; the resolver rejects
+    top 2.0 on its first dependency and never asks for ``slow``, nor does
+    stock pip. pip must finish, as stock pip does, while the page is held."""
+    publish(file_server, "top", "1.0")
+    publish(file_server, "top", "2.0", requires_dist=["dep>=2", "slow"])
+    publish(file_server, "dep", "1.0")
+    publish(file_server, "dep", "2.0")
+    publish(file_server, "slow", "1.0")
+    stock = dry_run(stock_venv, file_server, tmp_path, "top", "dep<2")
+    assert file_server.requests_for("/simple/slow/") == []
+    file_server.clear_log()
+
+    with held(file_server, lambda entry: entry.path == "/simple/slow/"):
+        process = start_pip(
+            plugin_venv,
+            ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
+            + ["--index-url", file_server.index_url, "top", "dep<2"],
+            tmp_path,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=STALL_LIMIT / 2)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert stock.returncode == process.returncode == 0, stderr
+    assert "Would install dep-1.0 top-1.0" in stock.stdout
+    assert "Would install dep-1.0 top-1.0" in stdout
+
+
 def test_a_direct_url_dependency_of_a_rejected_candidate_is_never_fetched(
     stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
