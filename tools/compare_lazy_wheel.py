@@ -14,7 +14,7 @@ the Requires-Dist lines.
 
 Usage::
 
-    python -m tools.compare_lazy_wheel [--cache DIR]
+    python -m tools.compare_lazy_wheel [--cache DIR] [--all]
 """
 
 from __future__ import annotations
@@ -103,11 +103,18 @@ class Row:
     expected: tuple[str, tuple[str, ...]]
 
 
-def find_wheels(cache: Path) -> list[Path]:
-    """The wheels of COMPARED_WHEELS that the cache holds."""
+def cached_wheels(cache: Path) -> list[Path]:
+    """Every wheel of the survey cache and of LOCAL_WHEEL_DIRS, once each."""
     candidates = [*sorted((cache / "wheels").glob("*/*.whl"))]
     for directory in LOCAL_WHEEL_DIRS:
         candidates += sorted(directory.glob("*.whl"))
+    by_name = {path.name: path for path in reversed(candidates)}
+    return sorted(by_name.values(), key=lambda path: path.name.lower())
+
+
+def find_wheels(cache: Path) -> list[Path]:
+    """The wheels of COMPARED_WHEELS that the cache holds."""
+    candidates = cached_wheels(cache)
     chosen = []
     for project, version in COMPARED_WHEELS:
         matching = [
@@ -247,6 +254,22 @@ def totals(rows: Sequence[Row]) -> str:
     )
 
 
+def summary(rows: Sequence[Row]) -> str:
+    """fastdeps' mean cost per wheel, and the wheels that took 3 requests."""
+    done = [(row.filename, row.fastdeps) for row in rows]
+    fetches = [(name, f) for name, f in done if isinstance(f, Fetch)]
+    if not fetches:
+        return ""
+    requests = [f.heads + f.gets for _, f in fetches]
+    slow = [name for name, f in fetches if f.heads + f.gets >= 3]
+    mean_bytes = sum(f.body_bytes for _, f in fetches) / len(fetches)
+    return (
+        f"fastdeps: {len(fetches)} wheels, {sum(requests) / len(requests):.3f} "
+        f"requests and {mean_bytes:,.0f} bytes per wheel; "
+        f"3 or more requests: {', '.join(slow) or 'none'}"
+    )
+
+
 def render_table(rows: Sequence[Row]) -> str:
     lines = [
         "| wheel | size | pip 26.3 requests (HEAD+GET) | pip bytes "
@@ -268,8 +291,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pip-only", action="store_true", help="measure stock pip alone"
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every wheel of the cache (the whole survey), not only the compared ones",
+    )
     options = parser.parse_args(argv)
-    wheels = find_wheels(options.cache.expanduser())
+    cache = options.cache.expanduser()
+    wheels = cached_wheels(cache) if options.all else find_wheels(cache)
     if not wheels:
         print("no wheels: run tools/survey_wheels.py first", file=sys.stderr)
         return 1
@@ -282,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(render_table(rows))
+    print(summary(rows))
     all_agree = all(verdict(row) in ("yes", "pip ok") for row in rows)
     return 0 if all_agree else 1
 

@@ -216,6 +216,7 @@ def build_wheel(
     omit_metadata: bool = False,
     many_entries: int = 0,
     metadata_padding: int = 0,
+    metadata_listed_last: bool = False,
     tag: str = "py3-none-any",
 ) -> bytes:
     """Build a wheel and return its bytes.
@@ -308,6 +309,7 @@ def build_wheel(
         comment=comment,
         data_descriptor=data_descriptor,
         prepend=prepend,
+        listed_last=metadata_path if metadata_listed_last else None,
     )
 
 
@@ -353,6 +355,7 @@ def _write_zip(
     comment: bytes,
     data_descriptor: bool,
     prepend: bytes,
+    listed_last: str | None = None,
 ) -> bytes:
     stream: io.BytesIO | _UnseekableWriter
     stream = _UnseekableWriter() if data_descriptor else io.BytesIO()
@@ -361,6 +364,8 @@ def _write_zip(
         for path, data in entries:
             archive.writestr(_zip_info(path, compression_of(path)), data)
         archive.comment = comment
+        # zipfile writes the central directory in the order of filelist.
+        archive.filelist.sort(key=lambda info: info.filename == listed_last)
     if isinstance(stream, io.BytesIO):
         return stream.getvalue()
     return bytes(stream.buffer)

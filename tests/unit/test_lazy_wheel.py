@@ -173,6 +173,31 @@ def test_a_large_directory_far_from_metadata_takes_three_requests(
     ]
 
 
+def test_metadata_named_by_the_directorys_end_but_far_from_it_takes_three_requests(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    """Taking METADATA with the directory would fetch the 9 MiB between
+    them, past the bytes a lazy read may fetch: the third request for
+    METADATA alone is cheaper, and the lazy read works."""
+    wheel = build_wheel(
+        metadata=METADATA,
+        many_entries=12_000,
+        payload_size=9 * 1024 * 1024,
+        dist_info_first=True,
+        metadata_listed_last=True,
+    )
+    url = serve(file_server, wheel)
+    directory_start, _ = directory_and_metadata(wheel)
+
+    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
+    tail_start = len(wheel) - FIRST_REQUEST_SIZE
+    assert gets(file_server) == [
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+        f"bytes={directory_start}-{tail_start - 1}",
+        f"bytes=0-{metadata_entry_size(wheel) - 1}",
+    ]
+
+
 def test_dist_from_wheel_url_gives_pips_distribution(
     file_server: FileServer, pip_session: PipSession
 ) -> None:
