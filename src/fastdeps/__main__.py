@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(USAGE + "\n")
         sys.stdout.flush()
     if args[:1] == ["metadata"]:
-        from fastdeps.cli import main as metadata_main
+        from fastdeps.commands.metadata import main as metadata_main
 
         return metadata_main(args[1:])
     from fastdeps.plugin import run_pip

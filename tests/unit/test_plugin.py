@@ -11,6 +11,7 @@ from pip._internal.commands import create_command
 from pip._internal.exceptions import CommandError
 
 from fastdeps import plugin
+from fastdeps.cli.req_command import _metadata_only_allowed, fast_deps_settings
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,7 @@ def test_jobs_below_one_are_refused() -> None:
     options = Values({"fast_deps_jobs": 0, "progress_bar": "on"})
 
     with pytest.raises(CommandError, match="--fast-deps-jobs must be at least 1"):
-        plugin._settings_from(type("DownloadCommand", (), {}), options)
+        fast_deps_settings(type("DownloadCommand", (), {}), options)
 
 
 class _Command:
@@ -115,7 +116,7 @@ def test_metadata_only_in_hash_mode_only_when_every_file_is_downloaded(
 ) -> None:
     options = Values({"dry_run": dry_run})
 
-    assert plugin._metadata_only_allowed(_command_named(command), options) is allowed
+    assert _metadata_only_allowed(_command_named(command), options) is allowed
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""fastdeps.operations.prepare: the metadata check and the parallel downloads."""
+"""The metadata check after download, the parallel downloads and their progress."""
 
 from __future__ import annotations
 
@@ -22,15 +22,14 @@ from fastdeps.operations.metadata import (
     FROM_PEP_658,
     CacheOutcome,
 )
-from fastdeps.operations.prepare import (
+from fastdeps.cli.progress_bars import LogLineProgress, make_progress
+from fastdeps.network.download import download_files
+from fastdeps.operations.metadata_check import (
     FieldDifference,
-    LogLineProgress,
     MetadataMismatch,
-    copy_atomically,
-    download_files,
-    make_progress,
     metadata_difference,
 )
+from fastdeps.utils.filesystem import copy_atomically
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
 

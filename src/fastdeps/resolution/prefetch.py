@@ -73,11 +73,11 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from pip._internal.index.package_finder import BestCandidateResult, PackageFinder
 from pip._internal.models.candidate import InstallationCandidate
@@ -103,6 +103,16 @@ from fastdeps.operations.metadata import (
     applicable_links,
     is_only_installable_file,
 )
+
+if TYPE_CHECKING:
+    from pip._internal.resolution.resolvelib.base import (
+        Candidate,
+        Constraint,
+    )
+    from pip._internal.resolution.resolvelib.base import (
+        Requirement as ResolverRequirement,
+    )
+    from pip._internal.resolution.resolvelib.factory import Factory
 
 logger = logging.getLogger(__name__)
 
@@ -711,3 +721,96 @@ class Prefetcher:
             return
         for following in ranking[position + 1 : position + 1 + BACKTRACK_LOOKAHEAD]:
             self._submit(self._prefetch_metadata, following)
+
+
+# -- what the resolver announces --------------------------------------------
+
+
+@contextmanager
+def prefetching(factory: Factory) -> Iterator[None]:
+    """Prefetch for the resolution run inside the ``with`` block.
+
+    Only with the fast-deps preparer, when it reads metadata alone:
+    otherwise this does nothing. The prefetcher lives exactly as long as one
+    resolution; when the block ends its threads stop and the finder is
+    itself again.
+    """
+    from fastdeps.operations.prepare import FastDepsRequirementPreparer
+
+    preparer = factory.preparer
+    if not isinstance(preparer, FastDepsRequirementPreparer):
+        yield
+        return
+    if not preparer.reads_metadata_only:
+        yield
+        return
+    preparer.prefetcher = Prefetcher(
+        factory._finder,
+        preparer.metadata_fetcher.fetch,
+        session=preparer._session,
+        workers=preparer.fast_deps.prefetch_workers,
+        hash_checking=preparer.require_hashes,
+    )
+    try:
+        yield
+    finally:
+        preparer.prefetcher.close()
+        preparer.prefetcher = None
+
+
+def prefetcher_of(factory: Factory) -> Prefetcher | None:
+    """The prefetcher of the resolution ``factory`` serves, if there is one."""
+    prefetcher: Prefetcher | None = getattr(factory.preparer, "prefetcher", None)
+    return prefetcher
+
+
+def prefetch_dependencies(prefetcher: Prefetcher, candidate: Candidate) -> None:
+    """Announce what ``candidate`` depends on, before the resolver reads it.
+
+    Read from the candidate's metadata, not from pip's lazy stream of
+    requirements: producing a requirement for a direct URL prepares that
+    URL, which pip does only once the candidate's Requires-Python and the
+    dependencies before it have been accepted. The resolver then reads
+    pip's stream exactly as without the prefetcher.
+    """
+    base = getattr(candidate, "base", candidate)  # an extras candidate's base
+    dist = getattr(base, "dist", None)
+    if dist is None:
+        return  # Requires-Python, or a candidate without metadata
+    try:
+        requirements = list(dist.iter_dependencies(getattr(candidate, "extras", ())))
+    except Exception:
+        return  # pip reports it, when the resolver reads the dependencies
+    for requirement in requirements:
+        if requirement.url is None:
+            prefetcher.prefetch(requirement.name, requirement.specifier, None)
+
+
+def prefetch_requirements(
+    prefetcher: Prefetcher,
+    requirements: Iterable[ResolverRequirement],
+    constraints: Mapping[str, Constraint],
+) -> None:
+    """Announce the root requirements that name a project on an index.
+
+    First every root requirement and constraint restricts its project, as
+    pip's factory combines them with any requirement it looks up (so that
+    a dependency on ``bar`` beside a root ``bar==1.0`` asks for 1.0 only);
+    a project whose root requirement is a direct URL is never prefetched.
+    """
+    announced = []
+    for name, constraint in constraints.items():
+        if constraint.links:
+            prefetcher.skip(name)
+        else:
+            prefetcher.restrict(name, constraint.specifier, constraint.hashes)
+    for requirement in requirements:
+        candidate, ireq = requirement.get_candidate_lookup()
+        if candidate is not None:
+            prefetcher.skip(requirement.project_name)
+        elif ireq is not None and ireq.req is not None:
+            hashes = ireq.hashes(trust_internet=False)
+            prefetcher.restrict(requirement.project_name, ireq.req.specifier, hashes)
+            announced.append(requirement.project_name)
+    for name in announced:
+        prefetcher.prefetch(name, SpecifierSet(), None)

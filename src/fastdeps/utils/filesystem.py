@@ -21,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "atomic_write",
+    "copy_atomically",
     "copy_directory_permissions",
     "default_file_mode",
     "set_file_mode",
@@ -29,6 +30,8 @@ __all__ = [
 import contextlib
 import os
 import re
+import shutil
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -103,3 +106,19 @@ except ImportError:  # pip < 25.3
         if release is None or (int(release[1]), int(release[2])) < (25, 0):
             return
         set_file_mode(target_file, (os.stat(directory).st_mode & 0o666) | 0o600)
+
+
+def copy_atomically(source: str, destination: str) -> None:
+    """Copy a file so that ``destination`` is either absent or complete.
+
+    pip checks a download directory for files from earlier runs and, without
+    hashes to compare, trusts whatever it finds there; a copy cut short by
+    Ctrl-C would be trusted on the next run. The copy gets the source's
+    permission bits, as with the ``shutil.copy`` of stock pip.
+    """
+    mode = stat.S_IMODE(os.stat(source).st_mode)
+    with (
+        atomic_write(destination, mode) as partial_file,
+        open(source, "rb") as source_file,
+    ):
+        shutil.copyfileobj(source_file, partial_file, 1024 * 1024)
