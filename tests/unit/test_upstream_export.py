@@ -6,7 +6,6 @@ module; ``nox -s upstream`` runs the real series against pip's sdist.
 
 from __future__ import annotations
 
-import ast
 import textwrap
 from pathlib import Path
 
@@ -17,20 +16,14 @@ from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.source import (
     ExportError,
     Module,
-    function_body,
-    indent,
     path_of,
     pip_module_for,
-    rename_identifiers,
-    replace_type_self_calls,
     rewrite_import_statements,
 )
 from tools.upstream.steps import (
     Context,
-    CopyDefinitions,
     Edit,
     MergeModule,
-    MethodsIntoSubclass,
     NewModule,
     NewsFragment,
     OptionFromFactory,
@@ -63,7 +56,6 @@ def make_context(
         plugin_src=plugin_src,
         pip_tree=pip_tree,
         module_renames={},
-        identifier_renames={"_fastdeps": "_fast_deps"},
     )
 
 
@@ -119,66 +111,6 @@ def test_importing_the_plugin_package_itself_is_refused() -> None:
 
 
 # -- text ----------------------------------------------------------------------------
-
-
-def test_renames_touch_names_and_attributes_but_not_strings() -> None:
-    text = 'settings = self._fastdeps  # _fastdeps\nkey = "_fastdeps"\n'
-
-    assert rename_identifiers(text, {"_fastdeps": "_fast_deps"}) == (
-        'settings = self._fast_deps  # _fastdeps\nkey = "_fastdeps"\n'
-    )
-
-
-def test_the_class_method_reached_through_type_self_becomes_super() -> None:
-    text = "type(self).save(self, req)\ntype(self).close(self)\n"
-
-    assert replace_type_self_calls(text) == "super().save(req)\nsuper().close()\n"
-
-
-def test_indent_leaves_the_inside_of_multiline_strings_alone() -> None:
-    text = 'x = """a\nb"""\ny = 1\n'
-
-    assert indent(text, "    ") == '    x = """a\nb"""\n    y = 1\n'
-
-
-def test_function_body_without_its_imports_which_are_returned_rewritten() -> None:
-    source = module(
-        '''
-        def helper(self: Any, link: Any) -> Any:
-            """Helper's docstring."""
-            from pip._internal.utils.misc import display_path
-
-            from fastdeps.operations.prepare import copy_atomically
-
-            # Why the first statement is there.
-            target = display_path(link)
-            if target:
-                from fastdeps.cache import CacheKey
-
-                return CacheKey(target)
-            return copy_atomically(target)
-        '''
-    )
-    function = source.tree.body[0]
-    assert isinstance(function, ast.FunctionDef)
-
-    body = function_body(source, function, {})
-
-    assert body.docstring is not None and "Helper's docstring." in body.docstring
-    assert body.text == textwrap.dedent(
-        """\
-        # Why the first statement is there.
-        target = display_path(link)
-        if target:
-            return CacheKey(target)
-        return copy_atomically(target)
-        """
-    )
-    assert [(line.module, line.name) for line in body.local_imports] == [
-        ("pip._internal.utils.misc", "display_path"),
-        ("pip._internal.operations.prepare", "copy_atomically"),
-        ("pip._internal.cache", "CacheKey"),
-    ]
 
 
 # -- steps ---------------------------------------------------------------------------
@@ -250,81 +182,6 @@ HEADER = '''
 class FastPreparer(Preparer):
     """The fast one."""
 '''
-
-
-def test_plugin_functions_become_methods_of_a_subclass_under_pips_def_lines(
-    tmp_path: Path,
-) -> None:
-    context = make_context(
-        tmp_path,
-        {"fastdeps.plugin": PLUGIN},
-        {"pip._internal.operations.prep": PIP_PREPARE},
-    )
-
-    MethodsIntoSubclass(
-        "fastdeps.plugin",
-        "_METHODS",
-        "pip._internal.operations.prep",
-        "Preparer",
-        HEADER,
-    ).apply(context)
-
-    text = pip_text(context, "pip._internal.operations.prep")
-    subclass = text[text.index("class FastPreparer(Preparer):") :]
-    assert subclass == textwrap.dedent(
-        '''\
-        class FastPreparer(Preparer):
-            """The fast one."""
-
-
-            def fetch(
-                self,
-                link: Link,
-            ) -> str | None:
-                """pip's docstring."""
-                if self._fast_deps is None:
-                    return None
-                return self._annotated(fetch_lazily(link, os.sep))
-
-
-            def save(self, req: object) -> None:
-                super().save(req)
-
-
-            def _annotated(self, dist: Any) -> Any:
-                """Record where ``dist`` came from."""
-                self.sources[dist] = _SOURCE
-                return dist
-        '''
-    )
-    # What the bodies read comes along; what pip has is not duplicated.
-    assert '_SOURCE = "range requests"\n' in text
-    assert text.count("logger = ") == 1
-    assert "import os\n" in text
-    assert "from typing import Any\n" in text
-    assert "fastdeps" not in text
-
-
-def test_a_plugin_function_must_take_the_parameters_of_pips_method(
-    tmp_path: Path,
-) -> None:
-    plugin = PLUGIN.replace("def _save(self: Any, req: Any)", "def _save(self: Any)")
-    plugin = plugin.replace("type(self).save(self, req)", "pass")
-    context = make_context(
-        tmp_path,
-        {"fastdeps.plugin": plugin},
-        {"pip._internal.operations.prep": PIP_PREPARE},
-    )
-    step = MethodsIntoSubclass(
-        "fastdeps.plugin",
-        "_METHODS",
-        "pip._internal.operations.prep",
-        "Preparer",
-        HEADER,
-    )
-
-    with pytest.raises(ExportError, match="does not take the parameters"):
-        step.apply(context)
 
 
 def test_a_merged_module_brings_its_definitions_and_imports_not_its_logger(
@@ -411,55 +268,6 @@ def test_a_merged_definition_may_not_replace_one_of_pips(tmp_path: Path) -> None
 
     with pytest.raises(ExportError, match=r"already defines \['fetch_lazily'\]"):
         MergeModule("fastdeps.operations.prep").apply(context)
-
-
-def test_copied_definitions_take_their_dependencies_and_new_names(
-    tmp_path: Path,
-) -> None:
-    context = make_context(
-        tmp_path,
-        {
-            "fastdeps.plugin": """
-                from __future__ import annotations
-
-                from optparse import Values
-
-                _OPTION = "--jobs"
-                _UNUSED = 1
-
-
-                def _settings_from(options: Values) -> int:
-                    from pip._internal.exceptions import CommandError
-
-                    if options.jobs < 1:
-                        raise CommandError(f"{_OPTION} must be at least 1")
-                    return _checked(options.jobs)
-
-
-                def _checked(jobs: int) -> int:
-                    return jobs
-            """
-        },
-        {"pip._internal.cli.req": PIP_PREPARE},
-    )
-
-    CopyDefinitions(
-        "fastdeps.plugin",
-        ("_settings_from",),
-        "pip._internal.cli.req",
-        renames={"_settings_from": "jobs_setting"},
-    ).apply(context)
-
-    text = pip_text(context, "pip._internal.cli.req")
-    assert '_OPTION = "--jobs"' in text
-    assert "_UNUSED" not in text
-    assert "def jobs_setting(options: Values) -> int:\n    if options.jobs" in text
-    assert "from pip._internal.exceptions import CommandError\n" in text
-    assert "from optparse import Values\n" in text
-    assert context.placements["fastdeps.plugin:_settings_from"] == (
-        "pip._internal.cli.req",
-        "jobs_setting",
-    )
 
 
 def test_an_option_factory_becomes_a_partial_in_pips_style(tmp_path: Path) -> None:
@@ -598,13 +406,6 @@ def test_every_plugin_name_the_series_uses_exists() -> None:
         for step in patch.steps:
             if isinstance(step, (NewModule, MergeModule)):
                 plugin(step.plugin_module)
-            elif isinstance(step, MethodsIntoSubclass):
-                source = plugin(step.plugin_module)
-                for function in source.dict_of_functions(step.methods).values():
-                    source.function(function)
-            elif isinstance(step, CopyDefinitions):
-                definitions = plugin(step.plugin_module).definitions()
-                assert set(step.names) <= set(definitions), step.names
             elif isinstance(step, OptionFromFactory):
                 plugin(step.plugin_module).function(step.function)
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.upstream.series import (
-    IDENTIFIER_RENAMES,
     MODULE_RENAMES,
     SERIES,
     TEXT_SUBSTITUTIONS,
@@ -158,7 +157,6 @@ class Series:
             plugin_src=plugin_src,
             pip_tree=tree,
             module_renames=MODULE_RENAMES,
-            identifier_renames=IDENTIFIER_RENAMES,
             formatter=self.ruff.format_text,
         )
         self.unused_substitutions = set(TEXT_SUBSTITUTIONS)

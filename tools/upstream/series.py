@@ -1,17 +1,14 @@
 """The patch series: which plugin code goes where in pip, and why.
 
-This is data. A change to the plugin's modules, or to the bodies of the
-functions that plugin.py binds into pip, flows into the patches with no
-change here; a new module is one :class:`~tools.upstream.steps.NewModule`
-line, a new preparer method one entry in plugin.py's own method table.
+This is data. The plugin's modules are pip's code with plugin imports: a
+change to them flows into the patches with no change here, and a new
+module is one :class:`~tools.upstream.steps.NewModule` or
+:class:`~tools.upstream.steps.MergeModule` line.
 
-Two things are hand-written. The :class:`~tools.upstream.steps.Edit`
-entries are the calls in pip's own code where the plugin wraps pip
-instead (how pip chooses the fast-deps preparer, where the resolver hooks
-sit); each is a call of code derived from the plugin, and each fails
-loudly, naming itself, when pip's text moves under it. And
-:data:`PREPARER_CLASS`, the class line and constructor of the preparer,
-whose constructor does what ``plugin._enable_on`` does to a stock preparer.
+The :class:`~tools.upstream.steps.Edit` entries are hand-written: the calls
+in pip's own code where the plugin binds in through fastdeps.plugin instead
+(how pip chooses the fast-deps preparer, where the resolver hooks sit);
+each fails loudly, naming itself, when pip's text moves under it.
 """
 
 from __future__ import annotations
@@ -19,10 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tools.upstream.steps import (
-    CopyDefinitions,
     Edit,
     MergeModule,
-    MethodsIntoSubclass,
     NewModule,
     NewsFragment,
     OptionFromFactory,
@@ -35,8 +30,6 @@ PIP_VERSION = "26.3"
 #: Plugin modules whose pip module is not the mirror path under pip._internal.
 MODULE_RENAMES: dict[str, str] = {}
 
-#: Identifiers renamed wherever exported code uses them.
-IDENTIFIER_RENAMES = {"_fastdeps": "_fast_deps"}
 
 #: Wording that only makes sense in the plugin, and pip's wording for it.
 #: Applied to every file a patch touches; one that no longer matches is
@@ -61,10 +54,6 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "the project's repository), and every answer is checked",
         "Servers differ in how they answer range requests, and every answer is\n"
         "checked",
-    ),
-    (
-        '"""The options the bound methods need, read once from pip\'s options."""',
-        '"""What the fast-deps preparer needs of pip\'s options, read once."""',
     ),
     (
         "    Stock pip turns it off there. We keep it on when the command goes on to\n"
@@ -108,15 +97,6 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         '_THREAD_NAME_PREFIX = "pip-prefetch"',
     ),
     ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
-    # The attribute's name in getattr() calls (IDENTIFIER_RENAMES skips strings).
-    ('"_fastdeps"', '"_fast_deps"'),
-    (
-        "# Set up by _enable_on and, for one resolution only, _prefetching.",
-        "# Set up by FastDepsRequirementPreparer and, for one resolution only,\n"
-        "    # by prefetching().",
-    ),
-    # A noqa for a rule pip does not select, which ruff would drop whole.
-    ("# noqa: PERF402 (keep those before an error)", "# keep those before an error"),
     # Last: the plugin compares itself with "stock pip"; in pip, that is pip.
     ("stock pip's", "pip's"),
     ("stock pip", "pip"),
@@ -126,36 +106,6 @@ PREPARE = "pip._internal.operations.prepare"
 PREFETCH = "pip._internal.resolution.prefetch"
 
 REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
-
-PREPARER_CLASS = '''
-class FastDepsRequirementPreparer(RequirementPreparer):
-    """The preparer of ``--use-feature=fast-deps``.
-
-    During resolution a wheel is prepared from its metadata alone: the
-    index's PEP 658 file, else a few HTTP range requests on the wheel (also
-    in hash-checking mode, when the command downloads every file afterwards).
-    After resolution the chosen files are downloaded in parallel, each one
-    verified as usual before use, and the metadata the resolver was given is
-    compared with the downloaded wheel's own METADATA.
-
-    A class of its own, chosen only when the feature is enabled, so that pip
-    without the feature runs exactly the code it ran before.
-    """
-
-    def __init__(self, *, fast_deps: FastDepsSettings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        fast_deps.fetcher = MetadataFetcher(
-            self._session,
-            open_metadata_cache(fast_deps.cache_dir),
-            WholeFiles.in_pip_temp_dir(),
-        )
-        self._fast_deps = fast_deps
-        logger.info(
-            "fast-deps is active: metadata from range requests, "
-            "up to %d parallel downloads",
-            fast_deps.jobs,
-        )
-'''
 
 
 @dataclass
@@ -378,43 +328,18 @@ that pip without the feature runs exactly the code it ran before.
             "downloaded and verified afterwards.",
         ),
         steps=(
-            MergeModule("fastdeps.operations.prepare", before="RequirementPreparer"),
-            # Not beside the preparer: prepare.py is checked without strict
-            # optional types, where "str | None" reads as "str" to its callers.
-            CopyDefinitions(
-                "fastdeps.plugin",
-                ("FastDepsSettings",),
-                "pip._internal.operations.metadata",
-            ),
-            MethodsIntoSubclass(
-                "fastdeps.plugin",
-                methods="_PREPARER_METHODS",
-                pip_module=PREPARE,
-                base="RequirementPreparer",
-                header=PREPARER_CLASS,
-                header_imports=(
-                    ("typing", "Any"),
-                    ("pip._internal.cache", "open_metadata_cache"),
-                    ("pip._internal.operations.metadata", "MetadataFetcher"),
-                    ("pip._internal.operations.whole_files", "WholeFiles"),
-                ),
-            ),
+            MergeModule("fastdeps.cli.progress_bars"),
+            MergeModule("fastdeps.network.download"),
+            NewModule("fastdeps.operations.metadata_check"),
+            # After RequirementPreparer, which the class extends.
+            MergeModule("fastdeps.operations.prepare"),
             OptionFromFactory(
-                "fastdeps.plugin",
-                "_jobs_option",
+                "fastdeps.cli.cmdoptions",
+                "fast_deps_jobs",
                 option_name="fast_deps_jobs",
                 after="progress_bar",
             ),
-            CopyDefinitions(
-                "fastdeps.plugin",
-                ("_settings_from",),
-                "pip._internal.cli.req_command",
-                before="RequirementCommand",
-                renames={
-                    "_settings_from": "_fast_deps_settings",
-                    "_metadata_only_allowed": "_fast_deps_metadata_only_allowed",
-                },
-            ),
+            MergeModule("fastdeps.cli.req_command", before="RequirementCommand"),
             Edit(
                 REQ_COMMAND,
                 old="""\
@@ -453,7 +378,7 @@ that pip without the feature runs exactly the code it ran before.
         if lazy_wheel:
             preparer_class = partial(
                 FastDepsRequirementPreparer,
-                fast_deps=_fast_deps_settings(cls, options),
+                fast_deps=fast_deps_settings(cls, options),
             )
         return preparer_class(
             build_dir=temp_build_dir_path,
@@ -504,22 +429,6 @@ feature makes the same calls in the same order as before.
         ),
         steps=(
             NewModule("fastdeps.resolution.prefetch"),
-            CopyDefinitions(
-                "fastdeps.plugin",
-                (
-                    "_prefetcher_of",
-                    "_prefetch",
-                    "_prefetch_dependencies",
-                    "_prefetching",
-                ),
-                PREFETCH,
-                renames={
-                    "_prefetcher_of": "prefetcher_of",
-                    "_prefetch": "prefetch_requirements",
-                    "_prefetch_dependencies": "prefetch_dependencies",
-                    "_prefetching": "prefetching",
-                },
-            ),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/resolver.py",
                 old="""\

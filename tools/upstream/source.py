@@ -8,10 +8,7 @@ move. Line numbers are 1-based, as in :mod:`ast`; a span is inclusive.
 from __future__ import annotations
 
 import ast
-import io
 import re
-import textwrap
-import tokenize
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -192,15 +189,6 @@ class Module:
             raise ExportError(f"{self.name} has no function {name}")
         return node.node
 
-    def class_method(self, class_name: str, method: str) -> ast.FunctionDef:
-        chunk = self.definitions().get(class_name)
-        if chunk is None or not isinstance(chunk.node, ast.ClassDef):
-            raise ExportError(f"{self.name} has no class {class_name}")
-        for node in chunk.node.body:
-            if isinstance(node, ast.FunctionDef) and node.name == method:
-                return node
-        raise ExportError(f"{self.name}: {class_name} has no method {method}")
-
     def constant(self, name: str) -> ast.Constant:
         """The literal a module-level constant is assigned."""
         chunk = self.definitions().get(name)
@@ -209,24 +197,6 @@ class Module:
         if value is None or not isinstance(value, ast.Constant):
             raise ExportError(f"{self.name}.{name} is not a literal constant")
         return value
-
-    def dict_of_functions(self, name: str) -> dict[str, str]:
-        """A module-level ``{"name": function, ...}`` literal, as names."""
-        chunk = self.definitions().get(name)
-        node = chunk.node if chunk else None
-        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
-        if not isinstance(value, ast.Dict):
-            raise ExportError(f"{self.name}.{name} is not a dict literal")
-        mapping = {}
-        for key, item in zip(value.keys, value.values):
-            if not (
-                isinstance(key, ast.Constant)
-                and isinstance(key.value, str)
-                and isinstance(item, ast.Name)
-            ):
-                raise ExportError(f"{self.name}.{name}: entries must be 'name': func")
-            mapping[key.value] = item.id
-        return mapping
 
 
 def _is_string(node: ast.stmt) -> bool:
@@ -318,163 +288,7 @@ def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str
 # -- names ----------------------------------------------------------------------
 
 
-def free_names(node: ast.AST) -> set[str]:
-    """Names a definition reads (a superset: locals are left for the caller)."""
-    return {
-        sub.id
-        for sub in ast.walk(node)
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
-    }
-
-
-def rename_identifiers(text: str, renames: Mapping[str, str]) -> str:
-    """``text`` with every NAME token in ``renames`` replaced (not strings)."""
-    if not renames:
-        return text
-    tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    lines = text.splitlines(keepends=True)
-    # Right to left, so that earlier columns stay valid.
-    for token in reversed(tokens):
-        if token.type == tokenize.NAME and token.string in renames:
-            row, col = token.start
-            line = lines[row - 1]
-            lines[row - 1] = (
-                line[:col] + renames[token.string] + line[col + len(token.string) :]
-            )
-    return "".join(lines)
-
-
 # -- function bodies ------------------------------------------------------------
-
-
-@dataclass
-class Body:
-    """A function's body as text at its own indentation, minus local imports."""
-
-    text: str
-    docstring: str | None
-    local_imports: list[ImportLine]
-
-
-def _string_continuation_lines(text: str) -> set[int]:
-    """Lines (1-based) that continue a multi-line string token."""
-    inside: set[int] = set()
-    for token in tokenize.generate_tokens(io.StringIO(text).readline):
-        if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-            inside.update(range(token.start[0] + 1, token.end[0] + 1))
-    return inside
-
-
-def function_body(
-    module: Module, function: ast.FunctionDef, renames: Mapping[str, str]
-) -> Body:
-    """The body of a module-level function, dedented to column zero.
-
-    Function-level imports are taken out and returned rewritten, so that the
-    caller can put them at the top of pip's module, where pip keeps them.
-    """
-    statements = list(function.body)
-    docstring = None
-    if statements and _is_string(statements[0]):
-        doc = statements.pop(0)
-        docstring = module.segment(doc.lineno, doc.end_lineno or doc.lineno)
-    if not statements:
-        raise ExportError(f"{module.name}.{function.name} has an empty body")
-    start = statements[0].lineno
-    # Comments above the first statement belong to it; a docstring, or the
-    # ``def`` line, is where they stop.
-    floor = (doc.end_lineno or doc.lineno) + 1 if docstring else function.lineno + 1
-    while start - 1 >= floor and module.lines[start - 2].strip().startswith("#"):
-        start -= 1
-    end = function.end_lineno or function.lineno
-    skipped, local_imports = _local_imports(module, function, renames)
-    kept = [
-        module.lines[number - 1]
-        for number in range(start, end + 1)
-        if number not in skipped
-    ]
-    text = _drop_blank_edges(textwrap.dedent("".join(kept)))
-    return Body(text, docstring, local_imports)
-
-
-def _drop_blank_edges(text: str) -> str:
-    lines = text.splitlines(keepends=True)
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    # A blank line left where an import was taken out of the top.
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return "".join(lines)
-
-
-def _local_imports(
-    module: Module, outer: ast.AST, renames: Mapping[str, str]
-) -> tuple[set[int], list[ImportLine]]:
-    """Lines of the imports nested in ``outer``, and those imports rewritten.
-
-    A blank line after imports that open a block goes with them, so that the
-    block does not start with an empty line.
-    """
-    skipped: set[int] = set()
-    imports: list[ImportLine] = []
-    for node in ast.walk(outer):
-        if node is not outer and isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.extend(import_lines(node, renames))
-            skipped.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-    for node in ast.walk(outer):
-        for name in ("body", "orelse", "finalbody"):
-            block = getattr(node, name, None)
-            if not isinstance(block, list) or not block:
-                continue
-            leading = 0
-            while leading < len(block) and isinstance(
-                block[leading], (ast.Import, ast.ImportFrom)
-            ):
-                leading += 1
-            if leading and leading < len(block):
-                after = (block[leading - 1].end_lineno or 0) + 1
-                if after <= len(module.lines) and not module.lines[after - 1].strip():
-                    skipped.add(after)
-    return skipped, imports
-
-
-def definition_without_local_imports(
-    module: Module, chunk: Chunk, renames: Mapping[str, str]
-) -> tuple[str, list[ImportLine]]:
-    """A definition's text minus the imports inside it, and those imports.
-
-    The plugin imports pip lazily inside functions, to stay cheap to import
-    into any pip; inside pip the imports belong at the top of the module.
-    """
-    text = module.definition_text(chunk)
-    first = chunk.end - text.count("\n") + 1
-    skipped, imports = _local_imports(module, chunk.node, renames)
-    kept = [
-        module.lines[number - 1]
-        for number in range(first, chunk.end + 1)
-        if number not in skipped
-    ]
-    return "".join(kept), imports
-
-
-def indent(text: str, prefix: str) -> str:
-    """Indent every line but the continuation lines of multi-line strings."""
-    inside = _string_continuation_lines(text)
-    return "".join(
-        line if number in inside or not line.strip() else prefix + line
-        for number, line in enumerate(text.splitlines(keepends=True), start=1)
-    )
-
-
-def replace_type_self_calls(text: str) -> str:
-    """``type(self).name(self, ...)`` -> ``super().name(...)``.
-
-    A plugin function bound on an instance reaches the class's own method
-    through ``type(self)``; as a method of a subclass it reaches it through
-    ``super()``.
-    """
-    text = re.sub(r"\btype\(self\)\.(\w+)\(self, ", r"super().\1(", text)
-    return re.sub(r"\btype\(self\)\.(\w+)\(self\)", r"super().\1()", text)
 
 
 def drop_imports_of(

@@ -2,9 +2,8 @@
 
 A patch of the series is a list of steps. Most steps are mechanical: they
 read the plugin's source and derive pip's code from it (a module moved into
-pip's tree with its imports rewritten, a plugin function's body under pip's
-method ``def`` line, an option built from the plugin's ``Option(...)``
-call). The rest are :class:`Edit`: small hand-written changes anchored on
+pip's tree, or merged into pip's module of the same name, with its imports
+rewritten; an option built from the plugin's ``Option(...)`` call). The rest are :class:`Edit`: small hand-written changes anchored on
 pip's text, for the few places where the plugin wraps pip instead of
 providing code (the plugin's monkeypatching has no equivalent in pip: pip's
 own code is edited there instead).
@@ -25,17 +24,10 @@ from tools.upstream.source import (
     ExportError,
     ImportLine,
     Module,
-    definition_without_local_imports,
     drop_imports_of,
-    first_line,
-    free_names,
-    function_body,
     import_lines,
-    indent,
     path_of,
     pip_module_for,
-    rename_identifiers,
-    replace_type_self_calls,
     rewrite_import_statements,
 )
 
@@ -52,10 +44,6 @@ class Context:
     pip_tree: Path
     #: plugin module -> pip module, where the mirror rule does not apply.
     module_renames: Mapping[str, str]
-    #: identifiers renamed everywhere (``_fastdeps`` -> ``_fast_deps``).
-    identifier_renames: Mapping[str, str]
-    #: plugin definition ("module:name") -> pip module and name it now has.
-    placements: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: pip files changed by the current patch.
     touched: set[str] = field(default_factory=set)
     #: Formats a snippet of generated code as pip's formatter would.
@@ -157,31 +145,6 @@ def _module_level_imports(
     return found
 
 
-def _closure(module: Module, roots: Iterable[ast.AST]) -> list[str]:
-    """Module-level definitions the roots read, transitively, in file order."""
-    definitions = module.definitions()
-    wanted: set[str] = set()
-    pending = [name for root in roots for name in free_names(root)]
-    while pending:
-        name = pending.pop()
-        if name in wanted or name not in definitions:
-            continue
-        wanted.add(name)
-        pending.extend(free_names(definitions[name].node))
-    return [name for name in definitions if name in wanted]
-
-
-def _needed_imports(
-    context: Context, module: Module, roots: Iterable[ast.AST]
-) -> list[ImportLine]:
-    """Imports of ``module`` that the roots' code reads."""
-    imported = _module_level_imports(module, context.module_renames)
-    names: set[str] = set()
-    for root in roots:
-        names |= free_names(root)
-    return [line for name in sorted(names) for line in imported.get(name, [])]
-
-
 # -- modules ----------------------------------------------------------------------
 
 
@@ -205,7 +168,7 @@ class NewModule:
             state = "has" if context.exists(path) else "has no"
             raise ExportError(f"pip's tree {state} {path}; update the series")
         text = rewrite_import_statements(module, context.module_renames)
-        context.write(path, rename_identifiers(text, context.identifier_renames))
+        context.write(path, text)
 
 
 @dataclass
@@ -253,7 +216,7 @@ class MergeModule:
             for line in lines
         ]
         add_imports(context, pip_module, imports)
-        text = rename_identifiers("".join(pieces), context.identifier_renames)
+        text = "".join(pieces)
         insert_definitions(context, pip_module, text, before=self.before)
 
 
@@ -282,232 +245,7 @@ def _imports_only(node: ast.If) -> bool:
     return all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
 
 
-@dataclass
-class CopyDefinitions:
-    """Module-level definitions of a plugin module go into a pip module.
-
-    What they read from their own module comes along (transitively), unless
-    an earlier step already placed it in pip, in which case it is imported
-    from there; what they import is imported.
-
-    :param renames: new names for the copied definitions, since a name that
-        was clear in the plugin's module may not be in pip's.
-    """
-
-    plugin_module: str
-    names: tuple[str, ...]
-    pip_module: str
-    before: str | None = None
-    renames: Mapping[str, str] = field(default_factory=dict)
-
-    def apply(self, context: Context) -> None:
-        module = context.plugin_module(self.plugin_module)
-        definitions = module.definitions()
-        missing = [name for name in self.names if name not in definitions]
-        if missing:
-            raise ExportError(f"{module.name} has no {missing}")
-        roots = [definitions[name].node for name in self.names]
-        wanted = set(self.names) | set(_closure(module, roots))
-        own = set(context.pip_module(self.pip_module).definitions())
-        copied: list[str] = []
-        elsewhere: list[ImportLine] = []
-        renames = dict(self.renames)
-        for name in [name for name in definitions if name in wanted]:
-            placed = context.placements.get(f"{self.plugin_module}:{name}")
-            if name in SAME_MEANING and name in own:
-                continue
-            if placed is None:
-                if renames.get(name, name) in own:
-                    raise ExportError(f"{self.pip_module} already defines {name}")
-                copied.append(name)
-                continue
-            pip_module, pip_name = placed
-            renames[name] = pip_name
-            if pip_module != self.pip_module:
-                elsewhere.append(ImportLine(pip_module, pip_name))
-        chunks = sorted(
-            {definitions[name].start: definitions[name] for name in copied}.items()
-        )
-        texts: list[str] = []
-        local_imports: list[ImportLine] = []
-        for _, chunk in chunks:
-            text, imports = definition_without_local_imports(
-                module, chunk, context.module_renames
-            )
-            texts.append(text)
-            local_imports.extend(imports)
-        # One blank line between them; the formatter puts two around
-        # functions and classes, as pip's style wants.
-        text = rename_identifiers(
-            "\n".join(texts), {**context.identifier_renames, **renames}
-        )
-        copied_nodes = [chunk.node for _, chunk in chunks]
-        add_imports(
-            context,
-            self.pip_module,
-            [
-                *_needed_imports(context, module, copied_nodes),
-                *local_imports,
-                *elsewhere,
-            ],
-        )
-        if text:
-            insert_definitions(context, self.pip_module, text, before=self.before)
-        for name in copied:
-            context.placements[f"{self.plugin_module}:{name}"] = (
-                self.pip_module,
-                renames.get(name, name),
-            )
-
-
 # -- classes and options ----------------------------------------------------------
-
-
-@dataclass
-class MethodsIntoSubclass:
-    """Plugin functions bound onto instances become a subclass's methods.
-
-    ``methods`` names a module-level ``{"pip_method": plugin_function}``
-    dict in the plugin (how the plugin binds them). Each method keeps pip's
-    ``def`` line (so its signature and types are pip's) and gets the plugin
-    function's body; the plugin's docstring wins over pip's when it has one.
-    What the bodies read from the plugin module is copied along.
-
-    :param header: the class line, docstring and constructor, hand-written:
-        how the class is set up replaces the plugin's binding code.
-    """
-
-    plugin_module: str
-    methods: str
-    pip_module: str
-    base: str
-    header: str
-    header_imports: tuple[tuple[str, str], ...] = ()
-
-    def apply(self, context: Context) -> None:
-        module = context.plugin_module(self.plugin_module)
-        target = context.pip_module(self.pip_module)
-        bound = module.dict_of_functions(self.methods)
-        functions = {name: module.function(func) for name, func in bound.items()}
-        helpers = self._helper_methods(module, functions.values())
-        rendered = [self.header.strip("\n") + "\n"]
-        imports: list[ImportLine] = []
-        for pip_name, function in functions.items():
-            pip_def = target.class_method(self.base, pip_name)
-            _check_same_parameters(function, pip_def, pip_name)
-            body = function_body(module, function, context.module_renames)
-            imports.extend(body.local_imports)
-            rendered.append(self._method(target, pip_def, body.docstring, body.text))
-        for helper in helpers:
-            body = function_body(module, helper, context.module_renames)
-            imports.extend(body.local_imports)
-            rendered.append(self._method(module, helper, body.docstring, body.text))
-        roots: list[ast.AST] = [
-            statement
-            for function in [*functions.values(), *helpers]
-            for statement in function.body
-        ]
-        helper_names = {helper.name for helper in helpers}
-        CopyDefinitions(
-            self.plugin_module,
-            tuple(
-                name
-                for name in _closure(module, roots)
-                if name not in SAME_MEANING and name not in helper_names
-            ),
-            self.pip_module,
-        ).apply(context)
-        add_imports(
-            context,
-            self.pip_module,
-            [
-                *imports,
-                # Helpers keep the plugin's signature, and its annotations.
-                *_needed_imports(context, module, [*roots, *helpers]),
-                *(ImportLine(origin, name) for origin, name in self.header_imports),
-            ],
-        )
-        text = "\n".join(rendered)
-        text = replace_type_self_calls(text)
-        for name in helper_names:
-            text = re.sub(rf"(?<!def )\b{name}\(self, ", f"self.{name}(", text)
-            text = re.sub(rf"(?<!def )\b{name}\(self\)", f"self.{name}()", text)
-        text = rename_identifiers(text, context.identifier_renames)
-        insert_definitions(context, self.pip_module, text)
-
-    @staticmethod
-    def _helper_methods(
-        module: Module, functions: Iterable[ast.FunctionDef]
-    ) -> list[ast.FunctionDef]:
-        """Module-level functions of the plugin, called with the preparer as
-        ``self``, that the methods use: methods of the class in pip."""
-        roots: list[ast.AST] = list(functions)
-        definitions = module.definitions()
-        helpers = []
-        for name in _closure(module, roots):
-            node = definitions[name].node
-            if (
-                isinstance(node, ast.FunctionDef)
-                and node.args.args
-                and node.args.args[0].arg == "self"
-            ):
-                helpers.append(node)
-        return helpers
-
-    @staticmethod
-    def _method(
-        target: Module, pip_def: ast.FunctionDef, docstring: str | None, body: str
-    ) -> str:
-        first_statement = pip_def.body[0]
-        pip_docstring = None
-        if isinstance(first_statement, ast.Expr) and isinstance(
-            getattr(first_statement, "value", None), ast.Constant
-        ):
-            pip_docstring = target.segment(
-                first_statement.lineno,
-                first_statement.end_lineno or first_statement.lineno,
-            )
-        # pip's def line, up to (not into) its body.
-        header_end = first_statement.lineno - 1
-        while target.lines[header_end - 1].strip().startswith("#"):
-            header_end -= 1
-        header = target.segment(first_line(pip_def), header_end)
-        if not header.startswith(" "):
-            # A plugin function that becomes a method: ``self`` loses the
-            # annotation the plugin needed outside a class.
-            header = indent(re.sub(r"\(self: [^,)]+", "(self", header), " " * 4)
-        doc = ""
-        if docstring is not None:
-            doc = textwrap.indent(_dedent_docstring(docstring), " " * 8)
-        elif pip_docstring is not None:
-            doc = pip_docstring
-        return "\n" + header + doc + indent(body, " " * 8)
-
-
-def _dedent_docstring(docstring: str) -> str:
-    first, _, rest = docstring.lstrip().partition("\n")
-    return first + "\n" + textwrap.dedent(rest) if rest else first + "\n"
-
-
-def _check_same_parameters(
-    function: ast.FunctionDef, pip_def: ast.FunctionDef, name: str
-) -> None:
-    def names(node: ast.FunctionDef) -> list[str]:
-        arguments = node.args
-        return [
-            argument.arg
-            for argument in [
-                *arguments.posonlyargs,
-                *arguments.args,
-                *arguments.kwonlyargs,
-            ]
-        ]
-
-    if names(function) != names(pip_def):
-        raise ExportError(
-            f"{function.name}{tuple(names(function))} does not take the parameters "
-            f"of pip's {name}{tuple(names(pip_def))}"
-        )
 
 
 @dataclass
@@ -575,7 +313,7 @@ class OptionFromFactory:
         definitions = module.definitions()
         imported_from = {
             alias.asname or alias.name: node.module or ""
-            for node in ast.walk(function)
+            for node in ast.walk(module.tree)
             if isinstance(node, ast.ImportFrom)
             for alias in node.names
         }

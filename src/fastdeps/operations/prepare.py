@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 from pip._internal.exceptions import HashError
 from pip._internal.metadata import BaseDistribution
@@ -50,10 +50,15 @@ from fastdeps.operations.metadata_check import MetadataMismatch, metadata_differ
 from fastdeps.operations.whole_files import WholeFiles
 from fastdeps.utils.filesystem import copy_atomically
 
-if TYPE_CHECKING:
-    from fastdeps.resolution.prefetch import Prefetcher
-
 logger = logging.getLogger(__name__)
+
+
+class MetadataAhead(Protocol):
+    """Metadata fetched ahead of the resolver (``resolution.prefetch``)."""
+
+    def metadata(
+        self, link: Link, fetch_now: Callable[[], FetchedMetadata | None]
+    ) -> FetchedMetadata | None: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class FastDepsRequirementPreparer(RequirementPreparer):
             WholeFiles.in_pip_temp_dir(),
         )
         #: Set for the length of one resolution (see ``prefetching()``).
-        self.prefetcher: Prefetcher | None = None
+        self.prefetcher: MetadataAhead | None = None
         self._metadata_used: dict[str, MetadataUsed] = {}
 
     @property

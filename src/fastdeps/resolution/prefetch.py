@@ -744,24 +744,25 @@ def prefetching(factory: Factory) -> Iterator[None]:
     if not preparer.reads_metadata_only:
         yield
         return
-    preparer.prefetcher = Prefetcher(
+    prefetcher = Prefetcher(
         factory._finder,
         preparer.metadata_fetcher.fetch,
         session=preparer._session,
         workers=preparer.fast_deps.prefetch_workers,
         hash_checking=preparer.require_hashes,
     )
+    preparer.prefetcher = prefetcher
     try:
         yield
     finally:
-        preparer.prefetcher.close()
+        prefetcher.close()
         preparer.prefetcher = None
 
 
 def prefetcher_of(factory: Factory) -> Prefetcher | None:
     """The prefetcher of the resolution ``factory`` serves, if there is one."""
-    prefetcher: Prefetcher | None = getattr(factory.preparer, "prefetcher", None)
-    return prefetcher
+    prefetcher = getattr(factory.preparer, "prefetcher", None)
+    return prefetcher if isinstance(prefetcher, Prefetcher) else None
 
 
 def prefetch_dependencies(prefetcher: Prefetcher, candidate: Candidate) -> None:
