@@ -19,6 +19,9 @@ Usage:
 pip's own help follows.
 """
 
+# Commands whose argument list gets the feature flag.
+PIP_COMMANDS = ("install", "download", "wheel", "lock")
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
@@ -29,9 +32,28 @@ def main(argv: list[str] | None = None) -> int:
         from fastdeps.commands.metadata import main as metadata_main
 
         return metadata_main(args[1:])
-    from fastdeps.plugin import run_pip
-
     return run_pip(args)
+
+
+def with_feature_flag(argv: list[str]) -> list[str]:
+    """``argv`` with ``--use-feature=fast-deps`` right after the command."""
+    flag = "--use-feature=fast-deps"
+    for position, argument in enumerate(argv):
+        if argument in PIP_COMMANDS:
+            return [*argv[: position + 1], flag, *argv[position + 1 :]]
+    return [*argv, flag]
+
+
+def run_pip(argv: list[str]) -> int:
+    """Run pip's CLI with the plugin bound and fast-deps enabled."""
+    from pip._internal.cli.main import main as pip_main
+
+    from fastdeps import plugin
+
+    if not plugin.bind():
+        plugin.warn_unsupported(plugin.pip_version())
+    status: int = pip_main(with_feature_flag(list(argv)))
+    return status
 
 
 if __name__ == "__main__":

@@ -42,9 +42,6 @@ NEWEST_PIP = (26, 3)
 FEATURE = "fast-deps"
 _ENV_FEATURES = "PIP_USE_FEATURE"
 
-# Commands whose argument list run_pip() extends with the feature flag.
-PIP_COMMANDS = ("install", "download", "wheel", "lock")
-
 _bound = False
 _warned = False
 
@@ -74,7 +71,7 @@ def _fast_deps_requested() -> bool:
     return in_argv or FEATURE in os.environ.get(_ENV_FEATURES, "")
 
 
-def _warn_unsupported(version: tuple[int, int]) -> None:
+def warn_unsupported(version: tuple[int, int]) -> None:
     global _warned
     if _warned:
         return
@@ -101,7 +98,7 @@ def bind() -> bool:
     version = pip_version()
     if not is_supported(version):
         if _fast_deps_requested():
-            _warn_unsupported(version)
+            warn_unsupported(version)
         return False
     from pip._internal.cli.req_command import RequirementCommand
 
@@ -270,58 +267,43 @@ def _bind_resolver_hooks() -> None:
     from pip._internal.resolution.resolvelib.provider import PipProvider
     from pip._internal.resolution.resolvelib.resolver import Resolver
 
-    from fastdeps.resolution import prefetch
-
-    def resolving_prefetched(resolve: Callable[..., Any]) -> Any:
-        def resolve_prefetching(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with prefetch.prefetching(self.factory):
-                return resolve(self, *args, **kwargs)
-
-        return resolve_prefetching
-
-    def roots_announced(collect: Callable[..., Any]) -> Any:
-        def collect_root_requirements(self: Any, *args: Any, **kwargs: Any) -> Any:
-            collected = collect(self, *args, **kwargs)
-            prefetcher = prefetch.prefetcher_of(self)
-            if prefetcher is not None:
-                prefetch.prefetch_requirements(
-                    prefetcher, collected.requirements, collected.constraints
-                )
-            return collected
-
-        return collect_root_requirements
-
-    def dependencies_announced(get_dependencies: Callable[..., Any]) -> Any:
-        def get_dependencies_prefetched(self: Any, candidate: Any) -> Any:
-            prefetcher = prefetch.prefetcher_of(self._factory)
-            if prefetcher is not None:
-                prefetch.prefetch_dependencies(prefetcher, candidate)
-            return get_dependencies(self, candidate)
-
-        return get_dependencies_prefetched
-
-    wrap(Resolver, "resolve", resolving_prefetched)
-    wrap(Factory, "collect_root_requirements", roots_announced)
-    wrap(PipProvider, "get_dependencies", dependencies_announced)
+    wrap(Resolver, "resolve", _resolving_prefetched)
+    wrap(Factory, "collect_root_requirements", _roots_announced)
+    wrap(PipProvider, "get_dependencies", _dependencies_announced)
 
 
-# -- python -m fastdeps ------------------------------------------------------
+def _resolving_prefetched(resolve: Callable[..., Any]) -> Any:
+    from fastdeps.resolution.prefetch import prefetching
+
+    def resolve_prefetching(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with prefetching(self.factory):
+            return resolve(self, *args, **kwargs)
+
+    return resolve_prefetching
 
 
-def _with_feature_flag(argv: list[str]) -> list[str]:
-    """``argv`` with ``--use-feature=fast-deps`` right after the command."""
-    flag = f"--use-feature={FEATURE}"
-    for position, argument in enumerate(argv):
-        if argument in PIP_COMMANDS:
-            return [*argv[: position + 1], flag, *argv[position + 1 :]]
-    return [*argv, flag]
+def _roots_announced(collect: Callable[..., Any]) -> Any:
+    from fastdeps.resolution.prefetch import prefetch_requirements, prefetcher_of
+
+    def collect_root_requirements(self: Any, *args: Any, **kwargs: Any) -> Any:
+        collected = collect(self, *args, **kwargs)
+        prefetcher = prefetcher_of(self)
+        if prefetcher is not None:
+            prefetch_requirements(
+                prefetcher, collected.requirements, collected.constraints
+            )
+        return collected
+
+    return collect_root_requirements
 
 
-def run_pip(argv: list[str]) -> int:
-    """Run pip's CLI with the plugin bound and fast-deps enabled."""
-    from pip._internal.cli.main import main
+def _dependencies_announced(get_dependencies: Callable[..., Any]) -> Any:
+    from fastdeps.resolution.prefetch import prefetch_dependencies, prefetcher_of
 
-    if not bind():
-        _warn_unsupported(pip_version())
-    status: int = main(_with_feature_flag(list(argv)))
-    return status
+    def get_dependencies_prefetched(self: Any, candidate: Any) -> Any:
+        prefetcher = prefetcher_of(self._factory)
+        if prefetcher is not None:
+            prefetch_dependencies(prefetcher, candidate)
+        return get_dependencies(self, candidate)
+
+    return get_dependencies_prefetched

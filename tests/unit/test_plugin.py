@@ -1,4 +1,5 @@
-"""The seams in fastdeps.plugin: version gate, binding, options, run_pip's argv."""
+"""The seams in fastdeps.plugin (version gate, binding, options), and the argv
+of ``python -m fastdeps``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pip._internal.commands import create_command
 from pip._internal.exceptions import CommandError
 
 from fastdeps import plugin
+from fastdeps.__main__ import with_feature_flag
 from fastdeps.cli.req_command import _metadata_only_allowed, fast_deps_settings
 
 
@@ -134,4 +136,4 @@ def test_metadata_only_in_hash_mode_only_when_every_file_is_downloaded(
 def test_run_pip_puts_the_feature_after_the_command(
     argv: list[str], expected: list[str]
 ) -> None:
-    assert plugin._with_feature_flag(argv) == expected
+    assert with_feature_flag(argv) == expected

@@ -16,14 +16,14 @@ from pip._internal.models.link import Link
 from pip._internal.network.session import PipSession
 from pip._internal.utils.temp_dir import global_tempdir_manager
 
+from fastdeps.cli.progress_bars import LogLineProgress, make_progress
+from fastdeps.network.download import download_files
 from fastdeps.operations.metadata import (
     FROM_CACHE,
     FROM_LAZY_WHEEL,
     FROM_PEP_658,
     CacheOutcome,
 )
-from fastdeps.cli.progress_bars import LogLineProgress, make_progress
-from fastdeps.network.download import download_files
 from fastdeps.operations.metadata_check import (
     FieldDifference,
     MetadataMismatch,

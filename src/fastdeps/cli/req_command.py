@@ -6,7 +6,6 @@ from optparse import Values
 
 from pip._internal.exceptions import CommandError
 
-from fastdeps.cli.cmdoptions import JOBS_OPTION
 from fastdeps.network.download import DEFAULT_DOWNLOAD_JOBS
 from fastdeps.operations.prepare import FastDepsSettings
 
@@ -17,12 +16,12 @@ def fast_deps_settings(command_class: type, options: Values) -> FastDepsSettings
     if jobs is None:
         jobs = DEFAULT_DOWNLOAD_JOBS
     if jobs < 1:
-        raise CommandError(f"{JOBS_OPTION} must be at least 1, not {jobs}")
+        raise CommandError(f"--fast-deps-jobs must be at least 1, not {jobs}")
     return FastDepsSettings(
         jobs=jobs,
         progress_bar=str(getattr(options, "progress_bar", "on")),
         metadata_only_with_hashes=_metadata_only_allowed(command_class, options),
-        cache_dir=getattr(options, "cache_dir", None) or None,
+        cache_dir=getattr(options, "cache_dir", None) or "",
     )
 
 

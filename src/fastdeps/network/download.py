@@ -254,7 +254,8 @@ def download_files(
     :param session: pip's session: authentication, proxies, certificates,
         retries and the HTTP cache all stay pip's.
     :param jobs: the most files fetched at the same time.
-    :param progress: where the downloads report (see :func:`make_progress`).
+    :param progress: where the downloads report
+        (:func:`fastdeps.cli.progress_bars.make_progress`).
     :param fallback: pip's own download, ``(link, location) -> (path,
         content_type)``. A file that the parallel pass could not fetch is
         fetched again through it, one at a time, so that pip's resume logic
@@ -278,17 +279,25 @@ def download_files(
         progress.close()
     by_link = {result.link: result for result in results}
     downloaded: dict[Link, tuple[str, str]] = dict(written)
-    for result in (by_link[link] for link in link_list):
-        if result.path is not None:
-            downloaded[result.link] = (result.path, result.content_type)
-            continue
-        logger.debug(
-            "Parallel download of %s failed (%s); retrying with pip's downloader",
-            loggable_url(result.link.url),
-            _failure_reason(result.error),
-        )
-        downloaded[result.link] = fallback(result.link, location)
+    for link in link_list:
+        downloaded[link] = _path_or_fallback(by_link[link], fallback, location)
     return downloaded
+
+
+def _path_or_fallback(
+    result: DownloadedFile,
+    fallback: Callable[[Link, str], tuple[str, str]],
+    location: str,
+) -> tuple[str, str]:
+    """Where the file is, once pip's own download has had a go at a failure."""
+    if result.path is not None:
+        return result.path, result.content_type
+    logger.debug(
+        "Parallel download of %s failed (%s); retrying with pip's downloader",
+        loggable_url(result.link.url),
+        _failure_reason(result.error),
+    )
+    return fallback(result.link, location)
 
 
 def _move_received(batch: _Batch, link: Link, path: str) -> tuple[str, str]:

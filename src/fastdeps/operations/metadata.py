@@ -188,41 +188,31 @@ class MetadataFetcher:
 
         :param file_metadata: the file's METADATA, or None when it could not
             be read; its bytes are not compared, only what
-            :func:`~fastdeps.operations.prepare.metadata_difference` compares.
+            :func:`~fastdeps.operations.metadata_check.metadata_difference`
+            compares.
         :param consistent: whether that comparison found no difference.
 
-        An entry the file agrees with is replaced by the file's METADATA
-        when its bytes differ (it was read from ranges, or from a ``.metadata``
-        file without a hash), so that what the cache holds has been verified
-        whenever it could be. An entry the file contradicts is replaced by
-        the file's METADATA when the entry is keyed by the file's hash (pip
-        verified the file against the hashes it knows, so the next run
-        resolves from the truth even if the server goes on serving other
-        bytes for ranges); otherwise it is removed, with its marker, and the
-        next run reads the metadata afresh. An entry pinned by the PEP 658
-        hash of the index is never replaced (a cache hit must match that
-        hash), only removed if the file contradicts it.
+        What is done to the entry is :func:`_settled_outcome`'s choice.
         """
         if not fetched.cache_keys:
             return CacheOutcome.NOT_CACHED
         entry_key = fetched.cache_keys[0]
-        replaceable = file_metadata is not None and not _pep_658_hashes(link)
-        if consistent and (not replaceable or file_metadata == fetched.contents):
-            return CacheOutcome.KEPT
-        if replaceable and (consistent or entry_key.kind == "hash"):
+        outcome = _settled_outcome(
+            link, entry_key.kind, fetched.contents, file_metadata, consistent
+        )
+        if outcome is CacheOutcome.REPLACED:
             assert file_metadata is not None
             self._cache.store(entry_key, file_metadata)
-            outcome = CacheOutcome.REPLACED
-        else:
+        elif outcome is CacheOutcome.REMOVED:
             for key in fetched.cache_keys:
                 self._cache.remove(key)
-            outcome = CacheOutcome.REMOVED
-        logger.debug(
-            "Metadata cache: entry %s for %s %s",
-            entry_key,
-            loggable_url(link.url),
-            outcome.value,
-        )
+        if outcome is not CacheOutcome.KEPT:
+            logger.debug(
+                "Metadata cache: entry %s for %s %s",
+                entry_key,
+                loggable_url(link.url),
+                outcome.value,
+            )
         return outcome
 
     def _load(self, link: Link) -> FetchedMetadata | None:
@@ -363,6 +353,35 @@ class MetadataFetcher:
             loggable_url(url),
             loggable_error(exc),
         )
+
+
+def _settled_outcome(
+    link: Link,
+    entry_kind: str,
+    entry_contents: bytes,
+    file_metadata: bytes | None,
+    consistent: bool,
+) -> CacheOutcome:
+    """What to do with an entry once its file has been verified.
+
+    An entry the file agrees with is replaced by the file's METADATA
+    when its bytes differ (it was read from ranges, or from a ``.metadata``
+    file without a hash), so that what the cache holds has been verified
+    whenever it could be. An entry the file contradicts is replaced by
+    the file's METADATA when the entry is keyed by the file's hash (pip
+    verified the file against the hashes it knows, so the next run
+    resolves from the truth even if the server goes on serving other
+    bytes for ranges); otherwise it is removed, with its marker, and the
+    next run reads the metadata afresh. An entry pinned by the PEP 658
+    hash of the index is never replaced (a cache hit must match that
+    hash), only removed if the file contradicts it.
+    """
+    replaceable = file_metadata is not None and not _pep_658_hashes(link)
+    if consistent and (not replaceable or file_metadata == entry_contents):
+        return CacheOutcome.KEPT
+    if replaceable and (consistent or entry_kind == "hash"):
+        return CacheOutcome.REPLACED
+    return CacheOutcome.REMOVED
 
 
 def _pep_658_hashes(link: Link) -> Hashes | None:

@@ -70,7 +70,9 @@ class FastDepsSettings:
     #: Whether metadata alone may be read in hash-checking mode: only when
     #: the command downloads, and so verifies, every file afterwards.
     metadata_only_with_hashes: bool
-    cache_dir: str | None = None
+    #: pip's cache directory; empty with ``--no-cache-dir``. (Not Optional:
+    #: pip's prepare module is type-checked without strict optional types.)
+    cache_dir: str = ""
 
     @property
     def prefetch_workers(self) -> int:
@@ -96,7 +98,7 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         self.fast_deps = fast_deps
         self.metadata_fetcher = MetadataFetcher(
             self._session,
-            open_metadata_cache(fast_deps.cache_dir),
+            open_metadata_cache(fast_deps.cache_dir or None),
             WholeFiles.in_pip_temp_dir(),
         )
         #: Set for the length of one resolution (see ``prefetching()``).
