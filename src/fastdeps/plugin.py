@@ -177,9 +177,7 @@ def _preparer_factory(original: Callable[..., Any]) -> classmethod[Any, Any, Any
         if not enabled or cls.determine_resolver_variant(options) == "legacy":
             return original(cls, temp_build_dir, options, *args, **kwargs)
         with _building_fast_deps_preparer(cls, options):
-            preparer = original(cls, temp_build_dir, options, *args, **kwargs)
-        _log_active(preparer.fast_deps.jobs)
-        return preparer
+            return original(cls, temp_build_dir, options, *args, **kwargs)
 
     return classmethod(make_requirement_preparer)
 
@@ -208,20 +206,6 @@ def _building_fast_deps_preparer(
         replaced(req_command, "RequirementPreparer", preparer_class),
     ):
         yield
-
-
-def _log_active(jobs: int) -> None:
-    from pip._internal.utils.logging import get_indentation
-
-    import fastdeps
-
-    logger.info(
-        "%spip-fastdeps %s is active: metadata from range requests, "
-        "up to %d parallel downloads",
-        " " * get_indentation(),
-        fastdeps.__version__,
-        jobs,
-    )
 
 
 def _init_with_jobs_option(original: Callable[..., None]) -> Any:

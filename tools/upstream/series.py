@@ -75,6 +75,12 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "# other: --fast-deps-jobs, PIP_FAST_DEPS_JOBS, fast-deps-jobs in pip.conf.\n",
         "",
     ),
+    # The line that says the feature is on names the feature, not the plugin.
+    (
+        "    from fastdeps import __version__\n\n"
+        '    return f"pip-fastdeps {__version__}"\n',
+        '    return "fast-deps"\n',
+    ),
     # The metadata cache: its directory and entries are pip's.
     ('CACHE_SUBDIR = "fastdeps-metadata"', 'CACHE_SUBDIR = "metadata"'),
     ('_ENTRY_MAGIC = b"fastdeps-metadata 1"', '_ENTRY_MAGIC = b"pip-metadata 1"'),

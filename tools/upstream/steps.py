@@ -3,10 +3,11 @@
 A patch of the series is a list of steps. Most steps are mechanical: they
 read the plugin's source and derive pip's code from it (a module moved into
 pip's tree, or merged into pip's module of the same name, with its imports
-rewritten; an option built from the plugin's ``Option(...)`` call). The rest are :class:`Edit`: small hand-written changes anchored on
-pip's text, for the few places where the plugin wraps pip instead of
-providing code (the plugin's monkeypatching has no equivalent in pip: pip's
-own code is edited there instead).
+rewritten; an option built from the plugin's ``Option(...)`` call). The
+rest are :class:`Edit`: small hand-written changes anchored on pip's text,
+for the few places where the plugin binds into pip instead of providing
+code (the plugin's wrappers have no equivalent in pip: pip's own code is
+edited there instead).
 """
 
 from __future__ import annotations

@@ -104,6 +104,12 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         #: Set for the length of one resolution (see ``prefetching()``).
         self.prefetcher: MetadataAhead | None = None
         self._metadata_used: dict[str, MetadataUsed] = {}
+        logger.info(
+            "%s%s is active: metadata from range requests, up to %d parallel downloads",
+            " " * get_indentation(),
+            _what_is_active(),
+            fast_deps.jobs,
+        )
 
     @property
     def reads_metadata_only(self) -> bool:
@@ -309,6 +315,13 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         if not os.path.exists(destination):
             copy_atomically(req.local_file_path, destination)
             logger.info("Saved %s", display_path(destination))
+
+
+def _what_is_active() -> str:
+    """How the line that says the feature is on names it."""
+    from fastdeps import __version__
+
+    return f"pip-fastdeps {__version__}"
 
 
 def _log_metadata_source(
