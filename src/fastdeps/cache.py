@@ -46,8 +46,6 @@ __all__ = [
     "open_metadata_cache",
 ]
 
-import email.parser
-import email.policy
 import email.utils
 import hashlib
 import json
@@ -59,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit, urlunsplit
+
+from pip._vendor.packaging.metadata import parse_email
 
 from fastdeps.network.limits import METADATA_SIZE_LIMIT
 from fastdeps.utils.filesystem import atomic_write, copy_directory_permissions
@@ -123,12 +123,13 @@ def check_metadata(metadata: bytes) -> None:
         text = metadata.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidMetadata(f"not UTF-8: {exc}") from None
-    headers = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
-    for field in ("Name", "Version"):
-        values = headers.get_all(field) or []
-        if len(values) != 1:
-            raise InvalidMetadata(f"{len(values)} {field} fields, expected 1")
-        if not str(values[0]).strip():
+    parsed, repeated = parse_email(text)
+    found = {"Name": parsed.get("name"), "Version": parsed.get("version")}
+    for field, value in found.items():
+        count = len(repeated.get(field.lower(), [])) or int(value is not None)
+        if count != 1:
+            raise InvalidMetadata(f"{count} {field} fields, expected 1")
+        if not str(value).strip():
             raise InvalidMetadata(f"empty {field} field")
 
 

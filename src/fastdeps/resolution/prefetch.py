@@ -68,7 +68,6 @@ Thread safety of the pip objects the workers touch:
 from __future__ import annotations
 
 import contextlib
-import email.parser
 import logging
 import os
 import queue
@@ -86,6 +85,7 @@ from pip._internal.network.session import PipSession
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
 from pip._internal.utils.misc import format_size
+from pip._vendor.packaging.metadata import parse_email
 from pip._vendor.packaging.requirements import Requirement
 from pip._vendor.packaging.specifiers import SpecifierSet
 from pip._vendor.packaging.utils import canonicalize_name
@@ -177,8 +177,8 @@ def _unconditional_requirements(
     interpreter, and anything that does not parse is skipped. The resolver
     reads the real dependencies with pip's own code.
     """
-    headers = email.parser.BytesHeaderParser().parsebytes(metadata)
-    for line in headers.get_all("Requires-Dist") or []:
+    parsed, _ = parse_email(metadata)
+    for line in parsed.get("requires_dist", []):
         try:
             requirement = Requirement(str(line))
             if requirement.url is not None:
