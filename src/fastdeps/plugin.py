@@ -30,7 +30,7 @@ from functools import partial
 from optparse import Values
 from typing import Any, Callable
 
-from fastdeps.seams import replaced, wrap
+from fastdeps.seams import replaced
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ NEWEST_PIP = (26, 3)
 
 FEATURE = "fast-deps"
 _ENV_FEATURES = "PIP_USE_FEATURE"
+
+#: The attribute of a wrapper that holds what it wraps.
+WRAPPED = "_fastdeps_original"
 
 _bound = False
 _warned = False
@@ -162,6 +165,24 @@ def bind_python_option_warning() -> bool:
 
     wrap(main_parser, "parse_command", warning_first)
     return True
+
+
+def wrap(
+    owner: object, name: str, make_wrapper: Callable[[Callable[..., Any]], Any]
+) -> None:
+    """Replace ``owner.name`` by ``make_wrapper(original)``, once per process.
+
+    The wrapper carries the original under :data:`WRAPPED`, which makes this
+    idempotent: a second call finds it and changes nothing.
+    """
+    current = vars(owner)[name] if name in vars(owner) else getattr(owner, name)
+    function = getattr(current, "__func__", current)
+    if hasattr(function, WRAPPED):
+        return
+    wrapper = make_wrapper(function)
+    inner = getattr(wrapper, "__func__", wrapper)
+    setattr(inner, WRAPPED, function)
+    setattr(owner, name, wrapper)
 
 
 # -- the preparer ------------------------------------------------------------

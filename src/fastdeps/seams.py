@@ -1,17 +1,16 @@
-"""The two ways pip-fastdeps replaces an attribute of pip's at run time.
+"""Attributes of pip's objects replaced for a while, and then restored.
 
-Every replacement goes through one of them, so that each is either undone
-(:func:`replaced`) or made once and marked (:func:`wrap`).
+The prefetcher (a finder's ``find_all_candidates``), the speculative
+requests (a session's ``send`` and ``get_adapter``) and the parallel
+downloads (the session's 401 handler) each change one of pip's objects for
+as long as they run; :func:`replaced` is how, so that each change is undone
+exactly, even when an error cuts the run short.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
-
-#: The attribute of a wrapper that holds what it wraps.
-WRAPPED = "_fastdeps_original"
 
 
 @contextmanager
@@ -32,21 +31,3 @@ def replaced(owner: object, name: str, value: object) -> Iterator[None]:
             setattr(owner, name, previous)
         else:
             delattr(owner, name)
-
-
-def wrap(
-    owner: object, name: str, make_wrapper: Callable[[Callable[..., Any]], Any]
-) -> None:
-    """Replace ``owner.name`` by ``make_wrapper(original)``, once per process.
-
-    The wrapper carries the original under :data:`WRAPPED`, which makes this
-    idempotent: a second call finds it and changes nothing.
-    """
-    current = vars(owner)[name] if name in vars(owner) else getattr(owner, name)
-    function = getattr(current, "__func__", current)
-    if hasattr(function, WRAPPED):
-        return
-    wrapper = make_wrapper(function)
-    inner = getattr(wrapper, "__func__", wrapper)
-    setattr(inner, WRAPPED, function)
-    setattr(owner, name, wrapper)

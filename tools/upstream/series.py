@@ -28,7 +28,7 @@ from tools.upstream.steps import (
 PIP_VERSION = "26.3"
 
 #: Plugin modules whose pip module is not the mirror path under pip._internal.
-MODULE_RENAMES: dict[str, str] = {}
+MODULE_RENAMES: dict[str, str] = {"fastdeps.seams": "pip._internal.utils.seams"}
 
 
 #: Wording that only makes sense in the plugin, and pip's wording for it.
@@ -180,6 +180,7 @@ rename it to the pull request's number.
             "correctly.",
         ),
         steps=(
+            NewModule("fastdeps.seams"),
             NewModule("fastdeps.network.limits"),
             NewModule("fastdeps.network.speculative"),
             MergeModule("fastdeps.network.utils"),

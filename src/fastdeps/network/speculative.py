@@ -36,13 +36,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Callable
 
 from pip._internal.network.session import PipSession
 from pip._vendor.requests.adapters import BaseAdapter, HTTPAdapter
 from pip._vendor.requests.models import PreparedRequest, Response
 from pip._vendor.urllib3.util.retry import Retry
+
+from fastdeps.seams import replaced
 
 logger = logging.getLogger(__name__)
 
@@ -165,10 +167,15 @@ class SpeculativeRequests:
         self._closed = False
         self._send: Callable[..., Response] = session.send
         self._get_adapter: Callable[..., BaseAdapter] = session.get_adapter
+        self._replacements = ExitStack()
 
     def install(self) -> None:
-        self._session.send = self._speculative_send  # type: ignore[method-assign]
-        self._session.get_adapter = self._adapter_for  # type: ignore[method-assign]
+        self._replacements.enter_context(
+            replaced(self._session, "send", self._speculative_send)
+        )
+        self._replacements.enter_context(
+            replaced(self._session, "get_adapter", self._adapter_for)
+        )
 
     def close(self) -> None:
         """Abandon every speculative request sent from now on."""
@@ -177,8 +184,7 @@ class SpeculativeRequests:
     def uninstall(self) -> None:
         """Give pip its session back, and close the speculative connections."""
         self.close()
-        for name in ("send", "get_adapter"):
-            self._session.__dict__.pop(name, None)
+        self._replacements.close()
         with self._lock:
             adapters, self._adapters = list(self._adapters.values()), {}
         for adapter in adapters:

@@ -103,6 +103,7 @@ from fastdeps.operations.metadata import (
     applicable_links,
     is_only_installable_file,
 )
+from fastdeps.seams import replaced
 
 if TYPE_CHECKING:
     from pip._internal.resolution.resolvelib.base import (
@@ -430,7 +431,10 @@ class Prefetcher:
         self._log_filters.install()
         self._requests = SpeculativeRequests(session, pool_size=workers)
         self._requests.install()
-        finder.find_all_candidates = self.find_all_candidates  # type: ignore[method-assign]
+        self._finder_replaced = contextlib.ExitStack()
+        self._finder_replaced.enter_context(
+            replaced(finder, "find_all_candidates", self.find_all_candidates)
+        )
 
     # -- what the resolver's side calls ---------------------------------------
 
@@ -532,8 +536,7 @@ class Prefetcher:
         with self._lock:
             self._closed = True
         self._requests.close()
-        if self._finder.__dict__.get("find_all_candidates") == self.find_all_candidates:
-            del self._finder.find_all_candidates
+        self._finder_replaced.close()
         self._workers.close()
         self._delete_unused_wheels()
         logger.log(VERBOSE, "pip-fastdeps prefetch: %s", self.stats.summary())
