@@ -40,6 +40,7 @@ OLDEST_PIP = (24, 1)
 NEWEST_PIP = (26, 3)
 
 FEATURE = "fast-deps"
+_JOBS_OPTION = "--fast-deps-jobs"
 _ENV_FEATURES = "PIP_USE_FEATURE"
 
 #: The attribute of a wrapper that holds what it wraps.
@@ -230,11 +231,11 @@ def _building_fast_deps_preparer(
 
 
 def _init_with_jobs_option(original: Callable[..., None]) -> Any:
-    from fastdeps.cli.cmdoptions import JOBS_OPTION, fast_deps_jobs
+    from fastdeps.cli.cmdoptions import fast_deps_jobs
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        if not self.parser.has_option(JOBS_OPTION):
+        if not self.parser.has_option(_JOBS_OPTION):
             self.cmd_opts.add_option(fast_deps_jobs())
 
     return __init__
@@ -246,13 +247,12 @@ def _warn_if_jobs_given(options: Values) -> None:
     Stock pip has no such option; the plugin's is there for every run, so
     that pip.conf may set it, but a value someone chose deserves a word.
     """
-    from fastdeps.cli.cmdoptions import JOBS_OPTION
-    from fastdeps.network.download import DEFAULT_DOWNLOAD_JOBS
+    from fastdeps.cli.cmdoptions import DEFAULT_DOWNLOAD_JOBS
 
     jobs = getattr(options, "fast_deps_jobs", None)
     if jobs is not None and jobs != DEFAULT_DOWNLOAD_JOBS:
         logger.warning(
-            "%s has no effect without --use-feature=%s", JOBS_OPTION, FEATURE
+            "%s has no effect without --use-feature=%s", _JOBS_OPTION, FEATURE
         )
 
 

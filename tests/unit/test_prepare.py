@@ -193,6 +193,7 @@ def test_a_failed_download_goes_to_pips_downloader(
         pip_session,
         [good, missing],
         str(tmp_path),
+        jobs=8,
         progress=LogLineProgress(2),
         fallback=fallback,
     )
@@ -241,6 +242,7 @@ def test_downloads_get_the_mode_of_pips_open(
             pip_session,
             [link],
             str(tmp_path),
+            jobs=8,
             progress=LogLineProgress(1),
             fallback=_no_fallback,
         )
@@ -289,6 +291,7 @@ def test_a_failed_download_is_logged_without_the_password_or_query(
         pip_session,
         [missing],
         str(tmp_path),
+        jobs=8,
         progress=LogLineProgress(1),
         fallback=fallback,
     )

@@ -26,7 +26,6 @@ from tools.upstream.steps import (
     MergeModule,
     NewModule,
     NewsFragment,
-    OptionFromFactory,
 )
 
 from fastdeps.plugin import NEWEST_PIP
@@ -270,74 +269,6 @@ def test_a_merged_definition_may_not_replace_one_of_pips(tmp_path: Path) -> None
         MergeModule("fastdeps.operations.prep").apply(context)
 
 
-def test_an_option_factory_becomes_a_partial_in_pips_style(tmp_path: Path) -> None:
-    context = make_context(
-        tmp_path,
-        {
-            "fastdeps.plugin": """
-                from typing import Any
-
-                _JOBS_OPTION = "--jobs"
-
-
-                def _jobs_option() -> Any:
-                    from optparse import Option
-
-                    from fastdeps.operations.prep import DEFAULT_JOBS
-
-                    # Why it is an option.
-                    return Option(
-                        _JOBS_OPTION,
-                        dest="jobs",
-                        default=DEFAULT_JOBS,
-                        help=(
-                            "Download at most N files "
-                            "(plugin) at the same time."
-                        ),
-                    )
-            """,
-            "fastdeps.operations.prep": "DEFAULT_JOBS = 8\n",
-        },
-        {
-            "pip._internal.cli.cmdoptions": """
-                from functools import partial
-                from optparse import Option
-
-                progress_bar = partial(Option, "--progress-bar")
-
-                log = partial(Option, "--log")
-            """
-        },
-    )
-
-    OptionFromFactory(
-        "fastdeps.plugin",
-        "_jobs_option",
-        option_name="jobs",
-        after="progress_bar",
-        text_edits=(("(plugin) ", ""),),
-    ).apply(context)
-
-    text = pip_text(context, "pip._internal.cli.cmdoptions")
-    expected = textwrap.dedent(
-        """\
-        # Why it is an option.
-        jobs: Callable[..., Option] = partial(
-            Option,
-            "--jobs",
-            dest="jobs",
-            default=8,
-            help=(
-                "Download at most N files "
-                "at the same time."
-            ),
-        )
-        """
-    )
-    assert expected in text
-    assert text.index("progress_bar =") < text.index("jobs:") < text.index("log =")
-
-
 def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
     context = make_context(tmp_path, {}, {"pip._internal.operations.prep": PIP_PREPARE})
     path = path_of("pip._internal.operations.prep")
@@ -406,8 +337,6 @@ def test_every_plugin_name_the_series_uses_exists() -> None:
         for step in patch.steps:
             if isinstance(step, (NewModule, MergeModule)):
                 plugin(step.plugin_module)
-            elif isinstance(step, OptionFromFactory):
-                plugin(step.plugin_module).function(step.function)
 
 
 def test_references_to_plugin_modules_follow_them_into_pip() -> None:

@@ -20,7 +20,6 @@ from tools.upstream.steps import (
     MergeModule,
     NewModule,
     NewsFragment,
-    OptionFromFactory,
     Step,
 )
 
@@ -340,12 +339,7 @@ that pip without the feature runs exactly the code it ran before.
             NewModule("fastdeps.operations.metadata_check"),
             # After RequirementPreparer, which the class extends.
             MergeModule("fastdeps.operations.prepare"),
-            OptionFromFactory(
-                "fastdeps.cli.cmdoptions",
-                "fast_deps_jobs",
-                option_name="fast_deps_jobs",
-                after="progress_bar",
-            ),
+            MergeModule("fastdeps.cli.cmdoptions"),
             MergeModule("fastdeps.cli.req_command", before="RequirementCommand"),
             Edit(
                 REQ_COMMAND,

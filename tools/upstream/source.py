@@ -183,21 +183,6 @@ class Module:
             start -= 1
         return self.segment(start, chunk.end)
 
-    def function(self, name: str) -> ast.FunctionDef:
-        node = self.definitions().get(name)
-        if node is None or not isinstance(node.node, ast.FunctionDef):
-            raise ExportError(f"{self.name} has no function {name}")
-        return node.node
-
-    def constant(self, name: str) -> ast.Constant:
-        """The literal a module-level constant is assigned."""
-        chunk = self.definitions().get(name)
-        node = chunk.node if chunk else None
-        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
-        if value is None or not isinstance(value, ast.Constant):
-            raise ExportError(f"{self.name}.{name} is not a literal constant")
-        return value
-
 
 def _is_string(node: ast.stmt) -> bool:
     return (

@@ -3,11 +3,10 @@
 A patch of the series is a list of steps. Most steps are mechanical: they
 read the plugin's source and derive pip's code from it (a module moved into
 pip's tree, or merged into pip's module of the same name, with its imports
-rewritten; an option built from the plugin's ``Option(...)`` call). The
-rest are :class:`Edit`: small hand-written changes anchored on pip's text,
-for the few places where the plugin binds into pip instead of providing
-code (the plugin's wrappers have no equivalent in pip: pip's own code is
-edited there instead).
+rewritten). The rest are :class:`Edit`: small hand-written changes anchored
+on pip's text, for the few places where the plugin binds into pip instead
+of providing code (the plugin's wrappers have no equivalent in pip: pip's
+own code is edited there instead).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 from tools.upstream.source import (
-    PLUGIN_PACKAGE,
     ExportError,
     ImportLine,
     Module,
@@ -244,127 +242,6 @@ def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
 
 def _imports_only(node: ast.If) -> bool:
     return all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
-
-
-# -- classes and options ----------------------------------------------------------
-
-
-@dataclass
-class OptionFromFactory:
-    """A plugin function returning ``Option(...)`` becomes a pip option.
-
-    pip declares its options in ``cli/cmdoptions.py`` as
-    ``name: Callable[..., Option] = partial(Option, ...)``; the arguments
-    are the plugin's, with its constants written out, since cmdoptions
-    imports next to nothing.
-    """
-
-    plugin_module: str
-    function: str
-    option_name: str
-    after: str
-    pip_module: str = "pip._internal.cli.cmdoptions"
-    text_edits: tuple[tuple[str, str], ...] = ()
-
-    def apply(self, context: Context) -> None:
-        module = context.plugin_module(self.plugin_module)
-        function = module.function(self.function)
-        call = _returned_option_call(function)
-        constants = self._constants(context, module, function)
-        arguments = ["Option"]
-        arguments += [
-            _source_with_constants(module, argument, constants)
-            for argument in call.args
-        ]
-        arguments += [
-            f"{keyword.arg}=" + _source_with_constants(module, keyword.value, constants)
-            for keyword in call.keywords
-        ]
-        comment = "".join(
-            line.strip() + "\n"
-            for line in module.lines[function.lineno : call.lineno - 1]
-            if line.strip().startswith("#")
-        )
-        text = (
-            comment
-            + f"{self.option_name}: Callable[..., Option] = partial(\n"
-            + "".join(
-                textwrap.indent(argument, "    ") + ",\n" for argument in arguments
-            )
-            + ")\n"
-        )
-        for old, new in self.text_edits:
-            if old not in text:
-                raise ExportError(f"option text no longer contains {old!r}")
-            text = text.replace(old, new)
-        target = context.pip_module(self.pip_module)
-        chunk = target.definitions().get(self.after)
-        if chunk is None:
-            raise ExportError(f"{self.pip_module} has no {self.after}")
-        following = [c for c in target.chunks() if c.start > chunk.end]
-        before = sorted(following[0].names)[0] if following else None
-        insert_definitions(context, self.pip_module, text, before=before)
-
-    @staticmethod
-    def _constants(
-        context: Context, module: Module, function: ast.FunctionDef
-    ) -> dict[str, str]:
-        """Names in the function that are literal constants, as source text."""
-        constants: dict[str, str] = {}
-        definitions = module.definitions()
-        imported_from = {
-            alias.asname or alias.name: node.module or ""
-            for node in ast.walk(module.tree)
-            if isinstance(node, ast.ImportFrom)
-            for alias in node.names
-        }
-        for name in {n.id for n in ast.walk(function) if isinstance(n, ast.Name)}:
-            if name in definitions:
-                try:
-                    constants[name] = _literal(module.constant(name).value)
-                except ExportError:
-                    continue
-            elif imported_from.get(name, "").startswith(PLUGIN_PACKAGE + "."):
-                origin = context.plugin_module(imported_from[name])
-                constants[name] = _literal(origin.constant(name).value)
-        return constants
-
-
-def _literal(value: object) -> str:
-    """A constant as source, strings in double quotes as pip writes them."""
-    text = repr(value)
-    if isinstance(value, str) and text.startswith("'") and '"' not in value:
-        return '"' + text[1:-1] + '"'
-    return text
-
-
-def _returned_option_call(function: ast.FunctionDef) -> ast.Call:
-    for node in function.body:
-        if (
-            isinstance(node, ast.Return)
-            and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Name)
-            and node.value.func.id == "Option"
-        ):
-            return node.value
-    raise ExportError(f"{function.name} does not return Option(...)")
-
-
-def _source_with_constants(
-    module: Module, node: ast.expr, constants: Mapping[str, str]
-) -> str:
-    if isinstance(node, ast.Name) and node.id in constants:
-        return constants[node.id]
-    if isinstance(node, ast.Name):
-        raise ExportError(f"option argument {node.id} is not a literal constant")
-    segment = ast.get_source_segment(module.text, node)
-    assert segment is not None
-    if "\n" in segment:
-        # An implicit concatenation keeps the parentheses it needs; the
-        # first line of a segment comes without its indentation.
-        lines = textwrap.dedent(" " * node.col_offset + segment)
-        return "(\n" + textwrap.indent(lines, "    ") + "\n)"
-    return segment
 
 
 # -- hand-written edits ---------------------------------------------------------

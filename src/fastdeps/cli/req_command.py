@@ -6,7 +6,7 @@ from optparse import Values
 
 from pip._internal.exceptions import CommandError
 
-from fastdeps.network.download import DEFAULT_DOWNLOAD_JOBS
+from fastdeps.cli.cmdoptions import DEFAULT_DOWNLOAD_JOBS
 from fastdeps.operations.prepare import FastDepsSettings
 
 

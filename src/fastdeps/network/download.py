@@ -36,11 +36,6 @@ from fastdeps.utils.parallel import map_multithread
 
 logger = logging.getLogger(__name__)
 
-# Ten is the size of the connection pool that pip's session keeps per host:
-# past it, urllib3 opens connections only to throw them away. Eight leaves
-# room for the resolver's own requests and still saturates a typical link.
-DEFAULT_DOWNLOAD_JOBS = 8
-
 
 class IncompleteDownload(LoggableError):
     """The connection ended before the declared number of bytes arrived."""
@@ -242,7 +237,7 @@ def download_files(
     links: Iterable[Link],
     location: str,
     *,
-    jobs: int = DEFAULT_DOWNLOAD_JOBS,
+    jobs: int,
     progress: DownloadProgress,
     fallback: Callable[[Link, str], tuple[str, str]],
     received: Mapping[Link, str] | None = None,
