@@ -22,22 +22,6 @@ def _serve() -> Iterator[FileServer]:
     assert server.errors == [], f"test server errors: {server.errors!r}"
 
 
-@pytest.fixture(autouse=True)
-def _forget_hosts() -> None:
-    """Start each test with no host memory in the lazy wheel.
-
-    What it learns of a host lasts for the process, and a later test's
-    server can get the port, and so the host key, of an earlier one that
-    was taught to distrust ranges. (``nox -s upstream`` runs the functional
-    tests without the plugin installed: nothing to forget there.)
-    """
-    try:
-        from fastdeps.network import lazy_wheel
-    except ImportError:
-        return
-    lazy_wheel._hosts.clear()
-
-
 @pytest.fixture
 def file_server() -> Iterator[FileServer]:
     """A fresh range-serving server on 127.0.0.1 (cheap: one thread)."""

@@ -250,6 +250,29 @@ def test_whole_file_for_a_range_stops_at_once_and_is_remembered(
     assert len(file_server.log) == 1
 
 
+def test_what_a_host_showed_is_remembered_by_its_session_only(
+    file_server: FileServer, pip_session: PipSession
+) -> None:
+    """Another command (another session) in the same process asks again:
+    the server may have been fixed, or the other session may reach it
+    through another proxy."""
+    file_server.behave(ignore_ranges=True, advertise_ranges=True)
+    wheel = build_wheel(metadata=METADATA, payload_size=BIG_PAYLOAD)
+    url = serve(file_server, wheel)
+    with pytest.raises(HTTPRangeRequestUnsupported, match="whole file"):
+        metadata_from_wheel_url("demo", url, pip_session)
+    file_server.behave(ignore_ranges=False)
+
+    with PipSession(retries=0) as other_session:
+        assert metadata_from_wheel_url("demo", url, other_session) == METADATA
+    with pytest.raises(HostWithoutRanges, match="earlier in this run"):
+        metadata_from_wheel_url("demo", url, pip_session)
+    assert [entry.range for entry in file_server.log] == [
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+        f"bytes=-{FIRST_REQUEST_SIZE}",
+    ]
+
+
 def test_a_whole_file_for_the_first_range_is_handed_over_and_read(
     file_server: FileServer, pip_session: PipSession, tmp_path: Path
 ) -> None:

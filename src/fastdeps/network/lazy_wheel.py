@@ -49,6 +49,7 @@ import posixpath
 import re
 import struct
 import threading
+import weakref
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -260,6 +261,15 @@ class _HostSupport:
     _contacted: bool = False
     _known: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    def cannot(self, capability: str) -> None:
+        """Learn that the host cannot do ``capability`` (``"ranges"``...).
+
+        Under the lock, as every change: the threads of the prefetcher and
+        of the downloads share the record. A capability once lost stays lost.
+        """
+        with self._lock:
+            setattr(self, capability, False)
+
     def failed_again(self, counter: str) -> bool:
         """Count one transient failure; whether it has now repeated."""
         with self._lock:
@@ -287,16 +297,21 @@ class _HostSupport:
                 self._known.set()
 
 
-_hosts: dict[str, _HostSupport] = {}
+#: What each host showed, per session: the memory lasts as long as the
+#: command's session, and another session (another command run in the same
+#: process, say by a test suite or a tool) asks again.
+_hosts: weakref.WeakKeyDictionary[PipSession, dict[str, _HostSupport]] = (
+    weakref.WeakKeyDictionary()
+)
 _hosts_lock = threading.Lock()
 
 
-def _host_support(url: str) -> _HostSupport:
-    """Return the shared record of what the host serving ``url`` can do."""
+def _host_support(session: PipSession, url: str) -> _HostSupport:
+    """Return the session's record of what the host serving ``url`` can do."""
     parts = urlsplit(url)
     key = f"{parts.scheme}://{parts.hostname}:{parts.port}"
     with _hosts_lock:
-        return _hosts.setdefault(key, _HostSupport())
+        return _hosts.setdefault(session, {}).setdefault(key, _HostSupport())
 
 
 @dataclass(frozen=True)
@@ -397,7 +412,7 @@ class LazyZipOverHTTP:
         self._url = url
         self._session = session
         self._fetch_limit = fetch_limit
-        self._host = _host_support(url)
+        self._host = _host_support(session, url)
         self._segments = _Segments()
         self._retry_left = True
         self._position = 0
@@ -516,7 +531,7 @@ class LazyZipOverHTTP:
             # Only now, with absolute ranges shown to work: a 404 for a file
             # that is really missing says nothing about suffix ranges.
             logger.debug("%s refuses suffix ranges", self._host_name)
-            self._host.suffix = False
+            self._host.cannot("suffix")
 
     def _fetch_suffix(self, size: int) -> tuple[int | None, bool]:
         """Ask for the last ``size`` bytes: the length, and whether suffix
@@ -535,7 +550,7 @@ class LazyZipOverHTTP:
             # only one longer than the file (RFC 9110 says to serve it whole).
             response.close()
             if content_range.total >= size:
-                self._host.suffix = False
+                self._host.cannot("suffix")
             return content_range.total, False
         if response.status_code != 206:
             logger.debug(
@@ -550,7 +565,7 @@ class LazyZipOverHTTP:
             # Artifactory answers "bytes=-N" as if it were "bytes=0-N": the
             # bytes are right, but not the ones asked for.
             logger.debug("%s answers suffix ranges from the start", self._host_name)
-            self._host.suffix = False
+            self._host.cannot("suffix")
         return length, False
 
     def _probe_length(self) -> int:
@@ -562,7 +577,7 @@ class LazyZipOverHTTP:
             if response.status_code == 200 and content_length.isdigit():
                 return int(content_length)
             logger.debug("HEAD answered %s by %s", response.status_code, self.name)
-            self._host.head = False
+            self._host.cannot("head")
         response = self._send_absolute("bytes=0-0")
         content_range = _parse_content_range(response.headers.get("Content-Range"))
         return self._accept_partial(response, content_range)[1]
@@ -628,7 +643,7 @@ class LazyZipOverHTTP:
             # unread, to be kept rather than downloaded again; any later one
             # is closed at once.
             if not self._length:
-                self._host.ranges = False
+                self._host.cannot("ranges")
                 raise _WholeFileSent(response)
             response.close()
             self._distrust_host("answered a range request with the whole file")
@@ -752,7 +767,7 @@ class LazyZipOverHTTP:
 
     def _distrust_host(self, reason: str) -> NoReturn:
         """Stop using ranges with this host for the rest of the run, and bail out."""
-        self._host.ranges = False
+        self._host.cannot("ranges")
         raise HTTPRangeRequestUnsupported(f"{self._host_name} {reason}")
 
     @property
