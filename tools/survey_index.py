@@ -32,7 +32,8 @@ from pip._vendor.packaging.tags import Tag
 from pip._vendor.packaging.utils import parse_wheel_filename
 from pip._vendor.packaging.version import InvalidVersion, Version
 
-from fastdeps.network.lazy_wheel import FetchStats, metadata_from_wheel_url
+from fastdeps.network.lazy_wheel import metadata_from_wheel_url
+from fastdeps.network.ranges import FetchStats
 
 #: One file of a release, as the JSON API describes it.
 FileEntry = dict[str, Any]

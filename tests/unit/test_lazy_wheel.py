@@ -26,12 +26,7 @@ from pip._vendor.requests.models import PreparedRequest, Response
 from fastdeps.network.lazy_wheel import (
     FIRST_REQUEST_SIZE,
     ArchiveTooLarge,
-    FetchStats,
-    HostWithoutRanges,
-    HTTPRangeRequestUnsupported,
     LazyZipOverHTTP,
-    _parse_content_range,
-    _Segments,
     dist_from_wheel_url,
     metadata_from_wheel_url,
 )
@@ -40,6 +35,13 @@ from fastdeps.network.limits import (
     CENTRAL_DIRECTORY_SIZE_LIMIT,
     METADATA_SIZE_LIMIT,
     LimitExceeded,
+)
+from fastdeps.network.ranges import (
+    FetchStats,
+    HostWithoutRanges,
+    HTTPRangeRequestUnsupported,
+    _parse_content_range,
+    _Segments,
 )
 from fastdeps.network.speculative import mark_speculative_thread
 from tests.lib.server import FileServer, LoggedRequest

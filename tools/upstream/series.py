@@ -49,10 +49,9 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "and pip's error messages apply exactly as without fast-deps.",
     ),
     (
-        "Servers differ in how they answer range requests (see docs/servers.rst in\n"
-        "the project's repository), and every answer is checked",
-        "Servers differ in how they answer range requests, and every answer is\n"
-        "checked",
+        "every answer; servers differ in how they answer them (see docs/servers.rst\n"
+        "in the project's repository).",
+        "every answer; servers differ in how they answer them.",
     ),
     (
         "    Stock pip turns it off there. We keep it on when the command goes on to\n"
@@ -166,8 +165,12 @@ error's type and HTTP status, not requests' text, which holds the path and
 query). Ranges never follow a redirect from https to http: pip's stored
 passwords are keyed by host, and would go out in clear.
 
-dist_from_wheel_url() keeps its signature and meaning, so the preparer is
-unchanged by this commit. The news fragment is named after the change;
+One module per concern: network/ranges.py sends the range requests and
+checks each answer, remembering per session what each host can do;
+utils/wheel.py reads the ZIP records and checks what they claim;
+network/lazy_wheel.py is the file object zipfile reads, and the order of
+the requests. dist_from_wheel_url() keeps its signature and meaning, so the
+preparer is unchanged by this commit. The news fragment is named after the change;
 rename it to the pull request's number.
 """,
         news=NewsFragment(
@@ -183,6 +186,8 @@ rename it to the pull request's number.
             NewModule("fastdeps.network.limits"),
             NewModule("fastdeps.network.speculative"),
             MergeModule("fastdeps.network.utils"),
+            NewModule("fastdeps.network.ranges"),
+            MergeModule("fastdeps.utils.wheel"),
             NewModule("fastdeps.network.lazy_wheel", replaces=True),
         ),
     ),

@@ -26,10 +26,12 @@ from pip._internal.exceptions import CommandError
 from pip._vendor.packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from fastdeps.network.lazy_wheel import (
-    FetchStats,
-    HTTPRangeRequestUnsupported,
     metadata_from_wheel_url,
     wheel_filename_of,
+)
+from fastdeps.network.ranges import (
+    FetchStats,
+    HTTPRangeRequestUnsupported,
 )
 from fastdeps.network.utils import loggable_url
 

@@ -42,13 +42,15 @@ from pip._vendor.packaging.utils import canonicalize_name
 from fastdeps.cache import CacheKey, MetadataStore
 from fastdeps.network.lazy_wheel import (
     ArchiveTooLarge,
-    FetchStats,
-    HostWithoutRanges,
-    HTTPRangeRequestUnsupported,
     metadata_from_wheel_file,
     metadata_from_wheel_url,
 )
 from fastdeps.network.limits import METADATA_SIZE_LIMIT, read_limited
+from fastdeps.network.ranges import (
+    FetchStats,
+    HostWithoutRanges,
+    HTTPRangeRequestUnsupported,
+)
 from fastdeps.network.utils import loggable_error, loggable_url
 from fastdeps.operations.whole_files import WholeFiles
 
