@@ -48,10 +48,10 @@ def run_pip(argv: list[str]) -> int:
     """Run pip's CLI with the plugin bound and fast-deps enabled."""
     from pip._internal.cli.main import main as pip_main
 
-    from fastdeps import plugin
+    from fastdeps import pip_versions, plugin
 
     if not plugin.bind():
-        plugin.warn_unsupported(plugin.pip_version())
+        pip_versions.warn_unsupported(pip_versions.pip_version())
     status: int = pip_main(with_feature_flag(list(argv)))
     return status
 

@@ -30,61 +30,18 @@ from functools import partial
 from optparse import Values
 from typing import Any, Callable
 
+from fastdeps import pip_versions
+from fastdeps.pip_versions import FEATURE
 from fastdeps.seams import replaced
 
 logger = logging.getLogger(__name__)
 
-# Oldest and newest (major, minor) pip releases whose internals this module
-# has been checked against; setup.cfg pins the same range.
-OLDEST_PIP = (24, 1)
-NEWEST_PIP = (26, 3)
-
-FEATURE = "fast-deps"
 _JOBS_OPTION = "--fast-deps-jobs"
-_ENV_FEATURES = "PIP_USE_FEATURE"
 
 #: The attribute of a wrapper that holds what it wraps.
 WRAPPED = "_fastdeps_original"
 
 _bound = False
-_warned = False
-
-
-# -- version gate ------------------------------------------------------------
-
-
-def pip_version() -> tuple[int, int]:
-    """(major, minor) of the pip that is imported, without importing pip's CLI."""
-    import pip
-
-    parts = pip.__version__.split(".")
-    return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
-
-
-def is_supported(version: tuple[int, int]) -> bool:
-    return OLDEST_PIP <= version <= NEWEST_PIP
-
-
-def _fast_deps_requested() -> bool:
-    """Whether this process asked for fast-deps, as far as can be told early.
-
-    Only used to decide whether a warning is worth printing: a pip that
-    runs without the feature is none of our business.
-    """
-    in_argv = any(FEATURE in argument for argument in sys.argv[1:])
-    return in_argv or FEATURE in os.environ.get(_ENV_FEATURES, "")
-
-
-def warn_unsupported(version: tuple[int, int]) -> None:
-    global _warned
-    if _warned:
-        return
-    _warned = True
-    sys.stderr.write(
-        f"WARNING: pip-fastdeps supports pip {OLDEST_PIP[0]}.{OLDEST_PIP[1]} to "
-        f"{NEWEST_PIP[0]}.{NEWEST_PIP[1]}, not {version[0]}.{version[1]}; "
-        "pip runs without it.\n"
-    )
 
 
 # -- binding -----------------------------------------------------------------
@@ -99,10 +56,10 @@ def bind() -> bool:
     global _bound
     if _bound:
         return True
-    version = pip_version()
-    if not is_supported(version):
-        if _fast_deps_requested():
-            warn_unsupported(version)
+    version = pip_versions.pip_version()
+    if not pip_versions.is_supported(version):
+        if pip_versions.fast_deps_requested():
+            pip_versions.warn_unsupported(version)
         return False
     from pip._internal.cli.req_command import RequirementCommand
 
@@ -120,7 +77,7 @@ def bind_cache_command() -> bool:
     the metadata cache is derived from HTTP answers, so its entries are
     listed, counted and removed with them, in pip's own words.
     """
-    if not is_supported(pip_version()):
+    if not pip_versions.is_supported(pip_versions.pip_version()):
         return False
     from pip._internal.commands.cache import CacheCommand
 
@@ -146,7 +103,7 @@ def bind_python_option_warning() -> bool:
     general options, ``--python`` among them, in ``parse_command``, before
     any command runs, and re-runs itself from there.
     """
-    if not is_supported(pip_version()):
+    if not pip_versions.is_supported(pip_versions.pip_version()):
         return False
     from pip._internal.cli import main_parser
 
@@ -154,7 +111,7 @@ def bind_python_option_warning() -> bool:
 
     def warning_first(original: Callable[..., tuple[str, list[str]]]) -> Any:
         def parse_command(args: list[str]) -> tuple[str, list[str]]:
-            if runs_elsewhere(args) and _fast_deps_requested():
+            if runs_elsewhere(args) and pip_versions.fast_deps_requested():
                 sys.stderr.write(
                     "WARNING: pip-fastdeps is not active with --python: the pip "
                     "run by that interpreter has stock fast-deps. Install "

@@ -11,7 +11,7 @@ from pip._internal.cli.req_command import RequirementCommand
 from pip._internal.commands import create_command
 from pip._internal.exceptions import CommandError
 
-from fastdeps import plugin
+from fastdeps import pip_versions, plugin
 from fastdeps.__main__ import with_feature_flag
 from fastdeps.cli.req_command import _metadata_only_allowed, fast_deps_settings
 
@@ -28,15 +28,15 @@ from fastdeps.cli.req_command import _metadata_only_allowed, fast_deps_settings
     ],
 )
 def test_supported_pip_releases(version: tuple[int, int], supported: bool) -> None:
-    assert plugin.is_supported(version) is supported
+    assert pip_versions.is_supported(version) is supported
 
 
 def test_unsupported_pip_is_left_untouched_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(plugin, "_bound", False)
-    monkeypatch.setattr(plugin, "_warned", False)
-    monkeypatch.setattr(plugin, "pip_version", lambda: (24, 0))
+    monkeypatch.setattr(pip_versions, "_warned", False)
+    monkeypatch.setattr(pip_versions, "pip_version", lambda: (24, 0))
     monkeypatch.setattr("sys.argv", ["pip", "install", "--use-feature=fast-deps"])
     before = dict(vars(RequirementCommand))
 
@@ -54,8 +54,8 @@ def test_unsupported_pip_without_the_feature_says_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(plugin, "_bound", False)
-    monkeypatch.setattr(plugin, "_warned", False)
-    monkeypatch.setattr(plugin, "pip_version", lambda: (27, 0))
+    monkeypatch.setattr(pip_versions, "_warned", False)
+    monkeypatch.setattr(pip_versions, "pip_version", lambda: (27, 0))
     monkeypatch.setattr("sys.argv", ["pip", "install", "demo"])
     monkeypatch.delenv("PIP_USE_FEATURE", raising=False)
 

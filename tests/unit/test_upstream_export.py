@@ -28,7 +28,7 @@ from tools.upstream.steps import (
     NewsFragment,
 )
 
-from fastdeps.plugin import NEWEST_PIP
+from fastdeps.pip_versions import NEWEST_PIP
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 

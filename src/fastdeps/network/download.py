@@ -244,8 +244,8 @@ def download_files(
 ) -> dict[Link, tuple[str, str]]:
     """Download every link into ``location``, ``jobs`` at a time.
 
-    :param session: pip's session: authentication, proxies, certificates,
-        retries and the HTTP cache all stay pip's.
+    :param session: pip's session, whose authentication, proxies,
+        certificates, retries and HTTP cache apply.
     :param jobs: the most files fetched at the same time.
     :param progress: where the downloads report
         (:func:`fastdeps.cli.progress_bars.make_progress`).
@@ -260,11 +260,7 @@ def download_files(
     """
     link_list = list(dict.fromkeys(links))
     batch = _Batch(session, location, progress, default_file_mode())
-    written = {
-        link: _move_received(batch, link, path)
-        for link, path in (received or {}).items()
-        if link in link_list
-    }
+    written = _move_all_received(batch, link_list, received or {})
     link_list = [link for link in link_list if link not in written]
     try:
         results = _run_batch(batch, link_list, max(1, jobs))
@@ -291,6 +287,16 @@ def _path_or_fallback(
         _failure_reason(result.error),
     )
     return fallback(result.link, location)
+
+
+def _move_all_received(
+    batch: _Batch, links: list[Link], received: Mapping[Link, str]
+) -> dict[Link, tuple[str, str]]:
+    return {
+        link: _move_received(batch, link, path)
+        for link, path in received.items()
+        if link in links
+    }
 
 
 def _move_received(batch: _Batch, link: Link, path: str) -> tuple[str, str]:

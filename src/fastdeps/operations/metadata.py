@@ -186,15 +186,10 @@ class MetadataFetcher:
         """Make the cache agree with the downloaded, verified file.
 
         Called once pip has checked the file (its hashes, when it has any)
-        and the resolver's metadata has been compared with the file's own.
-
-        :param file_metadata: the file's METADATA, or None when it could not
-            be read; its bytes are not compared, only what
-            :func:`~fastdeps.operations.metadata_check.metadata_difference`
-            compares.
-        :param consistent: whether that comparison found no difference.
-
-        What is done to the entry is :func:`_settled_outcome`'s choice.
+        and the resolver's metadata has been compared with the file's own
+        (``consistent``: no difference); ``file_metadata`` is the file's
+        METADATA, or None when it could not be read. What is done to the
+        entry is :func:`_settled_outcome`'s choice.
         """
         if not fetched.cache_keys:
             return CacheOutcome.NOT_CACHED
