@@ -15,7 +15,7 @@ Usage::
 The cache defaults to ``~/.cache/pip-fastdeps/survey``; wheels are never
 committed. Results go to ``DIR/survey.json`` and a Markdown summary to stdout.
 
-The request plan replayed (see DESIGN.md, "The lazy wheel"):
+The request plan replayed (docs/lazy-wheel.rst says what it chose):
 
 1. the last N bytes of the file;
 2. if the central directory (or the end record itself) starts before that,

@@ -83,28 +83,15 @@ logger = logging.getLogger(__name__)
 FIRST_REQUEST_SIZE = 128 * 1024
 """How many bytes the first, suffix-range request asks for.
 
-Chosen from 183 real wheels from PyPI (106 pure, 77 binary, 11 KB to 192 MB;
-``tools/survey_wheels.py``). Their central directory has a median size of
-4.4 KiB, a 90th percentile of 62.4 KiB and a maximum of 1,133 KiB (torch,
-12,248 entries); for 30 of them METADATA starts more than 64 KiB before the
-end, for numpy 1.23.4 at the very start of 16 MB. With 128 KiB, 90.2 % of
-the wheels need one request, 4.9 % two and 4.9 % three (1.15 on average,
-125 KiB). With 50 ms of round-trip time and 100 Mbit/s one more round trip
-costs as much as 600 KB of transfer, and this size gives the lowest mean
-time per wheel (67.6 ms; 64 KiB: 69.7 ms with 83.6 % in one request;
-256 KiB: 69.9 ms). Pure and binary wheels have the same optimum, so the
-wheel's tags are not used to choose. On a LAN a smaller answer would be a
-little faster; it would not change the number of requests by much.
+For nine wheels in ten the answer holds the whole central directory and
+METADATA; docs/lazy-wheel.rst has the survey that chose it.
 """
 
 REACH_BACK_LIMIT = 640 * 1024
 """How far before the central directory its second request reaches for METADATA.
 
-When the directory did not fit the first answer but its end names METADATA,
-the request for the rest of the directory starts at METADATA if it lies at
-most this far before the directory: with the cost model above, one more
-round trip costs as much as about 600 KB. In the survey's 183 wheels the
-farthest such METADATA (torch's, before its 1 MB RECORD) was 537 KB away.
+About what one round trip costs at 50 ms and 100 Mbit/s; farther, a third
+request for METADATA alone is cheaper (docs/lazy-wheel.rst).
 """
 
 READ_LIMIT = (

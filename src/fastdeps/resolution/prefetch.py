@@ -567,7 +567,12 @@ class Prefetcher:
         self._log_filters.uninstall()
 
     def wait_until_idle(self) -> None:
-        """Wait until every job, and every job those started, has finished."""
+        """Wait until every job, and every job those started, has finished.
+
+        pip never calls it: nothing waits for speculation. It is public for
+        tests and tools that must look at what the prefetcher did once it is
+        done, without sleeping.
+        """
         with self._idle:
             self._idle.wait_for(lambda: self._outstanding == 0)
 

@@ -129,6 +129,10 @@ def map_multiprocess(
     sending work to another process. The default ``max_workers`` is the
     number of CPUs. Where processes cannot share locks, or threads do not
     work, this is ``map(func, iterable)`` in the calling process.
+
+    Nothing in fast-deps calls it yet: it is the half of this module meant
+    for the install step's CPU-bound work (compiling bytecode), pip's
+    long-standing request for ``utils.parallel`` (pip issues 8187, 12712).
     """
     _check_sizes(chunksize, max_workers)
     if not _PROCESS_POOLS_WORK:
