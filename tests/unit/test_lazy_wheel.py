@@ -154,39 +154,29 @@ def test_central_directory_larger_than_first_answer_takes_two_requests(
     assert file_server.total_bytes() == len(wheel) - metadata_start
 
 
+@pytest.mark.parametrize(
+    ("payload_size", "metadata_listed_last"),
+    [
+        # The directory's end does not name METADATA.
+        pytest.param(BIG_PAYLOAD, False, id="not-named"),
+        # It does, but taking METADATA with the directory would fetch the
+        # 9 MiB between them, past what a lazy read may fetch: the third
+        # request for METADATA alone is cheaper, and the lazy read works.
+        pytest.param(9 * 1024 * 1024, True, id="named-but-far"),
+    ],
+)
 def test_a_large_directory_far_from_metadata_takes_three_requests(
-    file_server: FileServer, pip_session: PipSession
+    file_server: FileServer,
+    pip_session: PipSession,
+    payload_size: int,
+    metadata_listed_last: bool,
 ) -> None:
     wheel = build_wheel(
         metadata=METADATA,
         many_entries=12_000,
-        payload_size=BIG_PAYLOAD,
+        payload_size=payload_size,
         dist_info_first=True,
-    )
-    url = serve(file_server, wheel)
-    directory_start, _ = directory_and_metadata(wheel)
-
-    assert metadata_from_wheel_url("demo", url, pip_session) == METADATA
-    tail_start = len(wheel) - FIRST_REQUEST_SIZE
-    assert gets(file_server) == [
-        f"bytes=-{FIRST_REQUEST_SIZE}",
-        f"bytes={directory_start}-{tail_start - 1}",
-        f"bytes=0-{metadata_entry_size(wheel) - 1}",
-    ]
-
-
-def test_metadata_named_by_the_directorys_end_but_far_from_it_takes_three_requests(
-    file_server: FileServer, pip_session: PipSession
-) -> None:
-    """Taking METADATA with the directory would fetch the 9 MiB between
-    them, past the bytes a lazy read may fetch: the third request for
-    METADATA alone is cheaper, and the lazy read works."""
-    wheel = build_wheel(
-        metadata=METADATA,
-        many_entries=12_000,
-        payload_size=9 * 1024 * 1024,
-        dist_info_first=True,
-        metadata_listed_last=True,
+        metadata_listed_last=metadata_listed_last,
     )
     url = serve(file_server, wheel)
     directory_start, _ = directory_and_metadata(wheel)
