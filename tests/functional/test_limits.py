@@ -13,6 +13,7 @@ memory: a file pip chooses is pip's own business.)
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tests.functional.conftest import (
     run_pip,
     run_pip_measured,
 )
-from tests.lib.server import FileServer
+from tests.lib.server import FileServer, LoggedRequest
 from tests.lib.wheels import (
     build_wheel,
     claims_large_directory,
@@ -80,6 +81,26 @@ def publish(server: FileServer, hostile: bytes, pep_658: bool) -> None:
     server.add_project("hostile", {HOSTILE: hostile}, metadata=pep_658)
 
 
+def top_1_held_until_hostile_is_read() -> Callable[[LoggedRequest], None]:
+    """Hold every request for top 1.0 until the hostile file has been asked for.
+
+    The resolver rejects top 2.0 (it needs dep>=2, against dep<2) and is done
+    with top 1.0, which the hold makes it wait for: the read ahead of
+    hostile, a dependency of top 2.0 only, then always happens, as it does
+    whenever the resolver is slower than the prefetcher. (The timeout only
+    keeps a broken run from hanging; the test then fails on its assertion.)
+    """
+    hostile_asked = threading.Event()
+
+    def on_request(entry: LoggedRequest) -> None:
+        if "hostile" in entry.path:
+            hostile_asked.set()
+        elif "top-1.0" in entry.path:
+            hostile_asked.wait(timeout=30)
+
+    return on_request
+
+
 def resolution(report: Path) -> set[tuple[str, str]]:
     items = json.loads(report.read_text(encoding="utf-8"))["install"]
     return {(i["metadata"]["name"], i["metadata"]["version"]) for i in items}
@@ -106,6 +127,7 @@ def test_a_hostile_candidate_leaves_memory_and_cache_bounded(
     assert stock.returncode == 0, stock.stderr
     assert not [e for e in file_server.log if "hostile" in e.path]
     file_server.clear_log()
+    file_server.behave(on_request=top_1_held_until_hostile_is_read())
     cache = tmp_path / "cache"
     report = tmp_path / "plugin.json"
 
