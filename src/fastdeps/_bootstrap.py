@@ -13,7 +13,8 @@ into exists. It also waits for ``pip._internal.commands.cache``, so that
 ``pip cache purge`` clears the plugin's metadata cache, and for
 ``pip._internal.cli.main_parser``, so that ``pip --python`` can say that the
 pip it runs elsewhere does not have the plugin (the plugin is imported only
-when ``--python`` is given). Other pip commands,
+when ``--python`` is given), and for ``pip._internal.commands.install``, so
+that ``pip install`` compiles bytecode in parallel with fast-deps. Other pip commands,
 and every program that is not pip, never import the plugin.
 """
 
@@ -32,7 +33,13 @@ if TYPE_CHECKING:
 TRIGGER_MODULE = "pip._internal.cli.req_command"
 CACHE_COMMAND_MODULE = "pip._internal.commands.cache"
 MAIN_PARSER_MODULE = "pip._internal.cli.main_parser"
-TRIGGER_MODULES = (TRIGGER_MODULE, CACHE_COMMAND_MODULE, MAIN_PARSER_MODULE)
+INSTALL_COMMAND_MODULE = "pip._internal.commands.install"
+TRIGGER_MODULES = (
+    TRIGGER_MODULE,
+    CACHE_COMMAND_MODULE,
+    MAIN_PARSER_MODULE,
+    INSTALL_COMMAND_MODULE,
+)
 
 
 class _BindAfterExec:
@@ -110,6 +117,8 @@ def _bind_plugin(fullname: str) -> None:
             plugin.bind_cache_command()
         elif fullname == MAIN_PARSER_MODULE:
             plugin.bind_python_option_warning()
+        elif fullname == INSTALL_COMMAND_MODULE:
+            plugin.bind_install_command()
         else:
             plugin.bind()
     except Exception as exc:

@@ -389,7 +389,7 @@ def test_map_multiprocess_pulls_input_lazily() -> None:
 )
 def test_pools_are_used_where_the_platform_has_threads_and_sem_open() -> None:
     assert parallel._THREADS_WORK is True
-    assert parallel._PROCESS_POOLS_WORK is True
+    assert parallel.PROCESS_POOLS_WORK is True
 
 
 def test_thread_probe_fails_when_a_thread_cannot_start(
@@ -425,7 +425,7 @@ def test_availability_is_decided_when_the_module_is_imported(
         with monkeypatch.context() as patch:
             patch.setitem(sys.modules, "multiprocessing.synchronize", None)
             importlib.reload(parallel)
-            decided = (parallel._THREADS_WORK, parallel._PROCESS_POOLS_WORK)
+            decided = (parallel._THREADS_WORK, parallel.PROCESS_POOLS_WORK)
     finally:
         importlib.reload(parallel)
     assert decided == (True, False)
@@ -454,7 +454,7 @@ def test_map_multithread_without_threads_is_a_lazy_serial_map(
 def test_map_multiprocess_without_sem_open_is_a_serial_map(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(parallel, "_PROCESS_POOLS_WORK", False)
+    monkeypatch.setattr(parallel, "PROCESS_POOLS_WORK", False)
     results = list(map_multiprocess(square_with_pid, range(20), 3, max_workers=2))
     assert results == [(n * n, os.getpid()) for n in range(20)]
 

@@ -84,7 +84,7 @@ def _can_share_process_locks() -> bool:
 # monkeypatch these two names.
 _THREADS_WORK = _can_start_threads()
 # A process pool also needs threads: it is fed by a manager thread.
-_PROCESS_POOLS_WORK = _THREADS_WORK and _can_share_process_locks()
+PROCESS_POOLS_WORK = _THREADS_WORK and _can_share_process_locks()
 
 
 def map_multithread(
@@ -135,7 +135,7 @@ def map_multiprocess(
     long-standing request for ``utils.parallel`` (pip issues 8187, 12712).
     """
     _check_sizes(chunksize, max_workers)
-    if not _PROCESS_POOLS_WORK:
+    if not PROCESS_POOLS_WORK:
         return _map_serially(func, iterable)
     from concurrent.futures import ProcessPoolExecutor
 

@@ -1,0 +1,300 @@
+"""Bytecode compiled in a pool of processes while pip installs the next wheels.
+
+pip compiles a wheel's ``.py`` files one at a time, right after extracting
+the wheel and before the next one, on one core: for a large environment
+that is most of the install step. :class:`ParallelBytecode` lets pip
+install each wheel without compiling it, hands the wheel's files to a pool
+of processes, and goes on with the next wheel while they compile; once the
+last wheel is installed (or an install fails), every wheel's compiled files
+are added to its RECORD, as pip would have recorded them.
+
+What stock pip writes, it writes: the same files compiled (every installed
+``.py`` file, as pip chooses them), by :func:`compileall.compile_file` with
+pip's arguments, in processes that inherit the interpreter's optimisation
+level and ``SOURCE_DATE_EPOCH``; the same RECORD rows (a compiled file's
+path, without hash or size), sorted as pip sorts them; compiler output
+logged at debug level, as pip logs it. Whatever could make a compilation
+see other bytes than pip's does is waited for first: before a wheel that
+writes a path another wheel's pending compilation reads, and before pip
+uninstalls anything.
+"""
+
+from __future__ import annotations
+
+import compileall
+import contextlib
+import csv
+import importlib
+import importlib.util
+import io
+import logging
+import os
+import stat
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from optparse import Values
+from typing import IO, Any, cast
+
+from pip._internal.models.scheme import Scheme
+from pip._internal.operations.install.wheel import (
+    csv_io_kwargs,
+    wheel_root_is_purelib,
+)
+from pip._internal.utils.filesystem import adjacent_tmp_file, replace
+from pip._internal.utils.wheel import parse_wheel
+
+from fastdeps.utils.parallel import PROCESS_POOLS_WORK
+
+logger = logging.getLogger(__name__)
+
+try:  # pip 26.3 and later refuse imports while installing, with this error
+    from pip._internal.exceptions import BlockedImportError
+
+    _IMPORT_REFUSED: tuple[type[Exception], ...] = (BlockedImportError, ImportError)
+except ImportError:
+    _IMPORT_REFUSED = (ImportError,)
+
+#: What starting a process pool imports: imported with this module, since
+#: pip 26.3 refuses imports once it has begun to install.
+_POOL_MODULES = (
+    "concurrent.futures.process",
+    "multiprocessing.connection",
+    "multiprocessing.popen_fork",
+    "multiprocessing.queues",
+    "multiprocessing.synchronize",
+)
+if os.name == "posix":
+    for _module in _POOL_MODULES:
+        importlib.import_module(_module)
+
+#: Files sent to a worker at a time: sending each on its own costs about as
+#: much as compiling it.
+_CHUNK_SIZE = 64
+
+#: What one compilation gives back: the source, whether it compiled, and
+#: what the compiler printed.
+Compiled = tuple[str, bool, str]
+
+
+def compile_source(path: str) -> Compiled:
+    """Compile one file as pip does; in a worker process.
+
+    pip calls ``compileall.compile_file(path, force=True, quiet=True)`` with
+    warnings ignored and standard output captured for its debug log.
+    """
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        try:
+            success = bool(compileall.compile_file(path, force=True, quiet=True))
+        except _IMPORT_REFUSED as exc:
+            print(f"Skipping bytecode compilation for {path}: {exc}")
+            success = False
+    return path, success, output.getvalue()
+
+
+def compile_sources(paths: list[str]) -> list[Compiled]:
+    """Compile several files in one worker: one message each way for all."""
+    return [compile_source(path) for path in paths]
+
+
+def _worker_ready() -> None:
+    """Nothing: submitted once so that the workers start right away."""
+
+
+@dataclass
+class _PendingWheel:
+    """One installed wheel whose files are compiling."""
+
+    record_path: str
+    lib_dir: str
+    futures: list[Future[list[Compiled]]]
+    #: The paths (relative to ``lib_dir``) its compilations read.
+    sources: frozenset[str] = field(default_factory=frozenset)
+
+    def finish(self) -> None:
+        """Wait for the compilations; add their files to the wheel's RECORD."""
+        results = sorted(
+            compiled for future in self.futures for compiled in future.result()
+        )
+        output = "".join(text for _, _, text in results)
+        if output:
+            logger.debug(output)
+        compiled = [
+            importlib.util.cache_from_source(path)
+            for path, success, _ in results
+            if success
+        ]
+        _add_to_record(self.record_path, self.lib_dir, compiled)
+
+
+class ParallelBytecode:
+    """Compiles each installed wheel's files in a pool, one wheel after another.
+
+    :param workers: processes in the pool, started by :meth:`start`.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[_PendingWheel] = []
+
+    def start(self) -> None:
+        """Start the workers, as pip is about to install the first wheel.
+
+        Forked then, they are in the state pip compiles in: the modules pip
+        imported, and pip 26.3's refusal of any other import once installing
+        has begun (a source whose encoding needs a codec pip did not import
+        is not compiled, with pip as without the pool). Everything a pool
+        needs was imported with this module, before pip refuses imports.
+        """
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+            self._pool.submit(_worker_ready).result()
+
+    def install_wheel(
+        self, original: Callable[..., None], *args: Any, **kwargs: Any
+    ) -> None:
+        """pip's ``install_wheel``, with the compilation left to the pool."""
+        if not kwargs.get("pycompile", True):
+            original(*args, **kwargs)
+            return
+        name, wheel_path, scheme = _wheel_arguments(args, kwargs)
+        with zipfile.ZipFile(wheel_path) as wheel_zip:
+            info_dir, metadata = parse_wheel(wheel_zip, name)
+            purelib = wheel_root_is_purelib(metadata)
+            lib_dir = scheme.purelib if purelib else scheme.platlib
+            writes = _paths_written(wheel_zip, info_dir)
+        self._wait_for_readers_of(writes)
+        original(*args, **{**kwargs, "pycompile": False})
+        self.start()
+        assert self._pool is not None
+        record_path = os.path.join(lib_dir, info_dir, "RECORD")
+        sources = _sources_to_compile(record_path, lib_dir)
+        paths = [os.path.join(lib_dir, path) for path in sources]
+        futures = [
+            self._pool.submit(compile_sources, paths[start : start + _CHUNK_SIZE])
+            for start in range(0, len(paths), _CHUNK_SIZE)
+        ]
+        self._pending.append(
+            _PendingWheel(record_path, lib_dir, futures, frozenset(sources))
+        )
+        logger.debug(
+            "Compiling %d files of %s in %d processes", len(paths), name, self._workers
+        )
+
+    def finish(self) -> None:
+        """Wait for every pending compilation and record it, in pip's order."""
+        pending, self._pending = self._pending, []
+        for wheel in pending:
+            wheel.finish()
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _wait_for_readers_of(self, writes: frozenset[str] | None) -> None:
+        """Finish the pending wheels whose compilations read what comes next.
+
+        ``writes`` is None when the next wheel writes outside its library
+        directory (scripts, headers, data), which are compiled too: then
+        everything pending is finished first.
+        """
+        if writes is None or any(wheel.sources & writes for wheel in self._pending):
+            self.finish()
+
+
+def _wheel_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, str, Scheme]:
+    """``install_wheel(name, wheel_path, scheme, ...)``'s first three."""
+    names = ("name", "wheel_path", "scheme")
+    values = dict(zip(names, args))
+    values.update({key: kwargs[key] for key in names if key in kwargs})
+    return values["name"], values["wheel_path"], values["scheme"]
+
+
+def _paths_written(wheel_zip: zipfile.ZipFile, info_dir: str) -> frozenset[str] | None:
+    """The ``.py`` paths, relative to the library directory, a wheel writes.
+
+    None when it writes ``.py`` files elsewhere (its ``.data`` scripts,
+    headers or data), whose place depends on the scheme.
+    """
+    data_dir = info_dir[: -len(".dist-info")] + ".data/"
+    paths = set()
+    for name in wheel_zip.namelist():
+        if not name.endswith(".py"):
+            continue
+        if not name.startswith(data_dir):
+            paths.add(name)
+            continue
+        category, _, rest = name[len(data_dir) :].partition("/")
+        if category not in ("purelib", "platlib"):
+            return None
+        paths.add(rest)
+    return frozenset(paths)
+
+
+def _sources_to_compile(record_path: str, lib_dir: str) -> list[str]:
+    """The installed ``.py`` files, as pip picks them, relative to ``lib_dir``.
+
+    pip compiles every file it installed from the wheel that ends in
+    ``.py`` and is a file; RECORD lists them (with the files pip generates,
+    none of which ends in ``.py`` where this runs).
+    """
+    with open(record_path, **csv_io_kwargs("r")) as record_file:
+        rows = list(csv.reader(record_file))
+    paths = sorted({row[0] for row in rows if row and row[0].endswith(".py")})
+    return [path for path in paths if os.path.isfile(os.path.join(lib_dir, path))]
+
+
+def _add_to_record(record_path: str, lib_dir: str, compiled: list[str]) -> None:
+    """Add compiled files to RECORD, sorted as pip sorts RECORD, atomically."""
+    if not compiled:
+        return
+    with open(record_path, **csv_io_kwargs("r")) as record_file:
+        rows = [tuple(row) for row in csv.reader(record_file) if row]
+    for path in compiled:
+        # pip records a compiled file without hash or size.
+        relative = os.path.relpath(path, lib_dir).replace(os.path.sep, "/")
+        rows.append((relative, "", ""))
+    mode = stat.S_IMODE(os.stat(record_path).st_mode)
+    with adjacent_tmp_file(record_path, **csv_io_kwargs("w")) as record_file:
+        csv.writer(cast("IO[str]", record_file)).writerows(sorted(rows))
+    os.chmod(record_file.name, mode)
+    replace(record_file.name, record_path)
+
+
+def bytecode_workers(options: Values, feature: str) -> int:
+    """How many processes compile for this ``pip install``; below 2, none.
+
+    Only with the feature, when pip compiles at all and installs for real
+    into its own scheme (not ``--target``, ``--prefix`` or ``--root``,
+    which stock pip handles), on a POSIX system with working process
+    pools: at most one per CPU, and at most ``--fast-deps-jobs``.
+    """
+    if feature not in options.features_enabled or not options.compile:
+        return 0
+    other_places = (options.target_dir, options.prefix_path, options.root_path)
+    if options.dry_run or any(other_places) or os.name != "posix":
+        return 0
+    if not PROCESS_POOLS_WORK:
+        return 0
+    jobs: int = options.fast_deps_jobs
+    return min(os.cpu_count() or 1, jobs)
+
+
+@contextlib.contextmanager
+def parallel_bytecode(workers: int) -> Iterator[ParallelBytecode]:
+    """A pool for one install command; everything is recorded when it ends."""
+    compiler = ParallelBytecode(workers)
+    try:
+        yield compiler
+    finally:
+        compiler.close()
