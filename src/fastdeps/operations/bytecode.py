@@ -43,6 +43,7 @@ from pip._internal.operations.install.wheel import (
     csv_io_kwargs,
     wheel_root_is_purelib,
 )
+from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.filesystem import adjacent_tmp_file, replace
 from pip._internal.utils.wheel import parse_wheel
 
@@ -182,8 +183,12 @@ class ParallelBytecode:
         self._pending.append(
             _PendingWheel(record_path, lib_dir, futures, frozenset(sources))
         )
-        logger.debug(
-            "Compiling %d files of %s in %d processes", len(paths), name, self._workers
+        logger.log(
+            VERBOSE,
+            "Compiling %d files of %s in %d processes",
+            len(paths),
+            name,
+            self._workers,
         )
 
     def finish(self) -> None:

@@ -1,0 +1,227 @@
+"""``pip install`` with fast-deps: bytecode compiled in parallel, and the
+environment it leaves identical to stock pip's, file by file.
+
+Each test installs the same wheels into two fresh virtual environments, one
+with stock pip and one with pip-fastdeps, and compares what they hold: the
+set of paths, every file's bytes (a console script's with its environment's
+own path taken out), the modes, RECORD, INSTALLER, REQUESTED and
+``direct_url.json``. A ``.pyc`` is compared by its magic number, flags,
+source size and code object: its source's modification time is the time
+of each install, and marshal's bytes may differ between two processes
+compiling the same source.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.functional.conftest import (
+    PATCHED_PIP,
+    Venv,
+    _make_venv,
+    run_pip,
+)
+from tests.lib.wheels import build_wheel, wheel_filename
+
+pytestmark = pytest.mark.skipif(
+    PATCHED_PIP is not None, reason="parallel bytecode is the plugin's alone"
+)
+
+FAST_DEPS = "--use-feature=fast-deps"
+
+#: Files of pip and of the plugin, which the two environments do not share.
+_NOT_COMPARED = re.compile(
+    r"(^|/)(pip|fastdeps|pip_fastdeps)([-_.][^/]*)?(/|$)|^bin/(pip|activate)|"
+    r"^pyvenv\.cfg$|^lib64"
+)
+
+PARALLEL_LINE = re.compile(r"Compiling \d+ files of (\S+) in (\d+) processes")
+
+
+def many_modules(count: int, version: str) -> dict[str, bytes]:
+    """Enough modules that the pool gets several batches of them."""
+    return {
+        f"many/m{index}.py": f"VALUE = {index}\nVERSION = {version!r}\n".encode()
+        for index in range(count)
+    }
+
+
+def write_wheels(directory: Path) -> Path:
+    """Two wheels sharing a namespace package and writing the same file, one
+    with a script among its data, one that does not compile, and a large one
+    in two versions."""
+    directory.mkdir()
+    wheels = {
+        ("nsa", "1.0"): {
+            "ns/a/__init__.py": b"NAME = 'a'\n",
+            "shared.py": b"OWNER = 'nsa'\n",
+        },
+        ("nsb", "1.0"): {
+            "ns/b/__init__.py": b"NAME = 'b'\n",
+            "shared.py": b"OWNER = 'nsb'\n",
+            "nsb-1.0.data/scripts/tool.py": b"#!python\nprint('tool')\n",
+        },
+        ("broken", "1.0"): {
+            "broken/__init__.py": b"",
+            "broken/bad.py": b"def (:\n",
+        },
+        ("many", "1.0"): many_modules(300, "1.0"),
+        ("many", "2.0"): many_modules(250, "2.0"),
+    }
+    for (name, version), payload in wheels.items():
+        data = build_wheel(name, version, payload=payload)
+        (directory / wheel_filename(name, version)).write_bytes(data)
+    return directory
+
+
+def environment(venv: Venv) -> dict[str, object]:
+    """Every file of ``venv`` that pip installed, by path, in comparable form."""
+    found: dict[str, object] = {}
+    for directory, _, files in os.walk(venv.root):
+        for name in files:
+            path = Path(directory, name)
+            relative = path.relative_to(venv.root).as_posix()
+            if not _NOT_COMPARED.search(relative):
+                found[relative] = (_comparable(path), path.stat().st_mode)
+    return found
+
+
+def _comparable(path: Path) -> object:
+    data = path.read_bytes()
+    if path.suffix == ".pyc":
+        return data[:8], data[12:16], marshal.loads(data[16:])
+    return data
+
+
+def assert_same_environment(stock: Venv, plugin: Venv) -> None:
+    stock_files, plugin_files = environment(stock), environment(plugin)
+    assert sorted(plugin_files) == sorted(stock_files)
+    differing = [
+        path for path, data in stock_files.items() if plugin_files[path] != data
+    ]
+    assert differing == []
+
+
+def installed_line(output: str) -> str:
+    (line,) = [line for line in output.splitlines() if "Successfully installed" in line]
+    return line
+
+
+@dataclass
+class Installs:
+    """The same installs run by stock pip and by pip with the plugin."""
+
+    stock: Venv
+    plugin: Venv
+    stock_output: list[str]
+    plugin_output: list[str]
+
+
+def install_in_turn(
+    tmp_path: Path,
+    plugin_wheel: Path,
+    steps: list[list[str]],
+    env: dict[str, str] | None = None,
+) -> Installs:
+    """Run ``pip install STEP`` for each step in a fresh environment, first
+    with stock pip, then with the plugin, each time at the same path (a
+    script's first line and a compiled file name it), then moved aside."""
+    venvs, outputs = [], []
+    for plugin in (False, True):
+        root = tmp_path / "env"
+        venv = _make_venv(root, *([str(plugin_wheel)] if plugin else []))
+        flags = [FAST_DEPS, "-v"] if plugin else []
+        output = []
+        for args in steps:
+            result = run_pip(venv, ["install", *flags, *args], cwd=tmp_path, env=env)
+            assert result.returncode == 0, result.stderr
+            output.append(result.stdout)
+        moved = root.rename(tmp_path / ("env-plugin" if plugin else "env-stock"))
+        venvs.append(Venv(moved))
+        outputs.append(output)
+    return Installs(venvs[0], venvs[1], outputs[0], outputs[1])
+
+
+def test_a_fresh_install_compiles_in_processes_and_matches_stock_pip(
+    tmp_path: Path, plugin_wheel: Path
+) -> None:
+    wheels = write_wheels(tmp_path / "wheels")
+    find = ["--no-index", "--find-links", str(wheels)]
+
+    installs = install_in_turn(
+        tmp_path, plugin_wheel, [[*find, "nsa", "nsb", "broken", "many==1.0"]]
+    )
+
+    (stock_output,), (plugin_output,) = installs.stock_output, installs.plugin_output
+    assert installed_line(plugin_output) == installed_line(stock_output)
+    lines = PARALLEL_LINE.findall(plugin_output)
+    compiled = {name: int(processes) for name, processes in lines}
+    workers = min(os.cpu_count() or 1, 8)
+    if workers >= 2:
+        assert set(compiled) == {"nsa", "nsb", "broken", "many"}
+        assert set(compiled.values()) == {workers}
+    else:
+        assert compiled == {}
+    site = next(installs.plugin.root.glob("lib/python*/site-packages"))
+    assert not list(site.glob("broken/__pycache__/bad.*.pyc"))
+    assert list(installs.plugin.root.glob("bin/__pycache__/tool.*.pyc"))
+    assert_same_environment(installs.stock, installs.plugin)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param([["many==1.0", "nsa"], ["many==2.0"]], id="upgrade"),
+        pytest.param(
+            [["many==2.0", "nsb"], ["--force-reinstall", "many==1.0", "nsb"]],
+            id="downgrade-force-reinstall",
+        ),
+    ],
+)
+def test_upgrades_and_reinstalls_match_stock_pip(
+    tmp_path: Path, plugin_wheel: Path, steps: list[list[str]]
+) -> None:
+    wheels = write_wheels(tmp_path / "wheels")
+    find = ["--no-index", "--find-links", str(wheels)]
+
+    installs = install_in_turn(
+        tmp_path, plugin_wheel, [[*find, *step] for step in steps]
+    )
+
+    last_stock, last_plugin = installs.stock_output[-1], installs.plugin_output[-1]
+    assert installed_line(last_plugin) == installed_line(last_stock)
+    assert_same_environment(installs.stock, installs.plugin)
+
+
+@pytest.mark.parametrize(
+    ("options", "env"),
+    [
+        pytest.param(["--no-compile"], None, id="no-compile"),
+        pytest.param(["--compile"], {"PYTHONOPTIMIZE": "1"}, id="optimize"),
+    ],
+)
+def test_compile_options_match_stock_pip(
+    tmp_path: Path,
+    plugin_wheel: Path,
+    options: list[str],
+    env: dict[str, str] | None,
+) -> None:
+    wheels = write_wheels(tmp_path / "wheels")
+    args = [*options, "--no-index", "--find-links", str(wheels), "nsa", "many==1.0"]
+
+    installs = install_in_turn(tmp_path, plugin_wheel, [args], env)
+
+    cached = list(
+        installs.plugin.root.glob("lib/python*/site-packages/many/__pycache__/*")
+    )
+    if env:
+        assert cached and all(".opt-1.pyc" in path.name for path in cached)
+    else:
+        assert cached == []
+    assert_same_environment(installs.stock, installs.plugin)
