@@ -13,13 +13,13 @@ compiling the same source.
 
 from __future__ import annotations
 
-import marshal
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tools.compare_install import differences
 
 from tests.functional.conftest import (
     PATCHED_PIP,
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 FAST_DEPS = "--use-feature=fast-deps"
-
-#: Files of pip and of the plugin, which the two environments do not share.
-_NOT_COMPARED = re.compile(
-    r"(^|/)(pip|fastdeps|pip_fastdeps)([-_.][^/]*)?(/|$)|^bin/(pip|activate)|"
-    r"^pyvenv\.cfg$|^lib64"
-)
 
 PARALLEL_LINE = re.compile(r"Compiling \d+ files of (\S+) in (\d+) processes")
 
@@ -80,32 +74,9 @@ def write_wheels(directory: Path) -> Path:
     return directory
 
 
-def environment(venv: Venv) -> dict[str, object]:
-    """Every file of ``venv`` that pip installed, by path, in comparable form."""
-    found: dict[str, object] = {}
-    for directory, _, files in os.walk(venv.root):
-        for name in files:
-            path = Path(directory, name)
-            relative = path.relative_to(venv.root).as_posix()
-            if not _NOT_COMPARED.search(relative):
-                found[relative] = (_comparable(path), path.stat().st_mode)
-    return found
-
-
-def _comparable(path: Path) -> object:
-    data = path.read_bytes()
-    if path.suffix == ".pyc":
-        return data[:8], data[12:16], marshal.loads(data[16:])
-    return data
-
-
 def assert_same_environment(stock: Venv, plugin: Venv) -> None:
-    stock_files, plugin_files = environment(stock), environment(plugin)
-    assert sorted(plugin_files) == sorted(stock_files)
-    differing = [
-        path for path, data in stock_files.items() if plugin_files[path] != data
-    ]
-    assert differing == []
+    """The same paths, bytes and modes; ``.pyc`` files by their code."""
+    assert differences(stock.root, plugin.root) == []
 
 
 def installed_line(output: str) -> str:
