@@ -118,7 +118,9 @@ def _bind_plugin(fullname: str) -> None:
         elif fullname == MAIN_PARSER_MODULE:
             plugin.bind_python_option_warning()
         elif fullname == INSTALL_COMMAND_MODULE:
-            plugin.bind_install_command()
+            from fastdeps import install_seams
+
+            install_seams.bind()
         else:
             plugin.bind()
     except Exception as exc:

@@ -14,14 +14,15 @@ release, each through :mod:`fastdeps.seams`:
   resolver's preparer is the fast-deps one;
 - ``pip cache``'s list of HTTP cache files, which gains the metadata cache;
 - ``pip --python``, which warns that the pip it runs elsewhere has no
-  pip-fastdeps.
+  pip-fastdeps;
+- ``pip install``, whose bytecode is compiled in parallel
+  (:mod:`fastdeps.install_seams`).
 
 Without the feature, every pip object is stock pip's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -142,81 +143,6 @@ def wrap(
     inner = getattr(wrapper, "__func__", wrapper)
     setattr(inner, WRAPPED, function)
     setattr(owner, name, wrapper)
-
-
-def bind_install_command() -> bool:
-    """Compile bytecode in a pool of processes in ``pip install`` with fast-deps.
-
-    ``InstallCommand.run`` is wrapped; without the feature, or where the
-    pool would not help, it runs as it is
-    (:func:`fastdeps.operations.bytecode.bytecode_workers`).
-    """
-    if not pip_versions.is_supported(pip_versions.pip_version()):
-        return False
-    from pip._internal.commands.install import InstallCommand
-
-    wrap(InstallCommand, "run", _run_compiling_in_parallel)
-    return True
-
-
-def _run_compiling_in_parallel(original: Callable[..., int]) -> Any:
-    def run(self: Any, options: Values, args: list[str]) -> int:
-        from fastdeps.operations.bytecode import bytecode_workers
-
-        workers = bytecode_workers(options, FEATURE)
-        if workers < 2:
-            return original(self, options, args)
-        with _compiling_in_parallel(workers):
-            return original(self, options, args)
-
-    return run
-
-
-@contextmanager
-def _compiling_in_parallel(workers: int) -> Iterator[None]:
-    """pip installs each wheel uncompiled; a pool compiles it meanwhile.
-
-    The pool's work is recorded before ``install_given_reqs`` returns, so
-    that pip's "Successfully installed" comes after it, and before anything
-    is uninstalled (an upgrade), so that no compilation reads a file that
-    the uninstall removes.
-    """
-    from pip._internal.commands import install
-    from pip._internal.operations.install import wheel
-    from pip._internal.req import req_install
-
-    from fastdeps.operations.bytecode import parallel_bytecode
-
-    install_wheel = wheel.install_wheel
-    install_given_reqs = install.install_given_reqs  # type: ignore[attr-defined]
-    # pip 26.3 imports install_wheel when it installs; older pips at import.
-    callers = [wheel, *([req_install] if hasattr(req_install, "install_wheel") else [])]
-    requirement_class = req_install.InstallRequirement
-    uninstall = requirement_class.uninstall
-    with parallel_bytecode(workers) as compiler:
-        compiling = partial(compiler.install_wheel, install_wheel)
-
-        def install_given_reqs_recorded(*args: Any, **kwargs: Any) -> Any:
-            compiler.start()
-            try:
-                return install_given_reqs(*args, **kwargs)
-            finally:
-                compiler.finish()
-
-        def uninstall_after_compiling(self: Any, *args: Any, **kwargs: Any) -> Any:
-            compiler.finish()
-            return uninstall(self, *args, **kwargs)
-
-        with contextlib.ExitStack() as replacements:
-            for caller in callers:
-                replacements.enter_context(replaced(caller, "install_wheel", compiling))
-            replacements.enter_context(
-                replaced(install, "install_given_reqs", install_given_reqs_recorded)
-            )
-            replacements.enter_context(
-                replaced(requirement_class, "uninstall", uninstall_after_compiling)
-            )
-            yield
 
 
 # -- the preparer ------------------------------------------------------------

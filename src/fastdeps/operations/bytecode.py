@@ -191,6 +191,26 @@ class ParallelBytecode:
             self._workers,
         )
 
+    def install_all(
+        self, original: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """pip's ``install_given_reqs``: the pool starts first, and everything
+        is recorded before it returns, even when an install fails."""
+        self.start()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            self.finish()
+
+    def after_pending(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``method`` of pip's, run once every pending compilation is done."""
+
+        def finished_first(instance: Any, *args: Any, **kwargs: Any) -> Any:
+            self.finish()
+            return method(instance, *args, **kwargs)
+
+        return finished_first
+
     def finish(self) -> None:
         """Wait for every pending compilation and record it, in pip's order."""
         pending, self._pending = self._pending, []
