@@ -28,8 +28,10 @@ import importlib
 import importlib.util
 import io
 import logging
+import multiprocessing
 import os
 import stat
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -67,7 +69,7 @@ _POOL_MODULES = (
     "multiprocessing.queues",
     "multiprocessing.synchronize",
 )
-if os.name == "posix":
+if sys.platform == "linux":
     for _module in _POOL_MODULES:
         importlib.import_module(_module)
 
@@ -153,7 +155,8 @@ class ParallelBytecode:
         needs was imported with this module, before pip refuses imports.
         """
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+            fork = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=fork)
             self._pool.submit(_worker_ready).result()
 
     def install_wheel(
@@ -301,13 +304,15 @@ def bytecode_workers(options: Values, feature: str) -> int:
 
     Only with the feature, when pip compiles at all and installs for real
     into its own scheme (not ``--target``, ``--prefix`` or ``--root``,
-    which stock pip handles), on a POSIX system with working process
-    pools: at most one per CPU, and at most ``--fast-deps-jobs``.
+    which stock pip handles), on Linux with working process pools: at most
+    one per CPU, and at most ``--fast-deps-jobs``. Only where processes can
+    be forked: a worker forked from pip compiles in pip's own state, which
+    a spawned one would not share (pip 26.3's refused imports, for one).
     """
     if feature not in options.features_enabled or not options.compile:
         return 0
     other_places = (options.target_dir, options.prefix_path, options.root_path)
-    if options.dry_run or any(other_places) or os.name != "posix":
+    if options.dry_run or any(other_places) or sys.platform != "linux":
         return 0
     if not PROCESS_POOLS_WORK:
         return 0
