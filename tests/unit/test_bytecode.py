@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import sys
-import zipfile
 from optparse import Values
 from pathlib import Path
 
 import pytest
+from pip._internal.models.scheme import Scheme
 
 from fastdeps.operations.bytecode import (
     _add_to_record,
-    _paths_written,
+    _installed_sources,
     bytecode_workers,
     compile_source,
 )
@@ -61,31 +60,36 @@ def test_the_pool_has_one_worker_per_cpu_at_most_jobs(
     assert bytecode_workers(install_options(), "fast-deps") == 8
 
 
-def wheel_names(*names: str) -> zipfile.ZipFile:
-    data = io.BytesIO()
-    with zipfile.ZipFile(data, "w") as archive:
-        for name in names:
-            archive.writestr(name, b"")
-    return zipfile.ZipFile(data)
+def scheme(root: Path) -> Scheme:
+    return Scheme(
+        platlib=str(root / "lib"),
+        purelib=str(root / "lib"),
+        headers=str(root / "include" / "demo"),
+        scripts=str(root / "bin"),
+        data=str(root),
+    )
 
 
-def test_the_paths_a_wheel_writes_are_its_python_files_in_the_library() -> None:
-    archive = wheel_names(
+def test_the_python_files_a_wheel_installs_are_named_as_record_names_them(
+    tmp_path: Path,
+) -> None:
+    names = [
         "demo/__init__.py",
         "demo/data.json",
         "demo-1.0.data/purelib/extra.py",
+        "demo-1.0.data/scripts/tool.py",
         "demo-1.0.dist-info/METADATA",
-    )
+    ]
 
-    assert _paths_written(archive, "demo-1.0.dist-info") == frozenset(
-        {"demo/__init__.py", "extra.py"}
-    )
+    sources = _installed_sources(names, scheme(tmp_path), str(tmp_path / "lib"))
+
+    assert sources == frozenset({"demo/__init__.py", "extra.py", "../bin/tool.py"})
 
 
-def test_a_script_written_elsewhere_makes_the_paths_unknown() -> None:
-    archive = wheel_names("demo/__init__.py", "demo-1.0.data/scripts/tool.py")
+def test_a_data_category_pip_refuses_leaves_the_wheel_to_pip(tmp_path: Path) -> None:
+    names = ["demo/__init__.py", "demo-1.0.data/elsewhere/x.py"]
 
-    assert _paths_written(archive, "demo-1.0.dist-info") is None
+    assert _installed_sources(names, scheme(tmp_path), str(tmp_path / "lib")) is None
 
 
 def test_compiled_files_join_record_sorted_without_hash_and_keep_its_mode(

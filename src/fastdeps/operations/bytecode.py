@@ -36,7 +36,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from optparse import Values
 from typing import IO, Any, cast
 
@@ -112,26 +112,26 @@ def _worker_ready() -> None:
 class _PendingWheel:
     """One installed wheel whose files are compiling."""
 
-    record_path: str
-    lib_dir: str
+    plan: _Plan
     futures: list[Future[list[Compiled]]]
-    #: The paths (relative to ``lib_dir``) its compilations read.
-    sources: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def sources(self) -> frozenset[str]:
+        return self.plan.sources
 
     def finish(self) -> None:
         """Wait for the compilations; add their files to the wheel's RECORD."""
         results = sorted(
             compiled for future in self.futures for compiled in future.result()
         )
-        output = "".join(text for _, _, text in results)
-        if output:
-            logger.debug(output)
+        # One debug record per wheel, empty or not, as pip logs it.
+        logger.debug("".join(text for _, _, text in results))
         compiled = [
             importlib.util.cache_from_source(path)
             for path, success, _ in results
             if success
         ]
-        _add_to_record(self.record_path, self.lib_dir, compiled)
+        _add_to_record(self.plan.record_path, self.plan.lib_dir, compiled)
 
 
 class ParallelBytecode:
@@ -162,35 +162,42 @@ class ParallelBytecode:
     def install_wheel(
         self, original: Callable[..., None], *args: Any, **kwargs: Any
     ) -> None:
-        """pip's ``install_wheel``, with the compilation left to the pool."""
+        """pip's ``install_wheel``, with the compilation left to the pool.
+
+        A wheel this cannot plan for (one pip will refuse, say) is installed
+        by pip as it is, compiled by pip, once the pending wheels are done:
+        pip then reports whatever is wrong, in its own words.
+        """
         if not kwargs.get("pycompile", True):
             original(*args, **kwargs)
             return
-        name, wheel_path, scheme = _wheel_arguments(args, kwargs)
-        with zipfile.ZipFile(wheel_path) as wheel_zip:
-            info_dir, metadata = parse_wheel(wheel_zip, name)
-            purelib = wheel_root_is_purelib(metadata)
-            lib_dir = scheme.purelib if purelib else scheme.platlib
-            writes = _paths_written(wheel_zip, info_dir)
-        self._wait_for_readers_of(writes)
+        plan = _plan(*_wheel_arguments(args, kwargs))
+        if plan is None or any(wheel.sources & plan.sources for wheel in self._pending):
+            self.finish()
+        if plan is None:
+            original(*args, **kwargs)
+            return
         original(*args, **{**kwargs, "pycompile": False})
+        self._compile(plan)
+
+    def _compile(self, plan: _Plan) -> None:
         self.start()
         assert self._pool is not None
-        record_path = os.path.join(lib_dir, info_dir, "RECORD")
-        sources = _sources_to_compile(record_path, lib_dir)
-        paths = [os.path.join(lib_dir, path) for path in sources]
+        paths = [
+            os.path.join(plan.lib_dir, path)
+            for path in sorted(plan.sources)
+            if os.path.isfile(os.path.join(plan.lib_dir, path))
+        ]
         futures = [
             self._pool.submit(compile_sources, paths[start : start + _CHUNK_SIZE])
             for start in range(0, len(paths), _CHUNK_SIZE)
         ]
-        self._pending.append(
-            _PendingWheel(record_path, lib_dir, futures, frozenset(sources))
-        )
+        self._pending.append(_PendingWheel(plan, futures))
         logger.log(
             VERBOSE,
             "Compiling %d files of %s in %d processes",
             len(paths),
-            name,
+            plan.name,
             self._workers,
         )
 
@@ -227,16 +234,6 @@ class ParallelBytecode:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _wait_for_readers_of(self, writes: frozenset[str] | None) -> None:
-        """Finish the pending wheels whose compilations read what comes next.
-
-        ``writes`` is None when the next wheel writes outside its library
-        directory (scripts, headers, data), which are compiled too: then
-        everything pending is finished first.
-        """
-        if writes is None or any(wheel.sources & writes for wheel in self._pending):
-            self.finish()
-
 
 def _wheel_arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -248,38 +245,64 @@ def _wheel_arguments(
     return values["name"], values["wheel_path"], values["scheme"]
 
 
-def _paths_written(wheel_zip: zipfile.ZipFile, info_dir: str) -> frozenset[str] | None:
-    """The ``.py`` paths, relative to the library directory, a wheel writes.
+@dataclass(frozen=True)
+class _Plan:
+    """What pip will install of one wheel, and compile."""
 
-    None when it writes ``.py`` files elsewhere (its ``.data`` scripts,
-    headers or data), whose place depends on the scheme.
+    name: str
+    lib_dir: str
+    record_path: str
+    #: The ``.py`` files it installs, as RECORD names them (relative to
+    #: ``lib_dir``): what pip compiles, and what a later wheel must not
+    #: overwrite while they compile.
+    sources: frozenset[str]
+
+
+def _plan(name: str, wheel_path: str, scheme: Scheme) -> _Plan | None:
+    """The plan for a wheel, or None when pip would refuse it."""
+    try:
+        with zipfile.ZipFile(wheel_path) as wheel_zip:
+            info_dir, metadata = parse_wheel(wheel_zip, name)
+            purelib = wheel_root_is_purelib(metadata)
+            lib_dir = scheme.purelib if purelib else scheme.platlib
+            sources = _installed_sources(wheel_zip.namelist(), scheme, lib_dir)
+    except Exception:
+        return None
+    if sources is None:
+        return None
+    record_path = os.path.join(lib_dir, info_dir, "RECORD")
+    return _Plan(name, lib_dir, record_path, sources)
+
+
+def _installed_sources(
+    names: list[str], scheme: Scheme, lib_dir: str
+) -> frozenset[str] | None:
+    """Where pip installs a wheel's ``.py`` files, relative to ``lib_dir``.
+
+    As pip places them: a top-level directory ending in ``.data`` holds
+    files for the scheme's directories, named by their first component;
+    everything else goes to ``lib_dir``. None for a category pip refuses.
     """
-    data_dir = info_dir[: -len(".dist-info")] + ".data/"
-    paths = set()
-    for name in wheel_zip.namelist():
+    places = {
+        "purelib": scheme.purelib,
+        "platlib": scheme.platlib,
+        "scripts": scheme.scripts,
+        "headers": scheme.headers,
+        "data": scheme.data,
+    }
+    sources = set()
+    for name in names:
         if not name.endswith(".py"):
             continue
-        if not name.startswith(data_dir):
-            paths.add(name)
-            continue
-        category, _, rest = name[len(data_dir) :].partition("/")
-        if category not in ("purelib", "platlib"):
-            return None
-        paths.add(rest)
-    return frozenset(paths)
-
-
-def _sources_to_compile(record_path: str, lib_dir: str) -> list[str]:
-    """The installed ``.py`` files, as pip picks them, relative to ``lib_dir``.
-
-    pip compiles every file it installed from the wheel that ends in
-    ``.py`` and is a file; RECORD lists them (with the files pip generates,
-    none of which ends in ``.py`` where this runs).
-    """
-    with open(record_path, **csv_io_kwargs("r")) as record_file:
-        rows = list(csv.reader(record_file))
-    paths = sorted({row[0] for row in rows if row and row[0].endswith(".py")})
-    return [path for path in paths if os.path.isfile(os.path.join(lib_dir, path))]
+        top, _, rest = name.partition("/")
+        path = os.path.join(lib_dir, name)
+        if top.endswith(".data"):
+            category, _, inside = rest.partition("/")
+            if category not in places or not inside:
+                return None
+            path = os.path.join(places[category], inside)
+        sources.add(os.path.relpath(path, lib_dir).replace(os.path.sep, "/"))
+    return frozenset(sources)
 
 
 def _add_to_record(record_path: str, lib_dir: str, compiled: list[str]) -> None:
