@@ -54,8 +54,8 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "METADATA, in a survey of 183 wheels from PyPI.",
     ),
     (
-        "request for METADATA alone is cheaper (docs/lazy-wheel.rst).",
-        "request for METADATA alone is cheaper.",
+        "METADATA alone is\ncheaper (docs/lazy-wheel.rst).",
+        "METADATA alone is\ncheaper.",
     ),
     (
         "every answer; servers differ in how they answer them (see docs/servers.rst\n"

@@ -87,11 +87,13 @@ For nine wheels in ten the answer holds the whole central directory and
 METADATA; docs/lazy-wheel.rst has the survey that chose it.
 """
 
-REACH_BACK_LIMIT = 640 * 1024
+REACH_BACK_LIMIT = 1024 * 1024
 """How far before the central directory its second request reaches for METADATA.
 
-About what one round trip costs at 50 ms and 100 Mbit/s; farther, a third
-request for METADATA alone is cheaper (docs/lazy-wheel.rst).
+About one round trip's worth of bytes at 50 ms and 100 Mbit/s (600 KB), with
+room for the largest RECORDs seen on PyPI (torch 2.15: 650 KB between
+METADATA and the directory); farther, a third request for METADATA alone is
+cheaper (docs/lazy-wheel.rst).
 """
 
 READ_LIMIT = (
