@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from optparse import Values
 from pathlib import Path
 
@@ -12,8 +14,11 @@ import pytest
 from pip._internal.models.scheme import Scheme
 
 from fastdeps.operations.bytecode import (
+    Compiled,
     _add_to_record,
     _installed_sources,
+    _PendingWheel,
+    _Plan,
     bytecode_workers,
     compile_source,
 )
@@ -125,3 +130,22 @@ def test_a_file_that_does_not_compile_is_reported_as_pip_reports_it(
     assert (path, success) == (str(source), False)
     assert output.startswith(f"*** Error compiling '{source}'...")
     assert "SyntaxError" in output
+
+
+def test_a_batch_the_pool_lost_is_compiled_and_recorded_here(tmp_path: Path) -> None:
+    """A worker killed (for memory, say) must not fail the install."""
+    source = tmp_path / "demo" / "x.py"
+    source.parent.mkdir()
+    source.write_text("X = 1\n")
+    record = tmp_path / "demo-1.0.dist-info" / "RECORD"
+    record.parent.mkdir()
+    record.write_text("demo/x.py,sha256=x,6\r\n", newline="")
+    lost: Future[list[Compiled]] = Future()
+    lost.set_exception(BrokenProcessPool("a worker died"))
+    plan = _Plan("demo", str(tmp_path), str(record), frozenset({"demo/x.py"}))
+
+    _PendingWheel(plan, [([str(source)], lost)]).finish()
+
+    assert list(source.parent.glob("__pycache__/x.*.pyc"))
+    compiled = f"demo/__pycache__/x.{sys.implementation.cache_tag}.pyc"
+    assert record.read_text() == f"{compiled},,\ndemo/x.py,sha256=x,6\n"

@@ -113,7 +113,9 @@ class _PendingWheel:
     """One installed wheel whose files are compiling."""
 
     plan: _Plan
-    futures: list[Future[list[Compiled]]]
+    #: Each batch of sources, and the pool's compilation of it (None when
+    #: there is no pool: the batch is compiled here, as pip would).
+    batches: list[tuple[list[str], Future[list[Compiled]] | None]]
 
     @property
     def sources(self) -> frozenset[str]:
@@ -122,7 +124,7 @@ class _PendingWheel:
     def finish(self) -> None:
         """Wait for the compilations; add their files to the wheel's RECORD."""
         results = sorted(
-            compiled for future in self.futures for compiled in future.result()
+            compiled for batch in self.batches for compiled in _compiled(*batch)
         )
         # One debug record per wheel, empty or not, as pip logs it.
         logger.debug("".join(text for _, _, text in results))
@@ -134,6 +136,23 @@ class _PendingWheel:
         _add_to_record(self.plan.record_path, self.plan.lib_dir, compiled)
 
 
+def _compiled(
+    paths: list[str], future: Future[list[Compiled]] | None
+) -> list[Compiled]:
+    """The pool's results for a batch; if the pool broke, compiled here.
+
+    A worker that dies (killed for memory, say) must not fail an install
+    that stock pip would complete: this process compiles the batch then,
+    exactly as pip does.
+    """
+    if future is not None:
+        try:
+            return future.result()
+        except Exception as exc:
+            logger.debug("Bytecode pool failed (%r); compiling here", exc)
+    return compile_sources(paths)
+
+
 class ParallelBytecode:
     """Compiles each installed wheel's files in a pool, one wheel after another.
 
@@ -143,6 +162,7 @@ class ParallelBytecode:
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._started = False
         self._pending: list[_PendingWheel] = []
 
     def start(self) -> None:
@@ -154,10 +174,16 @@ class ParallelBytecode:
         is not compiled, with pip as without the pool). Everything a pool
         needs was imported with this module, before pip refuses imports.
         """
-        if self._pool is None:
-            fork = multiprocessing.get_context("fork")
+        if self._pool is not None or self._started:
+            return
+        self._started = True
+        fork = multiprocessing.get_context("fork")
+        try:
             self._pool = ProcessPoolExecutor(self._workers, mp_context=fork)
             self._pool.submit(_worker_ready).result()
+        except Exception as exc:  # no processes here: pip compiles, as it does
+            logger.debug("No bytecode pool (%r); compiling as pip does", exc)
+            self._pool = None
 
     def install_wheel(
         self, original: Callable[..., None], *args: Any, **kwargs: Any
@@ -182,17 +208,18 @@ class ParallelBytecode:
 
     def _compile(self, plan: _Plan) -> None:
         self.start()
-        assert self._pool is not None
         paths = [
             os.path.join(plan.lib_dir, path)
             for path in sorted(plan.sources)
             if os.path.isfile(os.path.join(plan.lib_dir, path))
         ]
-        futures = [
-            self._pool.submit(compile_sources, paths[start : start + _CHUNK_SIZE])
+        chunks = [
+            paths[start : start + _CHUNK_SIZE]
             for start in range(0, len(paths), _CHUNK_SIZE)
         ]
-        self._pending.append(_PendingWheel(plan, futures))
+        self._pending.append(_PendingWheel(plan, [self._submit(c) for c in chunks]))
+        if self._pool is None:
+            return
         logger.log(
             VERBOSE,
             "Compiling %d files of %s in %d processes",
@@ -200,6 +227,16 @@ class ParallelBytecode:
             plan.name,
             self._workers,
         )
+
+    def _submit(
+        self, paths: list[str]
+    ) -> tuple[list[str], Future[list[Compiled]] | None]:
+        if self._pool is None:
+            return paths, None
+        try:
+            return paths, self._pool.submit(compile_sources, paths)
+        except Exception:  # a broken pool refuses work: compiled at finish
+            return paths, None
 
     def install_all(
         self, original: Callable[..., Any], *args: Any, **kwargs: Any
