@@ -103,6 +103,8 @@ def run_all(
                 for variant in args.variants or index.VARIANTS:
                     url = f"{network.public_url}/{set_name}/{variant}/simple/"
                     for contender in contenders:
+                        if task not in contender.tasks:
+                            continue
                         key = (set_name, variant, task, contender.name)
                         cell = cells.setdefault(
                             key, run.Cell(*key, unavailable=contender.unavailable)

@@ -63,7 +63,9 @@ from tools.nginx import LogEntry
 
 PIP_VERSION = "26.3"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASKS = ("resolve", "resolve-warm", "download")
+TASKS = ("resolve", "resolve-warm", "download", "install")
+#: The task that installs into a fresh environment made for each run.
+INSTALL = "install"
 WARM_SUFFIX = "-warm"
 RUN_TIMEOUT = 1800
 
@@ -78,6 +80,8 @@ class Job:
     requirements: Path
     scratch: Path  # fresh per run: cache, report, download directory
     client_prefix: Sequence[str]
+    #: For the install task: the fresh environment's interpreter.
+    target_python: str | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -96,6 +100,10 @@ class Contender:
     command: Callable[[str, Job], list[str]]
     resolution: Callable[[str, Job], Resolution]
     unavailable: str | None = None  # why it cannot run, if it cannot
+    tasks: tuple[str, ...] = TASKS
+    #: What the install task's fresh environment gets besides itself: pip
+    #: (and the plugin) for pip, nothing for uv.
+    target_packages: tuple[str, ...] = ()
 
 
 @dataclass
@@ -151,17 +159,23 @@ def pip_command(
         common = [verbosity, "--only-binary=:all:", "--index-url", job.index_url]
         common += ["--trusted-host", host, "--cache-dir", str(job.cache_dir)]
         common += ["-r", str(job.requirements)]
+        runner = base
         if task == "resolve":
             report = str(job.scratch / "report.json")
             action = ["install", "--dry-run", "--ignore-installed", "--report", report]
+        elif task == INSTALL:
+            assert job.target_python is not None
+            runner, action = [job.target_python, *base[1:]], ["install"]
         else:
             action = ["download", "--dest", str(job.output)]
-        return [*base, *action, *common, *flags]
+        return [*runner, *action, *common, *flags]
 
     return command
 
 
 def pip_resolution(task: str, job: Job) -> Resolution:
+    if task == INSTALL:
+        return installed_resolution(job)
     if task == "resolve":
         report = json.loads((job.scratch / "report.json").read_text())
         return {
@@ -174,11 +188,17 @@ def pip_resolution(task: str, job: Job) -> Resolution:
     )
 
 
-def uv_command(uv: str, python: str) -> Callable[[str, Job], list[str]]:
+def uv_command(
+    uv: str, python: str, *, compile_bytecode: bool = False
+) -> Callable[[str, Job], list[str]]:
     def command(task: str, job: Job) -> list[str]:
         common = ["--quiet", "--only-binary", ":all:", "--index-url", job.index_url]
-        common += ["--cache-dir", str(job.cache_dir), "--python", python]
-        if task == "resolve":
+        common += ["--cache-dir", str(job.cache_dir)]
+        common += ["--python", job.target_python or python]
+        if task == INSTALL:
+            action = ["install", "-r", str(job.requirements)]
+            action += ["--compile-bytecode"] if compile_bytecode else []
+        elif task == "resolve":
             compiled = str(job.scratch / "compiled.txt")
             action = ["compile", str(job.requirements), "--output-file", compiled]
             action += ["--no-header", "--no-annotate"]
@@ -196,6 +216,8 @@ def uv_command(uv: str, python: str) -> Callable[[str, Job], list[str]]:
 
 
 def uv_resolution(task: str, job: Job) -> Resolution:
+    if task == INSTALL:
+        return installed_resolution(job)
     if task == "resolve":
         lines = (job.scratch / "compiled.txt").read_text().splitlines()
         pins = [line.split("==") for line in lines if "==" in line]
@@ -204,6 +226,43 @@ def uv_resolution(task: str, job: Job) -> Resolution:
         name_version(path.name.removesuffix(".dist-info"))
         for path in job.output.glob("*.dist-info")
     )
+
+
+def installed_resolution(job: Job) -> Resolution:
+    """What the install task put into its fresh environment (pip aside)."""
+    assert job.target_python is not None
+    root = Path(job.target_python).parent.parent
+    installed = dict(
+        name_version(path.name.removesuffix(".dist-info"))
+        for path in root.glob("lib/python*/site-packages/*.dist-info")
+    )
+    return {
+        name: version
+        for name, version in installed.items()
+        if name not in ("pip", "pip-fastdeps")
+    }
+
+
+def make_target(path: Path, packages: Sequence[str]) -> str:
+    """A fresh environment for one install run, with ``packages`` in it."""
+    venv.EnvBuilder(with_pip=False).create(path)
+    python = str(path / "bin" / "python")
+    if packages:
+        install = [sys.executable, "-m", "pip", "--python", python, "install"]
+        install += ["--quiet", "--no-deps", *packages]
+        subprocess.run(install, env=clean_pip_env(), check=True)
+    return python
+
+
+def build_plugin_wheel(directory: Path) -> str:
+    """The plugin from the working tree, built once for every install run."""
+    shutil.rmtree(directory, ignore_errors=True)
+    build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
+    subprocess.run(
+        [*build, "-w", str(directory), str(REPO_ROOT)], env=clean_pip_env(), check=True
+    )
+    (wheel,) = directory.glob("pip_fastdeps-*.whl")
+    return str(wheel)
 
 
 def name_version(stem: str) -> tuple[str, str]:
@@ -252,6 +311,9 @@ def build_contenders(
     """
     stock = make_venv(venvs_dir / f"pip-{PIP_VERSION}", [])
     plugin = make_venv(venvs_dir / f"pip-{PIP_VERSION}-fastdeps", [], [str(REPO_ROOT)])
+    pip_only = (f"pip=={PIP_VERSION}",)
+    with_plugin = (*pip_only, build_plugin_wheel(venvs_dir / "plugin-wheel"))
+    not_installing = tuple(task for task in TASKS if task != INSTALL)
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     patched = []
     if patched_pip is not None:
@@ -264,26 +326,42 @@ def build_contenders(
                     prefetches=True,
                 ),
                 pip_resolution,
+                tasks=not_installing,
             )
         )
+    no_uv = None if uv else "not available (uv not installed)"
     return [
-        Contender("pip", pip_command([stock, "-m", "pip"], []), pip_resolution),
+        Contender(
+            "pip",
+            pip_command([stock, "-m", "pip"], []),
+            pip_resolution,
+            target_packages=pip_only,
+        ),
         Contender(
             "pip fast-deps",
             pip_command([stock, "-m", "pip"], ["--use-feature=fast-deps"]),
             pip_resolution,
+            tasks=not_installing,
         ),
         Contender(
             "pip-fastdeps",
             pip_command([plugin, "-m", "fastdeps"], [], prefetches=True),
             pip_resolution,
             unavailable=fastdeps_unavailable(plugin),
+            target_packages=with_plugin,
         ),
         Contender(
             "uv",
             uv_command(uv or "uv", stock),
             uv_resolution,
-            unavailable=None if uv else "not available (uv not installed)",
+            unavailable=no_uv,
+        ),
+        Contender(
+            "uv --compile-bytecode",
+            uv_command(uv or "uv", stock, compile_bytecode=True),
+            uv_resolution,
+            unavailable=no_uv,
+            tasks=(INSTALL,),
         ),
         *patched,
     ]
@@ -373,11 +451,16 @@ def run_cell_once(
 ) -> None:
     run_number = len(cell.runs) + 1
     with tempfile.TemporaryDirectory(prefix="fdb-run-") as scratch:
+        target_python = None
+        if cell.task == INSTALL:
+            target = Path(scratch) / "target"
+            target_python = make_target(target, contender.target_packages)
         job = Job(
             index_url=index_url,
             requirements=requirements_file(cell.set_name),
             scratch=Path(scratch),
             client_prefix=client_prefix,
+            target_python=target_python,
         )
         log_name = f"{cell.set_name}-{cell.variant}-{cell.task}-{cell.contender}"
         log_path = logs_dir / f"{log_name.replace(' ', '_')}-{run_number}.log"
