@@ -46,6 +46,7 @@ def install_options(**changes: object) -> Values:
         {"target_dir": "/tmp/t"},
         {"prefix_path": "/tmp/p"},
         {"root_path": "/tmp/r"},
+        {"use_user_site": True},
         {"fast_deps_jobs": 1},
     ],
 )

@@ -363,15 +363,20 @@ def bytecode_workers(options: Values, feature: str) -> int:
     """How many processes compile for this ``pip install``; below 2, none.
 
     Only with the feature, when pip compiles at all and installs for real
-    into its own scheme (not ``--target``, ``--prefix`` or ``--root``,
-    which stock pip handles), on Linux with working process pools: at most
+    into its own environment (not ``--target``, ``--prefix``, ``--root`` or
+    ``--user``, which stock pip handles), on Linux with working process pools: at most
     one per CPU, and at most ``--fast-deps-jobs``. Only where processes can
     be forked: a worker forked from pip compiles in pip's own state, which
     a spawned one would not share (pip 26.3's refused imports, for one).
     """
     if feature not in options.features_enabled or not options.compile:
         return 0
-    other_places = (options.target_dir, options.prefix_path, options.root_path)
+    other_places = (
+        options.target_dir,
+        options.prefix_path,
+        options.root_path,
+        getattr(options, "use_user_site", False),
+    )
     if options.dry_run or any(other_places) or sys.platform != "linux":
         return 0
     if not PROCESS_POOLS_WORK:
