@@ -100,10 +100,6 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         '"""What the rest of pip-fastdeps needs of a metadata cache."""',
         '"""What fast-deps needs of a metadata cache."""',
     ),
-    (
-        "The resolver (through the preparer, :mod:`fastdeps.plugin`) and the",
-        "The resolver (through ``FastDepsRequirementPreparer``) and the",
-    ),
     # The prefetcher.
     (
         '_THREAD_NAME_PREFIX = "pip-fastdeps-prefetch"',

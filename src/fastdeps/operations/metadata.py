@@ -1,6 +1,6 @@
 """Where a candidate wheel's core metadata comes from: the cache, or the network.
 
-The resolver (through the preparer, :mod:`fastdeps.plugin`) and the
+The resolver (through ``FastDepsRequirementPreparer``) and the
 prefetcher (:mod:`fastdeps.resolution.prefetch`) both ask
 :meth:`MetadataFetcher.fetch`, so a file's metadata is looked for, fetched
 and cached in exactly one way, whichever thread asks first.
