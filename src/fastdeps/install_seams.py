@@ -36,6 +36,8 @@ def bind() -> bool:
 
 def _run_compiling_in_parallel(original: Callable[..., int]) -> Any:
     def run(self: Any, options: Values, args: list[str]) -> int:
+        if FEATURE not in options.features_enabled:
+            return original(self, options, args)  # stock pip: nothing imported
         from fastdeps.operations.bytecode import bytecode_workers
 
         workers = bytecode_workers(options, FEATURE)
