@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from typing import Callable
 
 from pip._internal.models.link import Link
@@ -106,12 +107,22 @@ class WholeFiles:
         try:
             with atomic_write(path) as partial_file:
                 received = 0
-                for chunk in response_chunks(response):
-                    abandon_if_over()
-                    received += partial_file.write(chunk)
+
+                def written() -> Iterator[bytes]:
+                    nonlocal received
+                    for chunk in response_chunks(response):
+                        abandon_if_over()
+                        received += partial_file.write(chunk)
+                        yield chunk
+
+                hashes = link.as_hashes()
+                if hashes:  # checked as the bytes arrive, not read again
+                    hashes.check_against_chunks(written())
+                else:
+                    for _ in written():
+                        pass
                 if size is not None and received != size:
                     raise OSError(f"got {received} of {size} bytes")
-            self._check_hashes(link, path)
         except Exception as exc:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -144,12 +155,6 @@ class WholeFiles:
         folder = hashlib.sha256(link.url_without_fragment.encode()).hexdigest()[:16]
         os.makedirs(os.path.join(self._directory, folder), exist_ok=True)
         return os.path.join(self._directory, folder, os.path.basename(link.filename))
-
-    @staticmethod
-    def _check_hashes(link: Link, path: str) -> None:
-        hashes = link.as_hashes()
-        if hashes:
-            hashes.check_against_path(path)
 
     @staticmethod
     def _log_failure(link: Link, exc: Exception) -> None:
