@@ -41,9 +41,9 @@ from pip._internal.utils.temp_dir import global_tempdir_manager
 from pip._vendor.packaging.utils import NormalizedName, parse_wheel_filename
 
 from tools.nginx import Nginx
+from tools.survey_wheels import cached_wheels
 
 DEFAULT_CACHE = Path("~/.cache/pip-fastdeps/survey").expanduser()
-LOCAL_WHEEL_DIRS = [Path("/opt/wheels")]
 
 # (project, version or None for the newest cached). Pure and binary, small
 # and huge; numpy 1.23.4 keeps its .dist-info at the start of the file,
@@ -101,15 +101,6 @@ class Row:
     pip: Fetch | str
     fastdeps: Fetch | str
     expected: tuple[str, tuple[str, ...]]
-
-
-def cached_wheels(cache: Path) -> list[Path]:
-    """Every wheel of the survey cache and of LOCAL_WHEEL_DIRS, once each."""
-    candidates = [*sorted((cache / "wheels").glob("*/*.whl"))]
-    for directory in LOCAL_WHEEL_DIRS:
-        candidates += sorted(directory.glob("*.whl"))
-    by_name = {path.name: path for path in reversed(candidates)}
-    return sorted(by_name.values(), key=lambda path: path.name.lower())
 
 
 def find_wheels(cache: Path) -> list[Path]:
