@@ -202,10 +202,9 @@ class LazyZipOverHTTP:
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes, fetching those not fetched before."""
-        start = min(self._position, self._ranges.length)
-        stop = (
-            self._ranges.length if size < 0 else min(start + size, self._ranges.length)
-        )
+        length = self._ranges.length
+        start = min(self._position, length)
+        stop = length if size < 0 else min(start + size, length)
         self._ranges.ensure(start, stop)
         self._position = stop
         return self._ranges.read(start, stop)

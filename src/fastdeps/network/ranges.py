@@ -170,8 +170,6 @@ class _HostSupport:
 _hosts: weakref.WeakKeyDictionary[PipSession, dict[str, _HostSupport]] = (
     weakref.WeakKeyDictionary()
 )
-
-
 _hosts_lock = threading.Lock()
 
 

@@ -174,7 +174,7 @@ class ParallelBytecode:
         is not compiled, with pip as without the pool). Everything a pool
         needs was imported with this module, before pip refuses imports.
         """
-        if self._pool is not None or self._started:
+        if self._started:
             return
         self._started = True
         fork = multiprocessing.get_context("fork")
@@ -208,11 +208,8 @@ class ParallelBytecode:
 
     def _compile(self, plan: _Plan) -> None:
         self.start()
-        paths = [
-            os.path.join(plan.lib_dir, path)
-            for path in sorted(plan.sources)
-            if os.path.isfile(os.path.join(plan.lib_dir, path))
-        ]
+        installed = (os.path.join(plan.lib_dir, path) for path in sorted(plan.sources))
+        paths = [path for path in installed if os.path.isfile(path)]
         chunks = [
             paths[start : start + _CHUNK_SIZE]
             for start in range(0, len(paths), _CHUNK_SIZE)
@@ -364,10 +361,11 @@ def bytecode_workers(options: Values, feature: str) -> int:
 
     Only with the feature, when pip compiles at all and installs for real
     into its own environment (not ``--target``, ``--prefix``, ``--root`` or
-    ``--user``, which stock pip handles), on Linux with working process pools: at most
-    one per CPU, and at most ``--fast-deps-jobs``. Only where processes can
-    be forked: a worker forked from pip compiles in pip's own state, which
-    a spawned one would not share (pip 26.3's refused imports, for one).
+    ``--user``, which stock pip handles), on Linux with working process
+    pools: at most one per CPU, and at most ``--fast-deps-jobs``. Only where
+    processes can be forked: a worker forked from pip compiles in pip's own
+    state, which a spawned one would not share (pip 26.3's refused imports,
+    for one).
     """
     if feature not in options.features_enabled or not options.compile:
         return 0
