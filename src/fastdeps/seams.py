@@ -1,16 +1,25 @@
 """Attributes of pip's objects replaced for a while, and then restored.
 
-The prefetcher (a finder's ``find_all_candidates``), the speculative
-requests (a session's ``send`` and ``get_adapter``) and the parallel
-downloads (the session's 401 handler) each change one of pip's objects for
-as long as they run; :func:`replaced` is how, so that each change is undone
-exactly, even when an error cuts the run short.
+Besides the plugin's own binding (``fastdeps.plugin``) and the install
+step's (``fastdeps.install_seams``), these are the only places where
+pip-fastdeps changes one of pip's objects at run time:
+
+* :func:`finder_candidates_from`: the prefetcher answers the finder's
+  ``find_all_candidates`` from the pages it fetched ahead;
+* :func:`session_sending_through`: speculative requests go through their
+  own connection pools and can be abandoned;
+* :func:`auth_handling_401_with`: parallel downloads ask for credentials
+  one at a time.
+
+Each is a context manager built on :func:`replaced`, so that each change is
+undone exactly, even when an error cuts the run short.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -31,3 +40,28 @@ def replaced(owner: object, name: str, value: object) -> Iterator[None]:
             setattr(owner, name, previous)
         else:
             delattr(owner, name)
+
+
+def finder_candidates_from(
+    finder: object, find_all_candidates: Callable[[str], Any]
+) -> AbstractContextManager[None]:
+    """``finder.find_all_candidates`` is ``find_all_candidates`` meanwhile."""
+    return replaced(finder, "find_all_candidates", find_all_candidates)
+
+
+@contextmanager
+def session_sending_through(
+    session: object, send: Callable[..., Any], get_adapter: Callable[..., Any]
+) -> Iterator[None]:
+    """``session`` sends with ``send`` and picks adapters with ``get_adapter``."""
+    with ExitStack() as stack:
+        stack.enter_context(replaced(session, "send", send))
+        stack.enter_context(replaced(session, "get_adapter", get_adapter))
+        yield
+
+
+def auth_handling_401_with(
+    auth: object, handle_401: Callable[..., Any]
+) -> AbstractContextManager[None]:
+    """``auth.handle_401`` (pip's ``MultiDomainBasicAuth``) is ``handle_401``."""
+    return replaced(auth, "handle_401", handle_401)

@@ -30,7 +30,7 @@ from pip._vendor.requests.models import Response
 
 from fastdeps.cli.progress_bars import DownloadProgress
 from fastdeps.network.utils import LoggableError, loggable_error, loggable_url
-from fastdeps.seams import replaced
+from fastdeps.seams import auth_handling_401_with
 from fastdeps.utils.filesystem import atomic_write, default_file_mode
 from fastdeps.utils.parallel import map_multithread
 
@@ -192,7 +192,7 @@ def _one_401_at_a_time(session: PipSession) -> Iterator[None]:
             resent = _resend_with_stored_credentials(auth, response, kwargs)
             return resent if resent is not None else handle_401(response, **kwargs)
 
-    with replaced(auth, "handle_401", handle_401_in_turn):
+    with auth_handling_401_with(auth, handle_401_in_turn):
         yield
 
 

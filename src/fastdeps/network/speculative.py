@@ -44,7 +44,7 @@ from pip._vendor.requests.adapters import BaseAdapter, HTTPAdapter
 from pip._vendor.requests.models import PreparedRequest, Response
 from pip._vendor.urllib3.util.retry import Retry
 
-from fastdeps.seams import replaced
+from fastdeps.seams import session_sending_through
 
 logger = logging.getLogger(__name__)
 
@@ -171,10 +171,9 @@ class SpeculativeRequests:
 
     def install(self) -> None:
         self._replacements.enter_context(
-            replaced(self._session, "send", self._speculative_send)
-        )
-        self._replacements.enter_context(
-            replaced(self._session, "get_adapter", self._adapter_for)
+            session_sending_through(
+                self._session, self._speculative_send, self._adapter_for
+            )
         )
 
     def close(self) -> None:

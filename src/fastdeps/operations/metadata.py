@@ -93,9 +93,14 @@ class CacheOutcome(enum.Enum):
 
 
 def link_hashes(link: Link) -> dict[str, str]:
-    """The hashes the index gave for ``link``'s file (``name -> hex``)."""
-    hashes = getattr(link, "_hashes", None)
-    return dict(hashes) if isinstance(hashes, dict) else {}
+    """The hash the index gave for ``link``'s file, as ``{name: hex}``.
+
+    pip's link shows the first hash it was given: the URL fragment's (PEP
+    503) or the first of the JSON ``hashes`` (PEP 691). Empty when none.
+    """
+    if link.hash_name is None or link.hash is None:
+        return {}
+    return {link.hash_name: link.hash}
 
 
 def applicable_links(result: BestCandidateResult) -> list[Link]:

@@ -103,7 +103,7 @@ from fastdeps.operations.metadata import (
     applicable_links,
     is_only_installable_file,
 )
-from fastdeps.seams import replaced
+from fastdeps.seams import finder_candidates_from
 
 if TYPE_CHECKING:
     from pip._internal.resolution.resolvelib.base import (
@@ -433,7 +433,7 @@ class Prefetcher:
         self._requests.install()
         self._finder_replaced = contextlib.ExitStack()
         self._finder_replaced.enter_context(
-            replaced(finder, "find_all_candidates", self.find_all_candidates)
+            finder_candidates_from(finder, self.find_all_candidates)
         )
 
     # -- what the resolver's side calls ---------------------------------------
