@@ -18,6 +18,8 @@ release, each through :mod:`fastdeps.seams`:
 - ``pip install``, whose bytecode is compiled in parallel
   (:mod:`fastdeps.install_seams`).
 
+While fast-deps runs, three more of pip's objects are changed for a while,
+and only through the named context managers of :mod:`fastdeps.seams`.
 Without the feature, every pip object is stock pip's.
 """
 

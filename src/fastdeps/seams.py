@@ -1,8 +1,7 @@
 """Attributes of pip's objects replaced for a while, and then restored.
 
-Besides the plugin's own binding (``fastdeps.plugin``) and the install
-step's (``fastdeps.install_seams``), these are the only places where
-pip-fastdeps changes one of pip's objects at run time:
+Three parts of fast-deps change one of pip's objects for as long as they
+run, each through one of these context managers:
 
 * :func:`finder_candidates_from`: the prefetcher answers the finder's
   ``find_all_candidates`` from the pages it fetched ahead;
@@ -11,8 +10,8 @@ pip-fastdeps changes one of pip's objects at run time:
 * :func:`auth_handling_401_with`: parallel downloads ask for credentials
   one at a time.
 
-Each is a context manager built on :func:`replaced`, so that each change is
-undone exactly, even when an error cuts the run short.
+Each is built on :func:`replaced`, so that each change is undone exactly,
+even when an error cuts the run short.
 """
 
 from __future__ import annotations
