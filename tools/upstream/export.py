@@ -203,8 +203,7 @@ class Series:
         self.ruff.fix(python_paths)
         self._verify(patch, python_paths)
         self.git("add", "-A")
-        message = f"{patch.subject}\n\n{patch.body}"
-        self.git("commit", "-q", "--no-verify", "-m", message)
+        self.git("commit", "-q", "--no-verify", "-m", patch.commit_message)
 
     def _substitute(self, paths: Sequence[str]) -> None:
         for path in paths:
