@@ -71,7 +71,7 @@ CACHE_SUBDIR = "fastdeps-metadata"
 # The layout and entry format version. A change to either (to the key
 # derivation, the header, the fan-out) moves entries to a new "v2/" tree:
 # pip's cache directory is shared by every environment of a user, so an older
-# pip-fastdeps in another virtual environment keeps reading and writing its
+# pip in another virtual environment keeps reading and writing its
 # own tree and never misreads, or overwrites, an entry in the new format.
 # `pip cache purge` (MetadataCache.purge) removes every version.
 _LAYOUT_VERSION = "v1"
@@ -292,7 +292,7 @@ class CacheKey:
 
 
 class MetadataStore(Protocol):
-    """What the rest of pip-fastdeps needs of a metadata cache."""
+    """What fast-deps needs of a metadata cache."""
 
     def load(self, key: CacheKey) -> bytes | None:
         """The metadata stored under ``key``, or None."""

@@ -106,7 +106,7 @@ def pool_threads() -> list[threading.Thread]:
     return [
         thread
         for thread in threading.enumerate()
-        if thread.name.startswith("fastdeps-parallel")
+        if thread.name.startswith("pip-parallel")
     ]
 
 

@@ -35,20 +35,6 @@ MODULE_RENAMES: dict[str, str] = {"fastdeps.seams": "pip._internal.utils.seams"}
 #: Applied to every file a patch touches; one that no longer matches is
 #: reported, and any "fastdeps" left in an added line stops the export.
 TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
-    ('name="fastdeps-probe"', 'name="pip-parallel-probe"'),
-    ('thread_name_prefix="fastdeps-parallel"', 'thread_name_prefix="pip-parallel"'),
-    (
-        "pip-fastdeps downloads the wheels that the resolver picked with\n"
-        ":func:`map_multithread`, so the shape of these functions follows from "
-        "that job:",
-        "With ``--use-feature=fast-deps``, pip downloads the wheels that the resolver\n"
-        "picked with :func:`map_multithread`, so the shape of these functions follows\n"
-        "from that job:",
-    ),
-    (
-        "and pip's error messages apply exactly as without this plugin.",
-        "and pip's error messages apply exactly as without fast-deps.",
-    ),
     # The project's documents, which pip does not have.
     (
         "METADATA; docs/lazy-wheel.rst has the survey that chose it.",
@@ -63,26 +49,7 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
         "in the project's repository).",
         "every answer; servers differ in how they answer them.",
     ),
-    (
-        "    Stock pip turns it off there. We keep it on when the command goes on to\n"
-        "    download every file it resolved (install, download, wheel), because then\n"
-        "    nothing weaker than stock pip is guaranteed:",
-        "    Without fast-deps, pip turns it off there. It stays on when the command\n"
-        "    goes on to download every file it resolved (install, download, wheel),\n"
-        "    because then nothing weaker than without fast-deps is guaranteed:",
-    ),
-    ("fails as it does in stock pip;", "fails as it does without fast-deps;"),
-    (
-        "metadata-only stays off, as in stock pip.",
-        "metadata-only stays off, as without fast-deps.",
-    ),
     ("With --use-feature=fast-deps (pip-fastdeps): ", "With --use-feature=fast-deps: "),
-    # Why the plugin's option is declared as pip's: in pip, every option is.
-    (
-        "# A real pip option, so pip's configuration applies to it as to any\n"
-        "# other: --fast-deps-jobs, PIP_FAST_DEPS_JOBS, fast-deps-jobs in pip.conf.\n",
-        "",
-    ),
     # The line that says the feature is on names the feature, not the plugin.
     (
         "    from fastdeps import __version__\n\n"
@@ -93,19 +60,7 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     ('CACHE_SUBDIR = "fastdeps-metadata"', 'CACHE_SUBDIR = "metadata"'),
     ('_ENTRY_MAGIC = b"fastdeps-metadata 1"', '_ENTRY_MAGIC = b"pip-metadata 1"'),
     ("``<pip cache dir>/fastdeps-metadata``", "``<pip cache dir>/metadata``"),
-    (
-        "# pip-fastdeps in another virtual environment",
-        "# pip in another virtual environment",
-    ),
-    (
-        '"""What the rest of pip-fastdeps needs of a metadata cache."""',
-        '"""What fast-deps needs of a metadata cache."""',
-    ),
     # The prefetcher.
-    (
-        '_THREAD_NAME_PREFIX = "pip-fastdeps-prefetch"',
-        '_THREAD_NAME_PREFIX = "pip-prefetch"',
-    ),
     ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
     # Last: the plugin compares itself with "stock pip"; in pip, that is pip.
     ("stock pip's", "pip's"),

@@ -12,8 +12,8 @@ from optparse import Option
 # room for the resolver's own requests and still saturates a typical link.
 DEFAULT_DOWNLOAD_JOBS = 8
 
-# A real pip option, so pip's configuration applies to it as to any
-# other: --fast-deps-jobs, PIP_FAST_DEPS_JOBS, fast-deps-jobs in pip.conf.
+# pip's configuration applies as to any of its options: --fast-deps-jobs,
+# PIP_FAST_DEPS_JOBS, fast-deps-jobs in pip.conf.
 fast_deps_jobs: Callable[..., Option] = partial(
     Option,
     "--fast-deps-jobs",

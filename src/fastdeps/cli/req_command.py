@@ -28,13 +28,13 @@ def fast_deps_settings(command_class: type, options: Values) -> FastDepsSettings
 def _metadata_only_allowed(command_class: type, options: Values) -> bool:
     """Whether metadata-only resolution may stay on in hash-checking mode.
 
-    Stock pip turns it off there. We keep it on when the command goes on to
-    download every file it resolved (install, download, wheel), because then
-    nothing weaker than stock pip is guaranteed:
+    Without fast-deps, pip turns it off there. It stays on when the command
+    goes on to download every file it resolved (install, download, wheel),
+    because then nothing weaker than without fast-deps is guaranteed:
 
     - every file still passes pip's own ``Hashes.check_against_path`` in
       ``_prepare_linked_requirement`` before it is installed or saved, and a
-      missing or unpinned hash fails as it does in stock pip;
+      missing or unpinned hash fails as it does without fast-deps;
     - the metadata the resolver used is compared with the verified file's
       METADATA, and any difference aborts;
     - metadata is read without its file only for a project's only
@@ -44,7 +44,7 @@ def _metadata_only_allowed(command_class: type, options: Values) -> bool:
       there pip's own path reads each file whole, as stock pip does.
 
     ``install --dry-run`` and ``lock`` never download the files, so there the
-    metadata would stay unverified: metadata-only stays off, as in stock pip.
+    metadata would stay unverified: metadata-only stays off, as without fast-deps.
     """
     if getattr(options, "dry_run", False):
         return False

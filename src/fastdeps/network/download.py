@@ -252,7 +252,7 @@ def download_files(
     :param fallback: pip's own download, ``(link, location) -> (path,
         content_type)``. A file that the parallel pass could not fetch is
         fetched again through it, one at a time, so that pip's resume logic
-        and pip's error messages apply exactly as without this plugin.
+        and pip's error messages apply exactly as without fast-deps.
     :param received: files that already arrived whole, and where they are
         (:mod:`fastdeps.operations.whole_files`): moved here, not downloaded
         again.

@@ -124,7 +124,7 @@ BACKTRACK_LOOKAHEAD = 3
 #: two per project, so the pool must be wide enough to keep many in flight.
 DEFAULT_WORKERS = 16
 
-_THREAD_NAME_PREFIX = "pip-fastdeps-prefetch"
+_THREAD_NAME_PREFIX = "pip-prefetch"
 
 T = TypeVar("T")
 

@@ -1,7 +1,8 @@
 """Lazy, bounded parallel map, with a serial fallback.
 
-pip-fastdeps downloads the wheels that the resolver picked with
-:func:`map_multithread`, so the shape of these functions follows from that job:
+With ``--use-feature=fast-deps``, pip downloads the wheels that the resolver
+picked with :func:`map_multithread`, so the shape of these functions follows
+from that job:
 
 - Lazy: the input is pulled one chunk at a time, never all at once, so that a
   long or generated list of downloads keeps memory flat and the caller's
@@ -59,7 +60,7 @@ def _can_start_threads() -> bool:
     try:
         import threading
 
-        probe = threading.Thread(target=lambda: None, name="fastdeps-probe")
+        probe = threading.Thread(target=lambda: None, name="pip-parallel-probe")
         probe.start()
         probe.join()
     except (ImportError, RuntimeError):
@@ -108,7 +109,7 @@ def map_multithread(
     from concurrent.futures import ThreadPoolExecutor
 
     def make_pool(workers: int) -> Executor:
-        return ThreadPoolExecutor(workers, thread_name_prefix="fastdeps-parallel")
+        return ThreadPoolExecutor(workers, thread_name_prefix="pip-parallel")
 
     workers = max_workers or DEFAULT_THREAD_WORKERS
     return _map_in_pool(make_pool, func, iterable, chunksize, workers)
