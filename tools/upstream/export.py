@@ -29,7 +29,7 @@ from tools.upstream.series import (
     TEXT_SUBSTITUTIONS,
     Patch,
 )
-from tools.upstream.source import PIP_PACKAGE, PLUGIN_PACKAGE, ExportError
+from tools.upstream.source import PIP_PACKAGE, PLUGIN_PACKAGE, ExportError, run
 from tools.upstream.steps import Context
 
 logger = logging.getLogger(__name__)
@@ -65,17 +65,6 @@ def ruff_command() -> list[str]:
     if found is None:
         raise ExportError("ruff is needed to check the patches; pip install ruff")
     return [found]
-
-
-def _run(command: Sequence[str], cwd: Path) -> str:
-    result = subprocess.run(
-        list(command), cwd=cwd, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise ExportError(
-            f"{' '.join(command)} failed in {cwd}:\n{result.stdout}{result.stderr}"
-        )
-    return result.stdout
 
 
 class Ruff:
@@ -114,7 +103,7 @@ class Ruff:
 
     def _check(self, paths: Sequence[str], *options: str) -> None:
         if paths:
-            _run([*self.command, "check", "--no-cache", *options, *paths], self.tree)
+            run([*self.command, "check", "--no-cache", *options, *paths], self.tree)
 
     def format_complaints(self, text: str, filename: str) -> set[str]:
         """Lines that ruff format would change in ``text``."""
@@ -128,7 +117,7 @@ class Ruff:
 
 def identity_of(checkout: Path) -> Identity:
     """The last commit's author and date, for reproducible patches."""
-    output = _run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], checkout)
+    output = run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], checkout)
     name, email, date = output.splitlines()[:3]
     return Identity(name, email, date)
 

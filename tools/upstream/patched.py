@@ -11,7 +11,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from collections.abc import Sequence
@@ -19,27 +18,9 @@ from pathlib import Path
 
 from tools.upstream.export import Identity, export
 from tools.upstream.series import PIP_VERSION
-from tools.upstream.source import ExportError
+from tools.upstream.source import ExportError, run
 
 logger = logging.getLogger(__name__)
-
-
-def _run(
-    command: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
-) -> str:
-    result = subprocess.run(
-        list(command),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ExportError(
-            f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}"
-        )
-    return result.stdout
 
 
 def fetch_sdist(cache: Path, version: str = PIP_VERSION) -> Path:
@@ -47,7 +28,7 @@ def fetch_sdist(cache: Path, version: str = PIP_VERSION) -> Path:
     sdist = cache / f"pip-{version}.tar.gz"
     if not sdist.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        _run(
+        run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
             + [":all:", "--dest", str(cache), f"pip=={version}"]
         )
@@ -75,9 +56,9 @@ def apply_series(patches: Sequence[Path], tree: Path) -> None:
     """
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
-        _run(["git", "apply", "--check", str(patch)], cwd=tree, env=env)
-        _run(["git", "apply", str(patch)], cwd=tree, env=env)
-        _run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
+        run(["git", "apply", "--check", str(patch)], cwd=tree, env=env)
+        run(["git", "apply", str(patch)], cwd=tree, env=env)
+        run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
         logger.info("applied %s", patch.name)
 
 
@@ -85,9 +66,9 @@ def install_patched_pip(tree: Path, venv: Path) -> Path:
     """A new venv at ``venv`` with the pip built from ``tree``; its python."""
     if venv.exists():
         shutil.rmtree(venv)
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
-    _run(
+    run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
         + ["--no-deps", str(tree)]
     )
@@ -95,34 +76,35 @@ def install_patched_pip(tree: Path, venv: Path) -> Path:
         "import importlib.util as u, pip; "
         "print(u.find_spec('fastdeps'), pip.__version__)"
     )
-    found, version = _run([str(python), "-c", probe]).split()
+    found, version = run([str(python), "-c", probe]).split()
     if found != "None" or version != PIP_VERSION:
         raise ExportError(f"{venv}: fastdeps importable ({found}) or pip {version}")
     return python
 
 
-def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
-    """Every pip file the series changes is installed as patched."""
-    site = Path(_run([str(python), "-c", "import pip; print(pip.__path__[0])"]).strip())
-    for patch in patches:
-        for line in patch.read_text(encoding="utf-8").splitlines():
-            if not line.startswith("+++ b/src/pip/"):
-                continue
-            relative = line.removeprefix("+++ b/src/pip/")
-            installed = site / relative
-            if installed.read_bytes() != (tree / "src" / "pip" / relative).read_bytes():
-                raise ExportError(f"{installed} is not the patched file")
+def changed_files(patches: Sequence[Path]) -> list[str]:
+    """The files under ``src/pip/`` that the series adds or changes, sorted."""
+    files = {
+        line.removeprefix("+++ b/")
+        for patch in patches
+        for line in patch.read_text(encoding="utf-8").splitlines()
+        if line.startswith("+++ b/src/pip/")
+    }
+    return sorted(files)
 
 
 def changed_python_files(patches: Sequence[Path]) -> list[str]:
     """The pip modules the series adds or changes, as paths in pip's tree."""
-    files: list[str] = []
-    for patch in patches:
-        for line in patch.read_text(encoding="utf-8").splitlines():
-            path = line.removeprefix("+++ b/")
-            if line.startswith("+++ b/src/pip/") and path.endswith(".py"):
-                files.append(path)
-    return sorted(set(files))
+    return [path for path in changed_files(patches) if path.endswith(".py")]
+
+
+def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
+    """Every pip file the series changes is installed as patched."""
+    site = Path(run([str(python), "-c", "import pip; print(pip.__path__[0])"]).strip())
+    for path in changed_files(patches):
+        installed = site / path.removeprefix("src/pip/")
+        if installed.read_bytes() != (tree / path).read_bytes():
+            raise ExportError(f"{installed} is not the patched file")
 
 
 def typecheck(patches: Sequence[Path], tree: Path) -> None:
@@ -133,7 +115,7 @@ def typecheck(patches: Sequence[Path], tree: Path) -> None:
     if importlib.util.find_spec("mypy") is None:
         logger.warning("mypy is not installed: pip's type check is skipped")
         return
-    _run([sys.executable, "-m", "mypy", *changed_python_files(patches)], cwd=tree)
+    run([sys.executable, "-m", "mypy", *changed_python_files(patches)], cwd=tree)
     logger.info("mypy, with pip's configuration: no issues")
 
 

@@ -185,7 +185,7 @@ SERIES: tuple[Patch, ...] = (
             # After RequirementPreparer, which the class extends.
             MergeModule("fastdeps.operations.prepare"),
             MergeModule("fastdeps.cli.cmdoptions"),
-            MergeModule("fastdeps.cli.req_command", before="RequirementCommand"),
+            MergeModule("fastdeps.cli.req_command"),
             Edit(
                 REQ_COMMAND,
                 old="""\

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: The package whose modules are exported, and pip's equivalent of it.
 PLUGIN_PACKAGE = "fastdeps"
@@ -19,6 +21,21 @@ PIP_PACKAGE = "pip._internal"
 
 class ExportError(Exception):
     """The plugin's source cannot be exported as it is; the message says why."""
+
+
+def run(
+    command: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
+    """Run ``command``; its output, or an :class:`ExportError` with it."""
+    result = subprocess.run(
+        list(command), cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ExportError(
+            f"{' '.join(command)} failed in {cwd or '.'}:\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return result.stdout
 
 
 def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
@@ -174,15 +191,6 @@ class Module:
                 found[name] = chunk
         return found
 
-    def definition_text(self, chunk: Chunk) -> str:
-        """A statement with the comment lines directly above it."""
-        start = chunk.start
-        while start - 1 >= chunk.lead_start and self.lines[
-            start - 2
-        ].lstrip().startswith("#"):
-            start -= 1
-        return self.segment(start, chunk.end)
-
 
 def _is_string(node: ast.stmt) -> bool:
     return (
@@ -268,12 +276,6 @@ def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str
             raise ExportError(f"{module.name}:{node.lineno}: import not on one line")
         lines[index] = new_line
     return "".join(lines)
-
-
-# -- names ----------------------------------------------------------------------
-
-
-# -- function bodies ------------------------------------------------------------
 
 
 def drop_imports_of(

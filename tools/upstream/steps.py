@@ -108,27 +108,11 @@ def add_imports(context: Context, pip_module: str, lines: Iterable[ImportLine]) 
     )
 
 
-def insert_definitions(
-    context: Context, pip_module: str, text: str, *, before: str | None = None
-) -> None:
-    """Put top-level code into a pip module, two blank lines around it.
-
-    ``before`` names the definition it goes above; without it, the code goes
-    at the end of the module.
-    """
+def append_definitions(context: Context, pip_module: str, text: str) -> None:
+    """Put top-level code at the end of a pip module, formatted as pip's."""
     module = context.pip_module(pip_module)
     text = context.formatter(text.strip("\n") + "\n")
-    if before is None:
-        new_text = module.text.rstrip("\n") + "\n\n\n" + text
-    else:
-        chunk = module.definitions().get(before)
-        if chunk is None:
-            raise ExportError(f"{pip_module} has no {before} to insert before")
-        anchor = module.definition_text(chunk)
-        start = chunk.end - anchor.count("\n") + 1
-        head = "".join(module.lines[: start - 1]).rstrip("\n") + "\n\n\n"
-        new_text = head + text + "\n\n" + "".join(module.lines[start - 1 :])
-    context.write(path_of(pip_module), new_text)
+    context.write(path_of(pip_module), module.text.rstrip("\n") + "\n\n\n" + text)
 
 
 def _module_level_imports(
@@ -183,7 +167,6 @@ class MergeModule:
     """
 
     plugin_module: str
-    before: str | None = None
 
     def apply(self, context: Context) -> None:
         module = context.plugin_module(self.plugin_module)
@@ -216,7 +199,7 @@ class MergeModule:
         ]
         add_imports(context, pip_module, imports)
         text = "".join(pieces)
-        insert_definitions(context, pip_module, text, before=self.before)
+        append_definitions(context, pip_module, text)
 
 
 # The plugin's "# -- section ----" rules: pip's modules have none.
