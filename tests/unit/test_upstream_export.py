@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tools.upstream.export import _PLUGIN_REFERENCE
+from tools.upstream.export import _PLUGIN_REFERENCE, identity_of
 from tools.upstream.patched import changed_python_files
 from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.source import (
@@ -21,11 +21,13 @@ from tools.upstream.source import (
     rewrite_import_statements,
 )
 from tools.upstream.steps import (
+    PIP_TESTS,
     Context,
     Edit,
     MergeModule,
     NewModule,
     NewsFragment,
+    PipTests,
 )
 
 from fastdeps.pip_versions import NEWEST_PIP
@@ -308,16 +310,58 @@ def test_a_new_module_must_not_exist_in_pip_and_a_replacement_must(
 
 def test_news_fragments_are_named_as_pip_names_them(tmp_path: Path) -> None:
     context = make_context(tmp_path, {}, {})
-    fragment = NewsFragment("fast-deps-lazy-wheel", "feature", "word " * 30)
+    fragment = NewsFragment(8670, "fast-deps-prefetch", "feature", "word " * 30)
 
     fragment.apply(context)
 
-    assert fragment.path == "news/fast-deps-lazy-wheel.feature.rst"
-    lines = context.read(fragment.path).splitlines()
+    assert fragment.path() == "news/8670.feature.rst"
+    assert fragment.path("{slug}") == "news/fast-deps-prefetch.feature.rst"
+    lines = context.read("news/8670.feature.rst").splitlines()
     assert lines and all(len(line) <= 79 for line in lines)
     assert " ".join(lines) == ("word " * 30).strip()
     with pytest.raises(ExportError, match="no news type 'features'"):
-        _ = NewsFragment("x", "features", "text").path
+        NewsFragment(1, "x", "features", "text").path()
+    with pytest.raises(ExportError, match="already has news/8670.feature.rst"):
+        fragment.apply(context)
+
+
+def test_the_series_news_fragments_have_distinct_names() -> None:
+    paths = [patch.news.path() for patch in SERIES]
+
+    assert len(set(paths)) == len(paths)
+
+
+def test_the_author_is_given_as_git_writes_it() -> None:
+    identity = identity_of(REPOSITORY, "Ada Lovelace <ada@example.org>")
+
+    assert (identity.name, identity.email) == ("Ada Lovelace", "ada@example.org")
+    assert identity.date == identity_of(REPOSITORY).date
+    with pytest.raises(ExportError, match="--author must be 'Name <email>'"):
+        identity_of(REPOSITORY, "ada@example.org")
+
+
+def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> None:
+    sdist = make_context(tmp_path / "sdist", {}, {})
+    checkout = make_context(
+        tmp_path / "checkout", {}, {"tests.functional.test_install": "import os\n"}
+    )
+    edit = Edit(
+        "tests/functional/test_install.py",
+        old="import os\n",
+        new="import os\nimport sys\n",
+    )
+
+    for context in (sdist, checkout):
+        edit.apply(context)
+        PipTests("tests/unit/test_utils_parallel.py").apply(context)
+
+    assert not sdist.touched
+    assert checkout.read("tests/functional/test_install.py") == (
+        "import os\nimport sys\n"
+    )
+    assert checkout.read("tests/unit/test_utils_parallel.py") == (
+        PIP_TESTS / "tests/unit/test_utils_parallel.py"
+    ).read_text(encoding="utf-8")
 
 
 # -- the series itself ---------------------------------------------------------------
@@ -333,7 +377,6 @@ def test_every_plugin_name_the_series_uses_exists() -> None:
         return Module(name, path.read_text(encoding="utf-8"))
 
     for patch in SERIES:
-        assert patch.news.path.startswith("news/")
         for step in patch.steps:
             if isinstance(step, (NewModule, MergeModule)):
                 plugin(step.plugin_module)

@@ -51,6 +51,18 @@ def _parser() -> argparse.ArgumentParser:
             default=REPOSITORY / "src",
             help="the plugin's src directory (default: this checkout's)",
         )
+        sub.add_argument(
+            "--author",
+            metavar="'NAME <EMAIL>'",
+            help="the patches' author (default: this checkout's last commit's)",
+        )
+        sub.add_argument(
+            "--news-name",
+            default="{issue}",
+            metavar="PATTERN",
+            help="news fragment names, from {issue} (the pip issue a patch "
+            "addresses) and {slug}; default: pip's own naming, {issue}",
+        )
     return parser
 
 
@@ -64,16 +76,24 @@ def _describe(patches: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    identity = identity_of(REPOSITORY)
     try:
+        identity = identity_of(REPOSITORY, options.author)
         if options.command == "export":
             patches = export(
-                options.plugin_src, options.pip_source, options.out, identity=identity
+                options.plugin_src,
+                options.pip_source,
+                options.out,
+                identity=identity,
+                news_name=options.news_name,
             )
             _describe(patches)
         else:
             patches, python = prepare(
-                options.plugin_src, options.cache, options.work, identity
+                options.plugin_src,
+                options.cache,
+                options.work,
+                identity,
+                options.news_name,
             )
             _describe(patches)
             print(python)

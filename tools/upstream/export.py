@@ -115,10 +115,19 @@ class Ruff:
         }
 
 
-def identity_of(checkout: Path) -> Identity:
-    """The last commit's author and date, for reproducible patches."""
+def identity_of(checkout: Path, author: str | None = None) -> Identity:
+    """The patches' author and date, for reproducible patches.
+
+    The date is always the checkout's last commit's; so is the author,
+    unless ``author`` (``"Name <email>"``, as git writes it) is given.
+    """
     output = run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], checkout)
     name, email, date = output.splitlines()[:3]
+    if author is not None:
+        match = re.fullmatch(r"\s*([^<>]+?)\s*<([^<>\s]+@[^<>\s]+)>\s*", author)
+        if match is None:
+            raise ExportError(f"--author must be 'Name <email>', not {author!r}")
+        name, email = match.groups()
     return Identity(name, email, date)
 
 
@@ -133,12 +142,22 @@ def _copy_pip(pip_source: Path, tree: Path) -> None:
         ignore=shutil.ignore_patterns("_vendor", "__pycache__"),
     )
     shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
+    # A checkout of pip's repository has its test suite, which the series
+    # extends; an sdist has none.
+    if (pip_source / "tests").is_dir():
+        shutil.copytree(
+            pip_source / "tests",
+            tree / "tests",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
 
 
 class Series:
     """A scratch repository in which the patches are made one by one."""
 
-    def __init__(self, plugin_src: Path, tree: Path, identity: Identity) -> None:
+    def __init__(
+        self, plugin_src: Path, tree: Path, identity: Identity, news_name: str
+    ) -> None:
         self.tree = tree
         self.identity = identity
         self.ruff = Ruff(tree)
@@ -147,6 +166,7 @@ class Series:
             pip_tree=tree,
             module_renames=MODULE_RENAMES,
             formatter=self.ruff.format_text,
+            news_name=news_name,
         )
         self.unused_substitutions = set(TEXT_SUBSTITUTIONS)
 
@@ -295,13 +315,14 @@ def export(
     out: Path,
     *,
     identity: Identity,
+    news_name: str = "{issue}",
     series: Sequence[Patch] = SERIES,
 ) -> list[Path]:
     """Write the series into ``out``; return the patch files, in order."""
     with tempfile.TemporaryDirectory(prefix="fastdeps-upstream-") as scratch:
         tree = Path(scratch) / "pip"
         _copy_pip(pip_source, tree)
-        maker = Series(plugin_src, tree, identity)
+        maker = Series(plugin_src, tree, identity, news_name)
         maker.start()
         for patch in series:
             logger.info("making %s", patch.subject)

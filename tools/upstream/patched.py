@@ -120,12 +120,18 @@ def typecheck(patches: Sequence[Path], tree: Path) -> None:
 
 
 def prepare(
-    plugin_src: Path, cache: Path, work: Path, identity: Identity
+    plugin_src: Path,
+    cache: Path,
+    work: Path,
+    identity: Identity,
+    news_name: str = "{issue}",
 ) -> tuple[list[Path], Path]:
     """Export, apply, install; return the patches and the patched python."""
     sdist = fetch_sdist(cache)
     pristine = unpack(sdist, work / "pristine")
-    patches = export(plugin_src, pristine, work / "patches", identity=identity)
+    patches = export(
+        plugin_src, pristine, work / "patches", identity=identity, news_name=news_name
+    )
     patched = unpack(sdist, work / "patched")
     apply_series(patches, patched)
     typecheck(patches, patched)

@@ -21,6 +21,7 @@ from tools.upstream.steps import (
     MergeModule,
     NewModule,
     NewsFragment,
+    PipTests,
     Step,
 )
 
@@ -102,6 +103,7 @@ SERIES: tuple[Patch, ...] = (
     Patch(
         message="1-lazy-wheel",
         news=NewsFragment(
+            11447,
             "fast-deps-lazy-wheel",
             "feature",
             "``--use-feature=fast-deps`` reads a wheel's metadata with one HTTP range "
@@ -122,15 +124,20 @@ SERIES: tuple[Patch, ...] = (
     Patch(
         message="2-parallel-map",
         news=NewsFragment(
+            825,
             "fast-deps-parallel-map",
             "trivial",
             "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
         ),
-        steps=(NewModule("fastdeps.utils.parallel"),),
+        steps=(
+            NewModule("fastdeps.utils.parallel"),
+            PipTests("tests/unit/test_utils_parallel.py"),
+        ),
     ),
     Patch(
         message="3-metadata-cache",
         news=NewsFragment(
+            12921,
             "fast-deps-metadata-cache",
             "feature",
             "With ``--use-feature=fast-deps``, keep the metadata read from remote "
@@ -170,6 +177,7 @@ SERIES: tuple[Patch, ...] = (
     Patch(
         message="4-parallel-downloads",
         news=NewsFragment(
+            825,
             "fast-deps-parallel-downloads",
             "feature",
             "With ``--use-feature=fast-deps``, download the files chosen by the "
@@ -236,6 +244,7 @@ SERIES: tuple[Patch, ...] = (
     Patch(
         message="5-prefetch",
         news=NewsFragment(
+            8670,
             "fast-deps-prefetch",
             "feature",
             "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "

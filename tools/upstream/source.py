@@ -55,8 +55,15 @@ def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
 
 
 def path_of(pip_module: str) -> str:
-    """The file of a pip module inside pip's source tree (``src/`` layout)."""
-    return "src/" + pip_module.replace(".", "/") + ".py"
+    """The file of a module inside pip's repository: ``src/`` holds pip,
+    ``tests/`` its test suite."""
+    relative = pip_module.replace(".", "/") + ".py"
+    return relative if pip_module.startswith("tests.") else "src/" + relative
+
+
+def module_of(path: str) -> str:
+    """The module of a file in pip's repository (the inverse of :func:`path_of`)."""
+    return path.removeprefix("src/").removesuffix(".py").replace("/", ".")
 
 
 @dataclass

@@ -25,6 +25,7 @@ from tools.upstream.source import (
     Module,
     drop_imports_of,
     import_lines,
+    module_of,
     path_of,
     pip_module_for,
     rewrite_import_statements,
@@ -47,6 +48,13 @@ class Context:
     touched: set[str] = field(default_factory=set)
     #: Formats a snippet of generated code as pip's formatter would.
     formatter: Callable[[str], str] = lambda text: text
+    #: How news fragments are named: ``{issue}`` and ``{slug}`` are filled in.
+    news_name: str = "{issue}"
+
+    @property
+    def has_tests(self) -> bool:
+        """Whether pip's tree has its test suite (a checkout; an sdist has not)."""
+        return (self.pip_tree / "tests").is_dir()
 
     def plugin_module(self, name: str) -> Module:
         relative = name.replace(".", "/") + ".py"
@@ -158,12 +166,7 @@ class NewModule:
 class MergeModule:
     """A plugin module's definitions go into pip's module of the same name.
 
-    The plugin's module docstring stays out (the patch's message carries
-    it); its imports join pip's; a name pip's module already defines is an
-    error unless it means the same (:data:`SAME_MEANING`). A compatibility
-    import (``try: from <this pip module> import name`` with a fallback for
-    older pips) stays out too: the series is made against the newest pip,
-    whose module defines the name.
+    See :func:`merge_module` for what is kept out.
     """
 
     plugin_module: str
@@ -171,35 +174,47 @@ class MergeModule:
     def apply(self, context: Context) -> None:
         module = context.plugin_module(self.plugin_module)
         pip_module = pip_module_for(self.plugin_module, context.module_renames)
-        target = context.pip_module(pip_module)
-        taken = set(target.definitions()) | {
-            key.partition(".")[0] for key in target.imported_names()
-        }
-        pieces = []
-        for chunk in module.chunks():
-            if isinstance(chunk.node, (ast.Import, ast.ImportFrom, ast.If)):
-                if isinstance(chunk.node, ast.If) and not _imports_only(chunk.node):
-                    raise ExportError(f"{module.name}: top-level if is not supported")
-                continue
-            if chunk.names == {"__all__"}:
-                continue
-            if _imports_from(chunk.node, pip_module, taken):
-                continue
-            clash = chunk.names & taken
-            if clash and clash <= SAME_MEANING:
-                continue
-            if clash:
-                raise ExportError(f"{pip_module} already defines {sorted(clash)}")
-            piece = module.segment(chunk.lead_start, chunk.end)
-            pieces.append(_SECTION_RULE.sub("", piece))
-        imports = [
-            line
-            for lines in _module_level_imports(module, context.module_renames).values()
-            for line in lines
-        ]
-        add_imports(context, pip_module, imports)
-        text = "".join(pieces)
-        append_definitions(context, pip_module, text)
+        merge_module(context, module, pip_module)
+
+
+def merge_module(context: Context, module: Module, pip_module: str) -> None:
+    """Add ``module``'s definitions and imports to ``pip_module``.
+
+    The module docstring stays out (the patch's message carries it); its
+    imports join pip's; a name pip's module already defines is an error
+    unless it means the same (:data:`SAME_MEANING`). A compatibility import
+    (``try: from <this pip module> import name`` with a fallback for older
+    pips) stays out too: the series is made against the newest pip, whose
+    module defines the name.
+    """
+    target = context.pip_module(pip_module)
+    taken = set(target.definitions()) | {
+        key.partition(".")[0] for key in target.imported_names()
+    }
+    pieces = []
+    for chunk in module.chunks():
+        if isinstance(chunk.node, (ast.Import, ast.ImportFrom, ast.If)):
+            if isinstance(chunk.node, ast.If) and not _imports_only(chunk.node):
+                raise ExportError(f"{module.name}: top-level if is not supported")
+            continue
+        if chunk.names == {"__all__"}:
+            continue
+        if _imports_from(chunk.node, pip_module, taken):
+            continue
+        clash = chunk.names & taken
+        if clash and clash <= SAME_MEANING:
+            continue
+        if clash:
+            raise ExportError(f"{pip_module} already defines {sorted(clash)}")
+        piece = module.segment(chunk.lead_start, chunk.end)
+        pieces.append(_SECTION_RULE.sub("", piece))
+    imports = [
+        line
+        for lines in _module_level_imports(module, context.module_renames).values()
+        for line in lines
+    ]
+    add_imports(context, pip_module, imports)
+    append_definitions(context, pip_module, "".join(pieces))
 
 
 # The plugin's "# -- section ----" rules: pip's modules have none.
@@ -243,6 +258,8 @@ class Edit:
     imports: tuple[tuple[str, str], ...] = ()
 
     def apply(self, context: Context) -> None:
+        if self.path.startswith("tests/") and not context.has_tests:
+            return
         text = context.read(self.path)
         count = text.count(self.old)
         if count != 1:
@@ -252,29 +269,63 @@ class Edit:
             )
         context.write(self.path, text.replace(self.old, self.new))
         if self.imports:
-            module = self.path.removeprefix("src/").removesuffix(".py")
             add_imports(
                 context,
-                module.replace("/", "."),
+                module_of(self.path),
                 [ImportLine(origin, name) for origin, name in self.imports],
             )
 
 
 @dataclass
 class NewsFragment:
-    """A news entry in pip's ``news/`` directory (towncrier)."""
+    """A news entry in pip's ``news/`` directory (towncrier).
 
-    name: str
+    pip names an entry after the issue or pull request it belongs to:
+    ``<number>.<kind>.rst``. ``issue`` is the pip issue the patch addresses,
+    ``slug`` a name for it; :attr:`Context.news_name` says which to use.
+    """
+
+    issue: int
+    slug: str
     kind: str
     text: str
 
     KINDS = ("feature", "bugfix", "removal", "doc", "vendor", "process", "trivial")
 
-    @property
-    def path(self) -> str:
+    def path(self, pattern: str = "{issue}") -> str:
         if self.kind not in self.KINDS:
             raise ExportError(f"pip has no news type {self.kind!r}")
-        return f"news/{self.name}.{self.kind}.rst"
+        name = pattern.format(issue=self.issue, slug=self.slug)
+        return f"news/{name}.{self.kind}.rst"
 
     def apply(self, context: Context) -> None:
-        context.write(self.path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
+        path = self.path(context.news_name)
+        if context.exists(path):
+            raise ExportError(f"pip's tree already has {path}; pass --news-name")
+        context.write(path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
+
+
+# -- pip's tests ------------------------------------------------------------------
+
+#: Tests written for pip's own suite, laid out as in pip's repository.
+PIP_TESTS = Path(__file__).with_name("pip_tests")
+
+
+@dataclass
+class PipTests:
+    """A test module for pip's suite: new, or merged into pip's of that name.
+
+    Skipped where pip's tree has no tests (an sdist).
+    """
+
+    path: str
+
+    def apply(self, context: Context) -> None:
+        if not context.has_tests:
+            return
+        name = module_of(self.path)
+        module = Module(name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
+        if context.exists(self.path):
+            merge_module(context, module, name)
+        else:
+            context.write(self.path, module.text)
