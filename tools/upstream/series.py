@@ -252,6 +252,75 @@ SERIES: tuple[Patch, ...] = (
         ),
         steps=(
             NewModule("fastdeps.resolution.prefetch"),
+            # The test's mock server answered in the order of the requests;
+            # the prefetcher asks for both project pages before either file.
+            Edit(
+                "tests/functional/test_install.py",
+                old="""\
+    server = make_mock_server()
+    server.mock.side_effect = [
+        package_page({"simple-3.0.tar.gz": "/files/simple-3.0.tar.gz"}),
+        file_response(data.packages / "simple-3.0.tar.gz"),
+        package_page(
+            {
+                "simplewheel-2.0-py2.py3-none-any.whl": (
+                    "/files/simplewheel-2.0-py2.py3-none-any.whl"
+                )
+            }
+        ),
+        file_response(data.packages / "simplewheel-2.0-py2.py3-none-any.whl"),
+    ]
+    url = f"http://{server.host}:{server.port}/simple/"
+    with server_running(server):
+        script.pip(
+            "install",
+            "--refresh-package=simple",
+            "--no-build-isolation",
+            "--index-url",
+            url,
+            "simple",
+            "simplewheel",
+        )
+
+    environ_simple = server.mock.call_args_list[0].args[0]
+    assert "HTTP_CACHE_CONTROL" in environ_simple
+    assert environ_simple["HTTP_CACHE_CONTROL"] == "max-age=0"
+
+    environ_simplewheel = server.mock.call_args_list[2].args[0]
+    assert "HTTP_CACHE_CONTROL" not in environ_simplewheel
+""",
+                new="""\
+    wheel = "simplewheel-2.0-py2.py3-none-any.whl"
+    responses = {
+        "/simple/simple/": package_page(
+            {"simple-3.0.tar.gz": "/files/simple-3.0.tar.gz"}
+        ),
+        "/files/simple-3.0.tar.gz": file_response(data.packages / "simple-3.0.tar.gz"),
+        "/simple/simplewheel/": package_page({wheel: f"/files/{wheel}"}),
+        f"/files/{wheel}": file_response(data.packages / wheel),
+    }
+    server = make_mock_server()
+    # By path, not in order: with fast-deps, pages are fetched ahead.
+    server.mock.side_effect = lambda environ, _: responses[environ["PATH_INFO"]]
+    url = f"http://{server.host}:{server.port}/simple/"
+    with server_running(server):
+        script.pip(
+            "install",
+            "--refresh-package=simple",
+            "--no-build-isolation",
+            "--index-url",
+            url,
+            "simple",
+            "simplewheel",
+        )
+
+    environs = {
+        call.args[0]["PATH_INFO"]: call.args[0] for call in server.mock.call_args_list
+    }
+    assert environs["/simple/simple/"]["HTTP_CACHE_CONTROL"] == "max-age=0"
+    assert "HTTP_CACHE_CONTROL" not in environs["/simple/simplewheel/"]
+""",
+            ),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/resolver.py",
                 old="""\
