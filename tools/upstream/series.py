@@ -119,6 +119,7 @@ SERIES: tuple[Patch, ...] = (
             NewModule("fastdeps.network.ranges"),
             MergeModule("fastdeps.utils.wheel"),
             NewModule("fastdeps.network.lazy_wheel", replaces=True),
+            PipTests("tests/unit/test_network_lazy_wheel.py"),
         ),
     ),
     Patch(
