@@ -119,6 +119,7 @@ SERIES: tuple[Patch, ...] = (
             NewModule("fastdeps.network.ranges"),
             MergeModule("fastdeps.utils.wheel"),
             NewModule("fastdeps.network.lazy_wheel", replaces=True),
+            PipTests("tests/lib/server.py"),
             PipTests("tests/unit/test_network_lazy_wheel.py"),
         ),
     ),
@@ -253,6 +254,7 @@ SERIES: tuple[Patch, ...] = (
         ),
         steps=(
             NewModule("fastdeps.resolution.prefetch"),
+            PipTests("tests/functional/test_fast_deps.py"),
             # The test's mock server answered in the order of the requests;
             # the prefetcher asks for both project pages before either file.
             Edit(

@@ -1,10 +1,7 @@
 """Request counts of the lazy wheel against a server that serves ranges."""
 
 import itertools
-import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -18,44 +15,7 @@ from pip._internal.network.lazy_wheel import (
 from pip._internal.network.session import PipSession
 
 from tests.lib import TestData
-from tests.lib.server import MockServer, file_response
-
-Responder = Callable[[dict[str, Any], Callable[..., Any]], list[bytes]]
-
-
-def ranged_file_response(path: Path, claimed_start: int | None = None) -> Responder:
-    """Answer as a server that serves ranges: 206 and the bytes of one range
-    (``first-last`` or ``-suffix``), 200 and the whole file without one.
-
-    ``claimed_start`` makes the Content-Range header lie about where the
-    bytes start, as a broken proxy might.
-    """
-    data = path.read_bytes()
-
-    def responder(
-        environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> list[bytes]:
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", environ.get("HTTP_RANGE", ""))
-        if match is None or not any(match.groups()):
-            start_response("200 OK", [("Content-Length", str(len(data)))])
-            return [data]
-        first, last = match.groups()
-        if first:
-            start = int(first)
-            end = min(int(last) if last else len(data) - 1, len(data) - 1)
-        else:
-            start, end = max(len(data) - int(last), 0), len(data) - 1
-        shown_start = start if claimed_start is None else claimed_start
-        start_response(
-            "206 Partial Content",
-            [
-                ("Content-Range", f"bytes {shown_start}-{end}/{len(data)}"),
-                ("Content-Length", str(end + 1 - start)),
-            ],
-        )
-        return [data[start : end + 1]]
-
-    return responder
+from tests.lib.server import MockServer, file_response, ranged_file_response
 
 
 def serve_ranges(mock_server: MockServer, responder: Any, name: str) -> str:
