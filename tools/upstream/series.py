@@ -72,6 +72,7 @@ PREPARE = "pip._internal.operations.prepare"
 PREFETCH = "pip._internal.resolution.prefetch"
 
 REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
+PREPARE_PATH = "src/pip/_internal/operations/prepare.py"
 
 
 #: The commit messages, one text file per patch: subject, blank line, body.
@@ -194,6 +195,55 @@ SERIES: tuple[Patch, ...] = (
             NewModule("fastdeps.operations.metadata_check"),
             # After RequirementPreparer, which the class extends.
             MergeModule("fastdeps.operations.prepare"),
+            # The fast-deps preparer replaces pip's own lazy-wheel path,
+            # which only ran under fast-deps.
+            Edit(
+                PREPARE_PATH,
+                old="""\
+        # Try PEP 658 metadata first, then fall back to lazy wheel if unavailable.
+        return self._fetch_metadata_using_link_data_attr(
+            req
+        ) or self._fetch_metadata_using_lazy_wheel(req.link)
+""",
+                new="""\
+        return self._fetch_metadata_using_link_data_attr(req)
+""",
+            ),
+            Edit(
+                PREPARE_PATH,
+                old="""\
+    def _fetch_metadata_using_lazy_wheel(
+        self,
+        link: Link,
+    ) -> BaseDistribution | None:
+        \"\"\"Fetch metadata using lazy wheel, if possible.\"\"\"
+        # --use-feature=fast-deps must be provided.
+        if not self.use_lazy_wheel:
+            return None
+        if link.is_file or not link.is_wheel:
+            logger.debug(
+                "Lazy wheel is not used as %r does not point to a remote wheel",
+                link,
+            )
+            return None
+
+        wheel = Wheel(link.filename)
+        name = wheel.name
+        logger.info(
+            "Obtaining dependency information from %s %s",
+            name,
+            wheel.version,
+        )
+        url = link.url.split("#", 1)[0]
+        try:
+            return dist_from_wheel_url(name, url, self._session)
+        except HTTPRangeRequestUnsupported:
+            logger.debug("%s does not support range requests", url)
+            return None
+
+""",
+                new="",
+            ),
             MergeModule("fastdeps.cli.cmdoptions"),
             MergeModule("fastdeps.cli.req_command"),
             Edit(
