@@ -29,6 +29,7 @@ from tools.upstream.steps import (
     NewsFragment,
     PipTests,
 )
+from tools.upstream.suite import outcomes_of, report
 
 from fastdeps.pip_versions import NEWEST_PIP
 
@@ -414,3 +415,34 @@ def test_the_series_targets_the_newest_supported_pip_and_nox_fetches_it() -> Non
     assert ".".join(map(str, NEWEST_PIP)) == PIP_VERSION
     assert f'    pip_version = "{PIP_VERSION}"' in noxfile
     assert f'"{PIP_VERSION}"]' in noxfile  # the newest pip of `nox -s functional`
+
+
+def test_the_suite_report_names_what_fails_only_with_fast_deps(
+    tmp_path: Path,
+) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase file="tests/a.py" name="test_one"/>'
+        '<testcase file="tests/a.py" name="test_two"><failure/></testcase>'
+        '<testcase file="tests/b.py" name="test_three"><skipped/></testcase>'
+        "</testsuite></testsuites>",
+        encoding="utf-8",
+    )
+    fast_deps = outcomes_of(junit)
+    stock = {**fast_deps, "tests/a.py::test_two": "passed"}
+
+    assert fast_deps == {
+        "tests/a.py::test_one": "passed",
+        "tests/a.py::test_two": "failed",
+        "tests/b.py::test_three": "skipped",
+    }
+    assert report(stock, fast_deps).splitlines() == [
+        "file | without fast-deps | with fast-deps",
+        "---|---|---",
+        "tests/a.py | 2 passed | 1 passed, 1 failed",
+        "tests/b.py | 1 skipped | 1 skipped",
+        "",
+        "failing only with fast-deps: 1",
+        "  tests/a.py::test_two",
+    ]

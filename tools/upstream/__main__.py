@@ -11,6 +11,7 @@ from tools.upstream.export import export, identity_of
 from tools.upstream.patched import prepare
 from tools.upstream.series import PIP_VERSION
 from tools.upstream.source import ExportError
+from tools.upstream.suite import DEFAULT_TEST_FILES, check
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     prepare_parser.add_argument(
         "--work", type=Path, required=True, help="scratch directory (replaced)"
     )
-    for sub in (export_parser, prepare_parser):
+    suite_parser = commands.add_parser(
+        "suite",
+        help="apply the series to a checkout of pip's repository and run pip's "
+        "own tests, with and without fast-deps; print the outcomes per file",
+    )
+    suite_parser.add_argument(
+        "--pip-repo", type=Path, required=True, help="a checkout of pypa/pip"
+    )
+    suite_parser.add_argument(
+        "--work", type=Path, required=True, help="scratch directory (replaced)"
+    )
+    suite_parser.add_argument(
+        "tests",
+        nargs="*",
+        help="test files or directories (default: those the series reaches)",
+    )
+    for sub in (export_parser, prepare_parser, suite_parser):
         sub.add_argument(
             "--plugin-src",
             type=Path,
@@ -87,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
                 news_name=options.news_name,
             )
             _describe(patches)
+        elif options.command == "suite":
+            print(
+                check(
+                    options.plugin_src,
+                    options.pip_repo,
+                    options.work,
+                    identity,
+                    options.tests or DEFAULT_TEST_FILES,
+                )
+            )
         else:
             patches, python = prepare(
                 options.plugin_src,
