@@ -26,11 +26,12 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from pip._internal.models.link import Link
 from pip._internal.network.session import PipSession
 from pip._internal.network.utils import HEADERS, raise_for_status, response_chunks
+from pip._internal.utils.hashes import Hashes
 from pip._internal.utils.temp_dir import TempDirectory
 from pip._vendor.requests.models import Response
 
@@ -106,23 +107,7 @@ class WholeFiles:
         path = self._path_for(link)
         try:
             with atomic_write(path) as partial_file:
-                received = 0
-
-                def written() -> Iterator[bytes]:
-                    nonlocal received
-                    for chunk in response_chunks(response):
-                        abandon_if_over()
-                        received += partial_file.write(chunk)
-                        yield chunk
-
-                hashes = link.as_hashes()
-                if hashes:  # checked as the bytes arrive, not read again
-                    hashes.check_against_chunks(written())
-                else:
-                    for _ in written():
-                        pass
-                if size is not None and received != size:
-                    raise OSError(f"got {received} of {size} bytes")
+                _copy_checked(response, partial_file, link.as_hashes(), size)
         except Exception as exc:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -161,3 +146,30 @@ class WholeFiles:
         logger.debug(
             "Whole wheel %s not kept: %s", loggable_url(link.url), loggable_error(exc)
         )
+
+
+def _copy_checked(
+    response: Response, target: BinaryIO, hashes: Hashes, size: int | None
+) -> None:
+    """Write ``response``'s body to ``target``, checking it as the bytes arrive.
+
+    The index's ``hashes`` (when it gave any) and the declared ``size``
+    (when there is one) are checked on the way, so that the file is never
+    read again; a failure raises.
+    """
+    received = 0
+
+    def written() -> Iterator[bytes]:
+        nonlocal received
+        for chunk in response_chunks(response):
+            abandon_if_over()
+            received += target.write(chunk)
+            yield chunk
+
+    if hashes:
+        hashes.check_against_chunks(written())
+    else:
+        for _ in written():
+            pass
+    if size is not None and received != size:
+        raise OSError(f"got {received} of {size} bytes")
