@@ -165,3 +165,43 @@ def test_prefetching_is_reported_and_changes_no_result(
         re.MULTILINE,
     )
     assert summary.search(result.stdout)
+
+
+def test_metadata_that_the_downloaded_wheel_contradicts_stops_the_install(
+    script: PipTestEnvironment, tmp_path: pathlib.Path
+) -> None:
+    # The ranges come from a pkga without dependencies, the whole file (the
+    # one the index's hash vouches for) from a pkga that needs pkgb.
+    ranged = tmp_path / "ranged" / "pkga-1.0-py2.py3-none-any.whl"
+    ranged.parent.mkdir()
+    ranged.write_bytes(
+        create_basic_wheel_for_package(script, "pkga", "1.0").read_bytes()
+    )
+    wheels = two_wheels(script)
+    server = serve_index(wheels)
+    routes = server.mock.side_effect
+    ranges_of_other_file = ranged_file_response(ranged)
+
+    def answer(environ: dict[str, str], start_response: object) -> object:
+        if environ.get("HTTP_RANGE") and environ["PATH_INFO"].endswith(ranged.name):
+            return ranges_of_other_file
+        return routes(environ, start_response)
+
+    server.mock.side_effect = answer
+    with server_running(server):
+        result = script.pip(
+            "install",
+            "--use-feature=fast-deps",
+            "--no-cache-dir",
+            "--index-url",
+            f"http://{server.host}:{server.port}/simple/",
+            "pkga",
+            expect_error=True,
+        )
+
+    assert (
+        "The metadata pip resolved with for pkga-1.0-py2.py3-none-any.whl does not "
+        "match the METADATA inside the downloaded file."
+    ) in result.stderr
+    assert "Requires-Dist was" in result.stderr
+    script.assert_not_installed("pkga")
