@@ -246,6 +246,7 @@ SERIES: tuple[Patch, ...] = (
             ),
             MergeModule("fastdeps.cli.cmdoptions"),
             MergeModule("fastdeps.cli.req_command"),
+            PipTests("tests/unit/test_operations_prepare.py"),
             Edit(
                 REQ_COMMAND,
                 old="""\
