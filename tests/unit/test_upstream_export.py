@@ -6,6 +6,7 @@ module; ``nox -s upstream`` runs the real series against pip's sdist.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tools.upstream.steps import (
     NewsFragment,
     PipTests,
 )
-from tools.upstream.suite import outcomes_of, report
+from tools.upstream.suite import outcomes_of, report, run_tests
 
 from fastdeps.pip_versions import NEWEST_PIP
 
@@ -446,3 +447,13 @@ def test_the_suite_report_names_what_fails_only_with_fast_deps(
         "failing only with fast-deps: 1",
         "  tests/a.py::test_two",
     ]
+
+
+def test_a_pytest_run_that_tests_nothing_is_an_error_not_an_empty_report(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "pip"
+    tree.mkdir()
+
+    with pytest.raises(ExportError, match="pytest exited with 5:"):
+        run_tests(Path(sys.executable), tree, ["no_such_tests.py"], fast_deps=False)

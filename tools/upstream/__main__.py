@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                     options.work,
                     identity,
                     options.tests or DEFAULT_TEST_FILES,
+                    options.news_name,
                 )
             )
         else:

@@ -62,12 +62,17 @@ def apply_series(patches: Sequence[Path], tree: Path) -> None:
         logger.info("applied %s", patch.name)
 
 
+def venv_python(venv: Path) -> Path:
+    """The python of the virtual environment at ``venv``."""
+    return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+
+
 def install_patched_pip(tree: Path, venv: Path) -> Path:
     """A new venv at ``venv`` with the pip built from ``tree``; its python."""
     if venv.exists():
         shutil.rmtree(venv)
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    python = venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+    python = venv_python(venv)
     run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
         + ["--no-deps", str(tree)]

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.upstream.export import Identity, export
-from tools.upstream.patched import apply_series
-from tools.upstream.source import run
+from tools.upstream.patched import apply_series, venv_python
+from tools.upstream.source import ExportError, run
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,12 @@ Outcomes = dict[str, str]
 
 
 def patched_checkout(
-    plugin_src: Path, pip_repo: Path, work: Path, identity: Identity
+    plugin_src: Path, pip_repo: Path, work: Path, identity: Identity, news_name: str
 ) -> Path:
     """A copy of ``pip_repo`` with the series exported against it applied."""
-    patches = export(plugin_src, pip_repo, work / "patches", identity=identity)
+    patches = export(
+        plugin_src, pip_repo, work / "patches", identity=identity, news_name=news_name
+    )
     tree = work / "pip"
     if tree.exists():
         shutil.rmtree(tree)
@@ -73,7 +75,7 @@ def test_venv(tree: Path, venv: Path) -> Path:
     if venv.exists():
         shutil.rmtree(venv)
     run([sys.executable, "-m", "venv", str(venv)])
-    python = venv / "bin" / "python"
+    python = venv_python(venv)
     run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])
     run([str(python), "-m", "pip", "install", "-q", "--group", "test", "-e", "."], tree)
     wheels = tree / "tests" / "data" / "common_wheels"
@@ -101,8 +103,16 @@ def run_tests(
     command += ["-m", "not network", "-o", "junit_family=xunit1"]
     command += [f"--junitxml={report}", *files]
     logger.info("running %s%s", " ".join(files), " with fast-deps" if fast_deps else "")
-    # pytest exits 1 when a test fails: the outcomes are the result.
-    subprocess.run(command, cwd=tree, env=env, capture_output=True, check=False)
+    result = subprocess.run(
+        command, cwd=tree, env=env, capture_output=True, text=True, check=False
+    )
+    # 1 means some tests failed: their outcomes are the result. Anything else
+    # (interrupted, a usage error, nothing collected) leaves no outcomes to
+    # compare.
+    if result.returncode not in (0, 1):
+        raise ExportError(
+            f"pytest exited with {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
     return outcomes_of(report)
 
 
@@ -151,9 +161,10 @@ def check(
     work: Path,
     identity: Identity,
     files: Sequence[str] = DEFAULT_TEST_FILES,
+    news_name: str = "{issue}",
 ) -> str:
     """Apply the series to ``pip_repo``, run its tests both ways; the report."""
-    tree = patched_checkout(plugin_src, pip_repo, work, identity)
+    tree = patched_checkout(plugin_src, pip_repo, work, identity, news_name)
     python = test_venv(tree, work / "venv")
     stock = run_tests(python, tree, files, fast_deps=False)
     fast_deps = run_tests(python, tree, files, fast_deps=True)
