@@ -29,6 +29,7 @@ from tools.upstream.steps import (
     NewModule,
     NewsFragment,
     PipTests,
+    RemoveDefinition,
 )
 from tools.upstream.suite import outcomes_of, report, run_tests
 
@@ -290,6 +291,21 @@ def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
     text = context.read(path)
     assert "        return fast()\n" in text
     assert "from pip._internal.fast import fast\n" in text
+
+
+def test_a_definition_of_pips_is_removed_by_name_with_its_spacing(
+    tmp_path: Path,
+) -> None:
+    context = make_context(tmp_path, {}, {"pip._internal.operations.prep": PIP_PREPARE})
+    path = path_of("pip._internal.operations.prep")
+
+    RemoveDefinition(path, "Preparer.fetch").apply(context)
+
+    assert context.read(path).endswith(
+        "class Preparer:\n    def save(self, req: object) -> None:\n        pass\n"
+    )
+    with pytest.raises(ExportError, match="has no Preparer.fetch; update"):
+        RemoveDefinition(path, "Preparer.fetch").apply(context)
 
 
 def test_a_new_module_must_not_exist_in_pip_and_a_replacement_must(

@@ -22,6 +22,7 @@ from tools.upstream.steps import (
     NewModule,
     NewsFragment,
     PipTests,
+    RemoveDefinition,
     Step,
 )
 
@@ -209,40 +210,8 @@ SERIES: tuple[Patch, ...] = (
         return self._fetch_metadata_using_link_data_attr(req)
 """,
             ),
-            Edit(
-                PREPARE_PATH,
-                old="""\
-    def _fetch_metadata_using_lazy_wheel(
-        self,
-        link: Link,
-    ) -> BaseDistribution | None:
-        \"\"\"Fetch metadata using lazy wheel, if possible.\"\"\"
-        # --use-feature=fast-deps must be provided.
-        if not self.use_lazy_wheel:
-            return None
-        if link.is_file or not link.is_wheel:
-            logger.debug(
-                "Lazy wheel is not used as %r does not point to a remote wheel",
-                link,
-            )
-            return None
-
-        wheel = Wheel(link.filename)
-        name = wheel.name
-        logger.info(
-            "Obtaining dependency information from %s %s",
-            name,
-            wheel.version,
-        )
-        url = link.url.split("#", 1)[0]
-        try:
-            return dist_from_wheel_url(name, url, self._session)
-        except HTTPRangeRequestUnsupported:
-            logger.debug("%s does not support range requests", url)
-            return None
-
-""",
-                new="",
+            RemoveDefinition(
+                PREPARE_PATH, "RequirementPreparer._fetch_metadata_using_lazy_wheel"
             ),
             MergeModule("fastdeps.cli.cmdoptions"),
             MergeModule("fastdeps.cli.req_command"),

@@ -24,6 +24,7 @@ from tools.upstream.source import (
     ImportLine,
     Module,
     drop_imports_of,
+    first_line,
     import_lines,
     module_of,
     path_of,
@@ -274,6 +275,39 @@ class Edit:
                 module_of(self.path),
                 [ImportLine(origin, name) for origin, name in self.imports],
             )
+
+
+@dataclass
+class RemoveDefinition:
+    """Delete a function or method of pip's by qualified name (``Class.method``):
+    no copy of its text is needed as an anchor, and its body may change."""
+
+    path: str
+    qualname: str
+
+    def apply(self, context: Context) -> None:
+        module = Module(module_of(self.path), context.read(self.path))
+        nodes: list[ast.stmt] = module.tree.body
+        for name in self.qualname.split("."):
+            siblings = nodes
+            found = [node for node in nodes if getattr(node, "name", None) == name]
+            if not found:
+                raise ExportError(
+                    f"{self.path} has no {self.qualname}; "
+                    "update tools/upstream/series.py"
+                )
+            nodes = getattr(found[0], "body", [])
+        start, end = first_line(found[0]) - 1, found[0].end_lineno or 0
+        lines = module.lines
+        # The blank lines between it and the one before (or, if first, after)
+        # go with it, so that what is left is spaced as before.
+        if found[0] is not siblings[0]:
+            while start and not lines[start - 1].strip():
+                start -= 1
+        else:
+            while end < len(lines) and not lines[end].strip():
+                end += 1
+        context.write(self.path, "".join(lines[:start] + lines[end:]))
 
 
 @dataclass
