@@ -1,8 +1,7 @@
 """Python source as text with an AST beside it: the pieces an export moves.
 
-Everything here works on the text of a module, with the AST only telling
-where things are, so that comments, blank lines and formatting survive a
-move. Line numbers are 1-based, as in :mod:`ast`; a span is inclusive.
+The AST only says where things are; the text is what moves, so that
+comments, blank lines and formatting survive. Line numbers are 1-based.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,24 +38,20 @@ def run(
 
 
 def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
-    """pip's module for a plugin module: the same path under ``pip._internal``.
-
-    The package mirrors pip's tree, so ``fastdeps.network.lazy_wheel`` is
-    ``pip._internal.network.lazy_wheel``; ``renames`` holds the exceptions.
-    """
+    """The same path under ``pip._internal`` (the package mirrors pip's tree),
+    unless ``renames`` says otherwise; other modules stay as they are."""
     if plugin_module in renames:
         return renames[plugin_module]
     if plugin_module == PLUGIN_PACKAGE:
         raise ExportError(f"{plugin_module} itself has no place in pip")
-    prefix = PLUGIN_PACKAGE + "."
-    if not plugin_module.startswith(prefix):
+    if not plugin_module.startswith(PLUGIN_PACKAGE + "."):
         return plugin_module
-    return PIP_PACKAGE + "." + plugin_module[len(prefix) :]
+    return PIP_PACKAGE + plugin_module.removeprefix(PLUGIN_PACKAGE)
 
 
 def path_of(pip_module: str) -> str:
-    """The file of a module inside pip's repository: ``src/`` holds pip,
-    ``tests/`` its test suite."""
+    """The file of a module in pip's repository: pip is under ``src/``, its
+    tests under ``tests/``."""
     relative = pip_module.replace(".", "/") + ".py"
     return relative if pip_module.startswith("tests.") else "src/" + relative
 
@@ -68,13 +63,11 @@ def module_of(path: str) -> str:
 
 @dataclass
 class Chunk:
-    """Top-level statement with the comments and blank lines above it."""
+    """A top-level statement, from the line after the previous one (so with
+    its comments and blank lines) to its last line, and the names it binds."""
 
     node: ast.stmt
-    #: First line of the leading comments and blank lines (the line after the
-    #: previous statement), and first and last line of the statement itself.
     lead_start: int
-    start: int
     end: int
     names: frozenset[str]
 
@@ -88,22 +81,11 @@ def bound_names(node: ast.stmt) -> frozenset[str]:
         targets = node.targets
     elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
         targets = [node.target]
-    names: set[str] = set()
-    for target in targets:
-        names.update(
-            sub.id
-            for sub in ast.walk(target)
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
-        )
-    return frozenset(names)
-
-
-def is_type_checking_block(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Name)
-        and node.test.id == "TYPE_CHECKING"
-        and all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
+    return frozenset(
+        sub.id
+        for target in targets
+        for sub in ast.walk(target)
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
     )
 
 
@@ -132,34 +114,22 @@ class Module:
     def segment(self, start: int, end: int) -> str:
         return "".join(self.lines[start - 1 : end])
 
-    # -- imports ------------------------------------------------------------
-
-    def imports(self) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
-        """Top-level imports, each with whether it is under TYPE_CHECKING."""
+    def imports(self) -> Iterator[ast.Import | ast.ImportFrom]:
+        """Top-level imports, those under ``if TYPE_CHECKING:`` too; not
+        ``__future__``'s, which every module has."""
         for node in self.tree.body:
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                yield node, False
-            elif is_type_checking_block(node):
+            nodes = [node]
+            if _is_type_checking_block(node):
                 assert isinstance(node, ast.If)
-                for sub in node.body:
-                    assert isinstance(sub, (ast.Import, ast.ImportFrom))
-                    yield sub, True
+                nodes = node.body
+            for sub in nodes:
+                if isinstance(sub, (ast.Import, ast.ImportFrom)) and not (
+                    isinstance(sub, ast.ImportFrom) and sub.module == "__future__"
+                ):
+                    yield sub
 
-    def imported_names(self) -> dict[str, tuple[str, str | None]]:
-        """What each import binds, keyed by :attr:`ImportLine.key`."""
-        names: dict[str, tuple[str, str | None]] = {}
-        for node, _ in self.imports():
-            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-                continue
-            if isinstance(node, ast.ImportFrom) and node.level:
-                # pip's own relative imports: never the plugin's.
-                module = "." * node.level + (node.module or "")
-                for alias in node.names:
-                    names[alias.asname or alias.name] = (module, alias.name)
-                continue
-            for line in import_lines(node, {}):
-                names[line.key] = (line.module, line.name)
-        return names
+    def import_lines(self, renames: Mapping[str, str]) -> list[ImportLine]:
+        return [line for node in self.imports() for line in import_lines(node, renames)]
 
     def last_import_line(self) -> int:
         """Last line of the module's main import block (TYPE_CHECKING aside)."""
@@ -172,42 +142,28 @@ class Module:
             raise ExportError(f"{self.name} has no imports to add to")
         return max(ends)
 
-    # -- definitions ----------------------------------------------------------
-
     def chunks(self) -> list[Chunk]:
         """Every top-level statement after the docstring, with its lead-in."""
-        body = self.tree.body
         chunks = []
         previous_end = 0
-        for index, node in enumerate(body):
-            start = first_line(node)
+        for index, node in enumerate(self.tree.body):
             end = node.end_lineno or node.lineno
-            is_docstring = index == 0 and _is_string(node)
-            if not is_docstring:
-                chunks.append(
-                    Chunk(node, previous_end + 1, start, end, bound_names(node))
-                )
+            if index or ast.get_docstring(self.tree, clean=False) is None:
+                chunks.append(Chunk(node, previous_end + 1, end, bound_names(node)))
             previous_end = end
         return chunks
 
-    def definitions(self) -> dict[str, Chunk]:
-        """Top-level name -> the statement that binds it."""
-        found: dict[str, Chunk] = {}
-        for chunk in self.chunks():
-            for name in chunk.names:
-                found[name] = chunk
-        return found
+    def defined_names(self) -> set[str]:
+        return {name for chunk in self.chunks() for name in chunk.names}
 
 
-def _is_string(node: ast.stmt) -> bool:
+def _is_type_checking_block(node: ast.stmt) -> bool:
     return (
-        isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+        and all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
     )
-
-
-# -- imports ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -228,9 +184,7 @@ class ImportLine:
 
     @property
     def local(self) -> str:
-        if self.asname:
-            return self.asname
-        return self.name if self.name else self.module.partition(".")[0]
+        return self.asname or self.name or self.module.partition(".")[0]
 
     def render(self) -> str:
         alias = f" as {self.asname}" if self.asname else ""
@@ -242,21 +196,14 @@ class ImportLine:
 def import_lines(
     node: ast.Import | ast.ImportFrom, renames: Mapping[str, str]
 ) -> list[ImportLine]:
-    """An import statement as one :class:`ImportLine` per name, rewritten.
-
-    ``from fastdeps.x import y`` becomes ``from pip._internal.x import y``;
-    pip's own and vendored names (``pip._vendor...``) stay as they are.
-    """
+    """An import statement as one :class:`ImportLine` per name, ``fastdeps.x``
+    rewritten to ``pip._internal.x``; other modules stay as they are."""
     if isinstance(node, ast.Import):
-        lines = []
         for alias in node.names:
             if alias.name.partition(".")[0] == PLUGIN_PACKAGE:
                 raise ExportError(f"'import {alias.name}' has no equivalent in pip")
-            lines.append(ImportLine(alias.name, None, alias.asname))
-        return lines
-    if node.level:
-        raise ExportError("relative imports are not supported")
-    module = pip_module_for(node.module or "", renames)
+        return [ImportLine(alias.name, None, alias.asname) for alias in node.names]
+    module = pip_module_for("." * node.level + (node.module or ""), renames)
     return [ImportLine(module, alias.name, alias.asname) for alias in node.names]
 
 
@@ -283,11 +230,3 @@ def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str
             raise ExportError(f"{module.name}:{node.lineno}: import not on one line")
         lines[index] = new_line
     return "".join(lines)
-
-
-def drop_imports_of(
-    lines: Iterable[ImportLine], module: str, defined: Iterable[str]
-) -> list[ImportLine]:
-    """Imports still needed in ``module``: not of itself, not of its own names."""
-    own = set(defined)
-    return [line for line in lines if line.module != module and line.local not in own]

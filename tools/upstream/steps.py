@@ -23,9 +23,7 @@ from tools.upstream.source import (
     ExportError,
     ImportLine,
     Module,
-    drop_imports_of,
     first_line,
-    import_lines,
     module_of,
     path_of,
     pip_module_for,
@@ -84,57 +82,33 @@ class Step(Protocol):
     def apply(self, context: Context) -> None: ...
 
 
-# -- helpers shared by the steps ----------------------------------------------
-
-
 def add_imports(context: Context, pip_module: str, lines: Iterable[ImportLine]) -> None:
-    """Add imports to a pip module, after its last one; ruff sorts them later.
+    """Add imports after a pip module's last one (ruff sorts them later).
 
-    An import of a name the module already imports the same way is skipped;
-    a name it binds differently is an error, not a silent shadowing.
+    A name the module already binds the same way is skipped; one it binds
+    differently is an error, not a silent shadowing.
     """
     module = context.pip_module(pip_module)
-    existing = module.imported_names()
-    defined = set(module.definitions())
+    existing = {line.key: (line.module, line.name) for line in module.import_lines({})}
+    own = module.defined_names()
     needed: list[ImportLine] = []
-    for line in drop_imports_of(lines, pip_module, defined):
-        if line.key in existing:
-            if existing[line.key] != (line.module, line.name):
-                raise ExportError(
-                    f"{pip_module} already binds {line.key} to "
-                    f"{existing[line.key]}, the plugin to {line.module}"
-                )
+    for line in lines:
+        if line.module == pip_module or line.local in own:
             continue
-        if line not in needed:
+        bound = existing.get(line.key, (line.module, line.name))
+        if bound != (line.module, line.name):
+            raise ExportError(
+                f"{pip_module} already binds {line.key} to {bound}, "
+                f"the plugin to {line.module}"
+            )
+        if line.key not in existing and line not in needed:
             needed.append(line)
-    if not needed:
-        return
-    at = module.last_import_line()
-    text = "".join(line.render() for line in needed)
-    lines_before = module.lines[:at]
-    context.write(
-        path_of(pip_module), "".join([*lines_before, text, *module.lines[at:]])
-    )
-
-
-def append_definitions(context: Context, pip_module: str, text: str) -> None:
-    """Put top-level code at the end of a pip module, formatted as pip's."""
-    module = context.pip_module(pip_module)
-    text = context.formatter(text.strip("\n") + "\n")
-    context.write(path_of(pip_module), module.text.rstrip("\n") + "\n\n\n" + text)
-
-
-def _module_level_imports(
-    module: Module, renames: Mapping[str, str]
-) -> dict[str, list[ImportLine]]:
-    """The module's imports (rewritten), by the name each one binds."""
-    found: dict[str, list[ImportLine]] = {}
-    for node, _ in module.imports():
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            continue
-        for line in import_lines(node, renames):
-            found.setdefault(line.local, []).append(line)
-    return found
+    if needed:
+        at = module.last_import_line()
+        text = "".join(line.render() for line in needed)
+        context.write(
+            path_of(pip_module), "".join([*module.lines[:at], text, *module.lines[at:]])
+        )
 
 
 # -- modules ----------------------------------------------------------------------
@@ -142,33 +116,24 @@ def _module_level_imports(
 
 @dataclass
 class NewModule:
-    """A plugin module becomes a new pip module (or replaces pip's own).
-
-    :param replaces: whether pip already has a module of that name, which
-        the plugin's supersedes; checked, so that the series notices when
-        pip adds or removes one.
-    """
+    """A plugin module becomes a new pip module, or (``replaces``) pip's own of
+    that name; checked, so that the series notices when pip adds or drops one."""
 
     plugin_module: str
     replaces: bool = False
 
     def apply(self, context: Context) -> None:
         module = context.plugin_module(self.plugin_module)
-        pip_module = pip_module_for(self.plugin_module, context.module_renames)
-        path = path_of(pip_module)
+        path = path_of(pip_module_for(self.plugin_module, context.module_renames))
         if context.exists(path) != self.replaces:
             state = "has" if context.exists(path) else "has no"
             raise ExportError(f"pip's tree {state} {path}; update the series")
-        text = rewrite_import_statements(module, context.module_renames)
-        context.write(path, text)
+        context.write(path, rewrite_import_statements(module, context.module_renames))
 
 
 @dataclass
 class MergeModule:
-    """A plugin module's definitions go into pip's module of the same name.
-
-    See :func:`merge_module` for what is kept out.
-    """
+    """A plugin module's definitions go into pip's module of the same name."""
 
     plugin_module: str
 
@@ -179,43 +144,37 @@ class MergeModule:
 
 
 def merge_module(context: Context, module: Module, pip_module: str) -> None:
-    """Add ``module``'s definitions and imports to ``pip_module``.
+    """Add ``module``'s definitions, formatted as pip's, and imports to
+    ``pip_module``.
 
-    The module docstring stays out (the patch's message carries it); its
-    imports join pip's; a name pip's module already defines is an error
-    unless it means the same (:data:`SAME_MEANING`). A compatibility import
-    (``try: from <this pip module> import name`` with a fallback for older
-    pips) stays out too: the series is made against the newest pip, whose
-    module defines the name.
+    Left out: the docstring (the patch's message carries it), ``__all__``,
+    names pip's module defines with the same meaning (:data:`SAME_MEANING`;
+    any other clash is an error), and compatibility imports of
+    ``pip_module``'s own names, for older pips than the series is made for.
     """
     target = context.pip_module(pip_module)
-    taken = set(target.definitions()) | {
-        key.partition(".")[0] for key in target.imported_names()
-    }
+    taken = target.defined_names() | {line.local for line in target.import_lines({})}
     pieces = []
     for chunk in module.chunks():
-        if isinstance(chunk.node, (ast.Import, ast.ImportFrom, ast.If)):
-            if isinstance(chunk.node, ast.If) and not _imports_only(chunk.node):
-                raise ExportError(f"{module.name}: top-level if is not supported")
-            continue
-        if chunk.names == {"__all__"}:
-            continue
-        if _imports_from(chunk.node, pip_module, taken):
+        node = chunk.node
+        if isinstance(node, ast.If) and not _imports_only(node):
+            raise ExportError(f"{module.name}: top-level if is not supported")
+        if (
+            isinstance(node, (ast.Import, ast.ImportFrom, ast.If))
+            or chunk.names == {"__all__"}
+            or _imports_from(node, pip_module, taken)
+        ):
             continue
         clash = chunk.names & taken
-        if clash and clash <= SAME_MEANING:
-            continue
-        if clash:
+        if clash and not clash <= SAME_MEANING:
             raise ExportError(f"{pip_module} already defines {sorted(clash)}")
-        piece = module.segment(chunk.lead_start, chunk.end)
-        pieces.append(_SECTION_RULE.sub("", piece))
-    imports = [
-        line
-        for lines in _module_level_imports(module, context.module_renames).values()
-        for line in lines
-    ]
-    add_imports(context, pip_module, imports)
-    append_definitions(context, pip_module, "".join(pieces))
+        if not clash:
+            piece = module.segment(chunk.lead_start, chunk.end)
+            pieces.append(_SECTION_RULE.sub("", piece))
+    add_imports(context, pip_module, module.import_lines(context.module_renames))
+    text = context.formatter("".join(pieces).strip("\n") + "\n")
+    merged = context.pip_module(pip_module).text.rstrip("\n") + "\n\n\n" + text
+    context.write(path_of(pip_module), merged)
 
 
 # The plugin's "# -- section ----" rules: pip's modules have none.
