@@ -2,10 +2,12 @@
 
 ``InstallCommand.run`` is wrapped once per process (:func:`bind`). With
 fast-deps, and where a pool helps
-(:func:`~fastdeps.operations.bytecode.bytecode_workers`), three of pip's
+(:func:`~fastdeps.operations.bytecode.bytecode_workers`), four of pip's
 functions are replaced for the length of the command, and restored after:
 ``install_wheel``, which installs without compiling and hands the files to
-the pool; ``install_given_reqs``, after which everything is recorded, before
+the pool; ``get_console_script_specs``, which pip calls once a wheel's files
+are in place (where pip would have compiled them, should the install fail
+later); ``install_given_reqs``, after which everything is recorded, before
 pip says what it installed; ``InstallRequirement.uninstall``, before which
 pending compilations finish, so that none reads a file an upgrade removes.
 """
@@ -65,6 +67,8 @@ def _compiling_in_parallel(workers: int) -> Iterator[None]:
         install_one = partial(compiler.install_wheel, wheel.install_wheel)
         for caller in callers:
             stack.enter_context(replaced(caller, "install_wheel", install_one))
+        specs = partial(compiler.files_in_place, wheel.get_console_script_specs)
+        stack.enter_context(replaced(wheel, "get_console_script_specs", specs))
         recorded = partial(compiler.install_all, install_all)
         stack.enter_context(replaced(install, "install_given_reqs", recorded))
         uninstall = compiler.after_pending(requirement.uninstall)

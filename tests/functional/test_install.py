@@ -48,8 +48,8 @@ def many_modules(count: int, version: str) -> dict[str, bytes]:
 
 def write_wheels(directory: Path) -> Path:
     """Two wheels sharing a namespace package and writing the same file, one
-    with a script among its data, one that does not compile, and a large one
-    in two versions."""
+    with a script among its data, one that does not compile, a large one in
+    two versions, and one whose second version fails to install halfway."""
     directory.mkdir()
     wheels = {
         ("nsa", "1.0"): {
@@ -67,6 +67,16 @@ def write_wheels(directory: Path) -> Path:
         },
         ("many", "1.0"): many_modules(300, "1.0"),
         ("many", "2.0"): many_modules(250, "2.0"),
+        ("halfway", "1.0"): {"halfway/__init__.py": b"VERSION = '1.0'\n"},
+        # pip writes its files and compiles them, then refuses the entry
+        # point (no callable): the files stay, RECORD is never written.
+        ("halfway", "2.0"): {
+            "halfway/__init__.py": b"VERSION = '2.0'\n",
+            "halfway/new.py": b"NEW = True\n",
+            "halfway-2.0.dist-info/entry_points.txt": (
+                b"[console_scripts]\nhalf = halfway\n"
+            ),
+        },
     }
     for (name, version), payload in wheels.items():
         data = build_wheel(name, version, payload=payload)
@@ -99,20 +109,26 @@ def install_in_turn(
     plugin_wheel: Path,
     steps: list[list[str]],
     env: dict[str, str] | None = None,
+    last_status: int = 0,
 ) -> Installs:
     """Run ``pip install STEP`` for each step in a fresh environment, first
     with stock pip, then with the plugin, each time at the same path (a
-    script's first line and a compiled file name it), then moved aside."""
+    script's first line and a compiled file name it), then moved aside.
+
+    Every step must succeed, except that the last one must end with
+    ``last_status``.
+    """
     venvs, outputs = [], []
     for plugin in (False, True):
         root = tmp_path / "env"
         venv = _make_venv(root, *([str(plugin_wheel)] if plugin else []))
         flags = [FAST_DEPS, "-v"] if plugin else []
         output = []
-        for args in steps:
+        for number, args in enumerate(steps, 1):
             result = run_pip(venv, ["install", *flags, *args], cwd=tmp_path, env=env)
-            assert result.returncode == 0, result.stderr
-            output.append(result.stdout)
+            expected = last_status if number == len(steps) else 0
+            assert result.returncode == expected, result.stderr
+            output.append(result.stdout + result.stderr)
         moved = root.rename(tmp_path / ("env-plugin" if plugin else "env-stock"))
         venvs.append(Venv(moved))
         outputs.append(output)
@@ -195,4 +211,34 @@ def test_compile_options_match_stock_pip(
         assert cached and all(".opt-1.pyc" in path.name for path in cached)
     else:
         assert cached == []
+    assert_same_environment(installs.stock, installs.plugin)
+
+
+@pytest.mark.parametrize(
+    ("steps", "new_module_left"),
+    [
+        pytest.param([["nsa", "many==1.0", "halfway==2.0"]], True, id="fresh"),
+        # The rollback puts 1.0's directory back, in place of 2.0's.
+        pytest.param(
+            [["halfway==1.0", "many==1.0"], ["halfway==2.0", "many==2.0"]],
+            False,
+            id="upgrade",
+        ),
+    ],
+)
+def test_an_install_that_fails_halfway_leaves_what_stock_pip_leaves(
+    tmp_path: Path, plugin_wheel: Path, steps: list[list[str]], new_module_left: bool
+) -> None:
+    wheels = write_wheels(tmp_path / "wheels")
+    find = ["--no-index", "--find-links", str(wheels)]
+
+    installs = install_in_turn(
+        tmp_path, plugin_wheel, [[*find, *step] for step in steps], last_status=1
+    )
+
+    error = "Invalid script entry point: <ExportEntry half = halfway:None []>"
+    assert error in installs.stock_output[-1]
+    assert error in installs.plugin_output[-1]
+    site = next(installs.plugin.root.glob("lib/python*/site-packages"))
+    assert bool(list(site.glob("halfway/__pycache__/new.*.pyc"))) == new_module_left
     assert_same_environment(installs.stock, installs.plugin)

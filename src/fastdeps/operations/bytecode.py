@@ -164,6 +164,8 @@ class ParallelBytecode:
         self._pool: ProcessPoolExecutor | None = None
         self._started = False
         self._pending: list[_PendingWheel] = []
+        #: Whether the wheel being installed has all its files in place.
+        self._files_in_place = False
 
     def start(self) -> None:
         """Start the workers, as pip is about to install the first wheel.
@@ -203,13 +205,29 @@ class ParallelBytecode:
         if plan is None:
             original(*args, **kwargs)
             return
-        original(*args, **{**kwargs, "pycompile": False})
+        self._files_in_place = False
+        try:
+            original(*args, **{**kwargs, "pycompile": False})
+        except Exception:
+            if self._files_in_place:
+                # pip compiles a wheel's files as soon as they are in place:
+                # what it leaves of a wheel that fails afterwards is compiled.
+                compiled = compile_sources(_installed_paths(plan))
+                logger.debug("".join(text for _, _, text in compiled))
+            raise
         self._compile(plan)
+
+    def files_in_place(
+        self, original: Callable[..., list[str]], *args: Any, **kwargs: Any
+    ) -> list[str]:
+        """pip's ``get_console_script_specs``, which pip calls right after it
+        compiles a wheel's files, before anything else can fail."""
+        self._files_in_place = True
+        return original(*args, **kwargs)
 
     def _compile(self, plan: _Plan) -> None:
         self.start()
-        installed = (os.path.join(plan.lib_dir, path) for path in sorted(plan.sources))
-        paths = [path for path in installed if os.path.isfile(path)]
+        paths = _installed_paths(plan)
         chunks = [
             paths[start : start + _CHUNK_SIZE]
             for start in range(0, len(paths), _CHUNK_SIZE)
@@ -290,6 +308,12 @@ class _Plan:
     #: ``lib_dir``): what pip compiles, and what a later wheel must not
     #: overwrite while they compile.
     sources: frozenset[str]
+
+
+def _installed_paths(plan: _Plan) -> list[str]:
+    """The plan's sources that pip installed, as pip compiles them: sorted."""
+    installed = (os.path.join(plan.lib_dir, path) for path in sorted(plan.sources))
+    return [path for path in installed if os.path.isfile(path)]
 
 
 def _plan(name: str, wheel_path: str, scheme: Scheme) -> _Plan | None:
