@@ -30,6 +30,7 @@ from tools.upstream.steps import (
     NewsFragment,
     PipTests,
     RemoveDefinition,
+    ReplaceTest,
 )
 from tools.upstream.suite import outcomes_of, report, run_tests
 
@@ -306,6 +307,27 @@ def test_a_definition_of_pips_is_removed_by_name_with_its_spacing(
     )
     with pytest.raises(ExportError, match="has no Preparer.fetch; update"):
         RemoveDefinition(path, "Preparer.fetch").apply(context)
+
+
+def test_a_test_of_pips_is_replaced_whole_unless_pip_changed_it(
+    tmp_path: Path,
+) -> None:
+    name = "test_refresh_package_per_package"
+    pip_test = f"import os\n\n\ndef {name}() -> None:\n    pass\n\n\nX = 1\n"
+    context = make_context(tmp_path, {}, {"tests.functional.test_install": pip_test})
+    path = "tests/functional/test_install.py"
+
+    with pytest.raises(
+        ExportError, match=f"pip's {name} changed \\(now 2dc569315d1c\\)"
+    ):
+        ReplaceTest(path, name, "0ffa249a78de").apply(context)
+    ReplaceTest(path, name, "2dc5").apply(context)
+
+    text = context.read(path)
+    ours = (PIP_TESTS / path).read_text(encoding="utf-8")
+    assert text.startswith(f"import os\n\n\ndef {name}(\n")
+    assert text.endswith("\n\n\nX = 1\n")
+    assert text[len("import os\n\n\n") : -len("\n\nX = 1\n")] in ours
 
 
 def test_a_new_module_must_not_exist_in_pip_and_a_replacement_must(

@@ -23,6 +23,7 @@ from tools.upstream.steps import (
     NewsFragment,
     PipTests,
     RemoveDefinition,
+    ReplaceTest,
     Step,
 )
 
@@ -74,6 +75,7 @@ PREFETCH = "pip._internal.resolution.prefetch"
 
 REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
 PREPARE_PATH = "src/pip/_internal/operations/prepare.py"
+TEST_INSTALL = "tests/functional/test_install.py"
 
 
 #: The commit messages, one text file per patch: subject, blank line, body.
@@ -218,19 +220,8 @@ SERIES: tuple[Patch, ...] = (
             PipTests("tests/unit/test_operations_prepare.py"),
             # pip's suite can be run with PIP_USE_FEATURE=fast-deps; the
             # legacy resolver then warns that the feature has no effect.
-            Edit(
-                "tests/functional/test_install.py",
-                old="""\
-    to_install = data.packages.joinpath("FSPkg")
-    args.append(os.fspath(to_install))
-    result = script.pip(*args)
-""",
-                new="""\
-    to_install = data.packages.joinpath("FSPkg")
-    args.append(os.fspath(to_install))
-    fast_deps = "fast-deps" in os.environ.get("PIP_USE_FEATURE", "")
-    result = script.pip(*args, allow_stderr_warning=bool(resolver) and fast_deps)
-""",
+            ReplaceTest(
+                TEST_INSTALL, "test_basic_install_from_local_directory", "a4c99c8b008f"
             ),
             Edit(
                 REQ_COMMAND,
@@ -293,72 +284,8 @@ SERIES: tuple[Patch, ...] = (
             PipTests("tests/functional/test_fast_deps.py"),
             # The test's mock server answered in the order of the requests;
             # the prefetcher asks for both project pages before either file.
-            Edit(
-                "tests/functional/test_install.py",
-                old="""\
-    server = make_mock_server()
-    server.mock.side_effect = [
-        package_page({"simple-3.0.tar.gz": "/files/simple-3.0.tar.gz"}),
-        file_response(data.packages / "simple-3.0.tar.gz"),
-        package_page(
-            {
-                "simplewheel-2.0-py2.py3-none-any.whl": (
-                    "/files/simplewheel-2.0-py2.py3-none-any.whl"
-                )
-            }
-        ),
-        file_response(data.packages / "simplewheel-2.0-py2.py3-none-any.whl"),
-    ]
-    url = f"http://{server.host}:{server.port}/simple/"
-    with server_running(server):
-        script.pip(
-            "install",
-            "--refresh-package=simple",
-            "--no-build-isolation",
-            "--index-url",
-            url,
-            "simple",
-            "simplewheel",
-        )
-
-    environ_simple = server.mock.call_args_list[0].args[0]
-    assert "HTTP_CACHE_CONTROL" in environ_simple
-    assert environ_simple["HTTP_CACHE_CONTROL"] == "max-age=0"
-
-    environ_simplewheel = server.mock.call_args_list[2].args[0]
-    assert "HTTP_CACHE_CONTROL" not in environ_simplewheel
-""",
-                new="""\
-    wheel = "simplewheel-2.0-py2.py3-none-any.whl"
-    responses = {
-        "/simple/simple/": package_page(
-            {"simple-3.0.tar.gz": "/files/simple-3.0.tar.gz"}
-        ),
-        "/files/simple-3.0.tar.gz": file_response(data.packages / "simple-3.0.tar.gz"),
-        "/simple/simplewheel/": package_page({wheel: f"/files/{wheel}"}),
-        f"/files/{wheel}": file_response(data.packages / wheel),
-    }
-    server = make_mock_server()
-    # By path, not in order: with fast-deps, pages are fetched ahead.
-    server.mock.side_effect = lambda environ, _: responses[environ["PATH_INFO"]]
-    url = f"http://{server.host}:{server.port}/simple/"
-    with server_running(server):
-        script.pip(
-            "install",
-            "--refresh-package=simple",
-            "--no-build-isolation",
-            "--index-url",
-            url,
-            "simple",
-            "simplewheel",
-        )
-
-    environs = {
-        call.args[0]["PATH_INFO"]: call.args[0] for call in server.mock.call_args_list
-    }
-    assert environs["/simple/simple/"]["HTTP_CACHE_CONTROL"] == "max-age=0"
-    assert "HTTP_CACHE_CONTROL" not in environs["/simple/simplewheel/"]
-""",
+            ReplaceTest(
+                TEST_INSTALL, "test_refresh_package_per_package", "0ffa249a78de"
             ),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/resolver.py",

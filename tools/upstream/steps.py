@@ -12,6 +12,7 @@ own code is edited there instead).
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
@@ -236,36 +237,37 @@ class Edit:
             )
 
 
+def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
+    """The function or class ``qualname`` (``Class.method``), and whether it is
+    the first statement of its body."""
+    nodes: list[ast.stmt] = module.tree.body
+    for name in qualname.split("."):
+        siblings = nodes
+        found = [node for node in nodes if getattr(node, "name", None) == name]
+        if not found:
+            raise ExportError(f"{path} has no {qualname}; update the series")
+        nodes = getattr(found[0], "body", [])
+    return found[0], found[0] is siblings[0]
+
+
 @dataclass
 class RemoveDefinition:
-    """Delete a function or method of pip's by qualified name (``Class.method``):
-    no copy of its text is needed as an anchor, and its body may change."""
+    """Delete a function or method of pip's by qualified name: no copy of its
+    text is needed as an anchor, and its body may change."""
 
     path: str
     qualname: str
 
     def apply(self, context: Context) -> None:
         module = Module(module_of(self.path), context.read(self.path))
-        nodes: list[ast.stmt] = module.tree.body
-        for name in self.qualname.split("."):
-            siblings = nodes
-            found = [node for node in nodes if getattr(node, "name", None) == name]
-            if not found:
-                raise ExportError(
-                    f"{self.path} has no {self.qualname}; "
-                    "update tools/upstream/series.py"
-                )
-            nodes = getattr(found[0], "body", [])
-        start, end = first_line(found[0]) - 1, found[0].end_lineno or 0
-        lines = module.lines
+        node, is_first = _definition(module, self.path, self.qualname)
+        start, end, lines = first_line(node) - 1, node.end_lineno or 0, module.lines
         # The blank lines between it and the one before (or, if first, after)
         # go with it, so that what is left is spaced as before.
-        if found[0] is not siblings[0]:
-            while start and not lines[start - 1].strip():
-                start -= 1
-        else:
-            while end < len(lines) and not lines[end].strip():
-                end += 1
+        while not is_first and start and not lines[start - 1].strip():
+            start -= 1
+        while is_first and end < len(lines) and not lines[end].strip():
+            end += 1
         context.write(self.path, "".join(lines[:start] + lines[end:]))
 
 
@@ -302,6 +304,34 @@ class NewsFragment:
 
 #: Tests written for pip's own suite, laid out as in pip's repository.
 PIP_TESTS = Path(__file__).with_name("pip_tests")
+
+
+@dataclass
+class ReplaceTest:
+    """A test function of pip's replaced by the one of that name in
+    :data:`PIP_TESTS`, whole; ``was``, the start of the sha256 of pip's
+    function, stops the export when pip changes it, as an anchor would."""
+
+    path: str
+    name: str
+    was: str
+
+    def apply(self, context: Context) -> None:
+        if not context.has_tests:
+            return
+        module = Module(module_of(self.path), context.read(self.path))
+        ours = Module(self.name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
+        old, new = (_definition(m, self.path, self.name)[0] for m in (module, ours))
+        start, end = first_line(old), old.end_lineno or 0
+        digest = hashlib.sha256(module.segment(start, end).encode()).hexdigest()
+        if digest[: len(self.was)] != self.was:
+            raise ExportError(
+                f"{self.path}: pip's {self.name} changed (now {digest[:12]}); "
+                f"update it in {PIP_TESTS / self.path} and tools/upstream/series.py"
+            )
+        text = ours.segment(first_line(new), new.end_lineno or 0)
+        lines = module.lines
+        context.write(self.path, "".join([*lines[: start - 1], text, *lines[end:]]))
 
 
 @dataclass
