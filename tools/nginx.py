@@ -34,10 +34,11 @@ from types import TracebackType
 
 #: One line per request, fields separated by tabs. ``$connection`` is
 #: nginx's serial number of the TCP connection, so counting distinct values
-#: counts connections; ``$http_range`` is ``-`` when no Range header came.
+#: counts connections; ``$http_range`` is ``-`` when no Range header came;
+#: ``$msec`` is when the answer's last byte was sent (Unix time).
 LOG_FORMAT = (
     "$request_method\\t$request_uri\\t$status\\t$http_range\\t"
-    "$body_bytes_sent\\t$connection\\t$request_time"
+    "$body_bytes_sent\\t$connection\\t$request_time\\t$msec"
 )
 
 CONFIG_TEMPLATE = """\
@@ -105,10 +106,13 @@ class LogEntry:
     body_bytes: int
     connection: int
     request_time: float
+    #: When the last byte was sent, in seconds since the epoch.
+    sent_at: float
 
     @classmethod
     def parse(cls, line: str) -> LogEntry:
-        method, uri, status, range_, body, connection, seconds = line.split("\t")
+        fields = line.split("\t")
+        method, uri, status, range_, body, connection, seconds, sent_at = fields
         return cls(
             method=method,
             uri=uri,
@@ -117,6 +121,7 @@ class LogEntry:
             body_bytes=int(body),
             connection=int(connection),
             request_time=float(seconds),
+            sent_at=float(sent_at),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def make_wheel(directory: Path, metadata: bytes = METADATA) -> Path:
 
 
 def test_log_entry_parses_the_tab_separated_format() -> None:
-    line = "GET\t/files/a.whl\t206\tbytes=-10000\t10000\t7\t0.051"
+    line = "GET\t/files/a.whl\t206\tbytes=-10000\t10000\t7\t0.051\t1764680400.125"
 
     assert LogEntry.parse(line) == LogEntry(
         method="GET",
@@ -35,11 +36,12 @@ def test_log_entry_parses_the_tab_separated_format() -> None:
         body_bytes=10000,
         connection=7,
         request_time=0.051,
+        sent_at=1764680400.125,
     )
 
 
 def test_log_entry_without_range_header_has_none() -> None:
-    assert LogEntry.parse("HEAD\t/x\t200\t-\t0\t1\t0.000").range is None
+    assert LogEntry.parse("HEAD\t/x\t200\t-\t0\t1\t0.000\t1.000").range is None
 
 
 def test_download_batches_never_name_a_project_twice() -> None:
@@ -209,3 +211,14 @@ def test_without_root_a_missing_nginx_says_what_to_run(
 
     with pytest.raises(nginx.NginxError, match="apt-get install -y nginx-light"):
         nginx.ensure_nginx()
+
+
+def test_time_after_last_byte_is_from_the_last_answer_sent() -> None:
+    entries = [
+        LogEntry.parse("GET\t/a.whl\t200\t-\t10\t1\t0.010\t100.500"),
+        LogEntry.parse("GET\t/b.whl\t200\t-\t10\t2\t0.900\t103.250"),
+        LogEntry.parse("GET\t/simple/\t200\t-\t10\t1\t0.001\t101.000"),
+    ]
+
+    assert run.seconds_after_last_byte(entries, ended=110.0) == 6.75
+    assert math.isnan(run.seconds_after_last_byte([], ended=110.0))

@@ -17,6 +17,7 @@ COLUMNS = (
     "task",
     "contender",
     "wall s",
+    "after last byte s",
     "requests",
     "wheel requests",
     "HEAD",
@@ -47,6 +48,7 @@ def cell_row(cell: Cell, mismatched: bool) -> list[str]:
     return [
         *names,
         wall,
+        number(cell.median("after_last_byte"), 1),
         number(cell.median("requests")),
         number(cell.median("wheel_requests")),
         number(cell.median("head")),

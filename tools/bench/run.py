@@ -42,6 +42,7 @@ set; any difference is printed loudly and marked in the table.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -120,6 +121,9 @@ class RunResult:
     #: From the prefetcher's summary: metadata files read ahead, and unused.
     prefetched_metadata: int | None = None
     unused_metadata: int | None = None
+    #: Seconds from the server's last byte sent to the command's end: for
+    #: the install task, what the install step costs after the downloads.
+    after_last_byte: float = math.nan
 
 
 @dataclass
@@ -388,6 +392,7 @@ def run_once(
         started = time.perf_counter()
         returncode = run_logged(command, log)
         wall = time.perf_counter() - started
+        ended = time.time()
     entries = read_log()[log_before:]
     failed = f"exit {returncode}" if returncode != 0 else None
     prefetched, unused = prefetch_summary(log_path.read_text(errors="replace"))
@@ -401,9 +406,17 @@ def run_once(
         connections=len({entry.connection for entry in entries}),
         resolution={} if failed else contender.resolution(base_task, job),
         failed=failed,
+        after_last_byte=seconds_after_last_byte(entries, ended),
         prefetched_metadata=prefetched,
         unused_metadata=unused,
     )
+
+
+def seconds_after_last_byte(entries: Sequence[LogEntry], ended: float) -> float:
+    """How long the command ran after the server sent its last byte."""
+    if not entries:
+        return math.nan
+    return max(0.0, ended - max(entry.sent_at for entry in entries))
 
 
 # The prefetcher's summary line (fastdeps.resolution.prefetch.PrefetchStats),
