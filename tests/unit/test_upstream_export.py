@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from tools.upstream.export import _PLUGIN_REFERENCE, identity_of
-from tools.upstream.patched import changed_python_files
+from tools.upstream.patched import changed_files
 from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.source import (
     ExportError,
@@ -372,12 +372,12 @@ def test_the_series_news_fragments_have_distinct_names() -> None:
 
 
 def test_the_author_is_given_as_git_writes_it() -> None:
-    identity = identity_of(REPOSITORY, "Ada Lovelace <ada@example.org>")
+    identity = identity_of("Ada Lovelace <ada@example.org>")
 
     assert (identity.name, identity.email) == ("Ada Lovelace", "ada@example.org")
-    assert identity.date == identity_of(REPOSITORY).date
+    assert identity.date == identity_of().date
     with pytest.raises(ExportError, match="--author must be 'Name <email>'"):
-        identity_of(REPOSITORY, "ada@example.org")
+        identity_of("ada@example.org")
 
 
 def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> None:
@@ -430,7 +430,7 @@ def test_references_to_plugin_modules_follow_them_into_pip() -> None:
     )
 
 
-def test_the_type_check_covers_the_python_files_the_series_changes(
+def test_the_install_and_type_checks_cover_the_pip_files_the_series_changes(
     tmp_path: Path,
 ) -> None:
     patch = tmp_path / "0001-x.patch"
@@ -442,7 +442,7 @@ def test_the_type_check_covers_the_python_files_the_series_changes(
         encoding="utf-8",
     )
 
-    assert changed_python_files([patch]) == [
+    assert changed_files([patch]) == [
         "src/pip/_internal/cache.py",
         "src/pip/_internal/utils/parallel.py",
     ]

@@ -13,8 +13,6 @@ from tools.upstream.series import PIP_VERSION
 from tools.upstream.source import ExportError
 from tools.upstream.suite import DEFAULT_TEST_FILES, check
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -42,9 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     prepare_parser.add_argument(
         "--cache", type=Path, required=True, help="where the sdist is kept"
     )
-    prepare_parser.add_argument(
-        "--work", type=Path, required=True, help="scratch directory (replaced)"
-    )
     suite_parser = commands.add_parser(
         "suite",
         help="apply the series to a checkout of pip's repository and run pip's "
@@ -54,20 +49,16 @@ def _parser() -> argparse.ArgumentParser:
         "--pip-repo", type=Path, required=True, help="a checkout of pypa/pip"
     )
     suite_parser.add_argument(
-        "--work", type=Path, required=True, help="scratch directory (replaced)"
-    )
-    suite_parser.add_argument(
         "tests",
         nargs="*",
+        default=DEFAULT_TEST_FILES,
         help="test files or directories (default: those the series reaches)",
     )
-    for sub in (export_parser, prepare_parser, suite_parser):
+    for sub in (prepare_parser, suite_parser):
         sub.add_argument(
-            "--plugin-src",
-            type=Path,
-            default=REPOSITORY / "src",
-            help="the plugin's src directory (default: this checkout's)",
+            "--work", type=Path, required=True, help="scratch directory (replaced)"
         )
+    for sub in (export_parser, prepare_parser, suite_parser):
         sub.add_argument(
             "--author",
             metavar="'NAME <EMAIL>'",
@@ -94,34 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        identity = identity_of(REPOSITORY, options.author)
+        identity = identity_of(options.author)
         if options.command == "export":
-            patches = export(
-                options.plugin_src,
-                options.pip_source,
-                options.out,
-                identity=identity,
-                news_name=options.news_name,
+            _describe(
+                export(options.pip_source, options.out, identity, options.news_name)
             )
-            _describe(patches)
         elif options.command == "suite":
             print(
                 check(
-                    options.plugin_src,
                     options.pip_repo,
                     options.work,
                     identity,
-                    options.tests or DEFAULT_TEST_FILES,
+                    options.tests,
                     options.news_name,
                 )
             )
         else:
             patches, python = prepare(
-                options.plugin_src,
-                options.cache,
-                options.work,
-                identity,
-                options.news_name,
+                options.cache, options.work, identity, options.news_name
             )
             _describe(patches)
             print(python)

@@ -1,9 +1,5 @@
-"""A venv holding pip built from its sdist plus the series, and no plugin.
-
-This is what ``nox -s upstream`` tests: the series must apply, in order,
-with ``git apply`` to the sdist as released, and the result must install
-and pass the functional tests with nothing of the plugin around.
-"""
+"""A venv holding pip built from its sdist plus the series, and no plugin:
+what ``nox -s upstream`` runs the functional tests against."""
 
 from __future__ import annotations
 
@@ -23,14 +19,14 @@ from tools.upstream.source import ExportError, run
 logger = logging.getLogger(__name__)
 
 
-def fetch_sdist(cache: Path, version: str = PIP_VERSION) -> Path:
+def fetch_sdist(cache: Path) -> Path:
     """pip's sdist from PyPI, with pip itself, kept in ``cache``."""
-    sdist = cache / f"pip-{version}.tar.gz"
+    sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
     if not sdist.exists():
         cache.mkdir(parents=True, exist_ok=True)
         run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
-            + [":all:", "--dest", str(cache), f"pip=={version}"]
+            + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
         )
     return sdist
 
@@ -47,12 +43,12 @@ def unpack(sdist: Path, into: Path) -> Path:
 
 
 def apply_series(patches: Sequence[Path], tree: Path) -> None:
-    """Apply each patch in order, first checking that it applies cleanly.
+    """Apply each patch in order, checking first that it applies cleanly and
+    then that it is in place (it reverses).
 
     Inside another repository's working tree (this checkout's .nox/), git
-    apply would take paths as relative to that repository and silently skip
-    every file outside the current directory: git must not look above
-    ``tree``. Each patch is then checked to be in place (it reverses).
+    apply would silently skip every file outside the current directory: git
+    must not look above ``tree``.
     """
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
@@ -63,7 +59,6 @@ def apply_series(patches: Sequence[Path], tree: Path) -> None:
 
 
 def venv_python(venv: Path) -> Path:
-    """The python of the virtual environment at ``venv``."""
     return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
 
 
@@ -98,11 +93,6 @@ def changed_files(patches: Sequence[Path]) -> list[str]:
     return sorted(files)
 
 
-def changed_python_files(patches: Sequence[Path]) -> list[str]:
-    """The pip modules the series adds or changes, as paths in pip's tree."""
-    return [path for path in changed_files(patches) if path.endswith(".py")]
-
-
 def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
     """Every pip file the series changes is installed as patched."""
     site = Path(run([str(python), "-c", "import pip; print(pip.__path__[0])"]).strip())
@@ -113,30 +103,23 @@ def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
 
 
 def typecheck(patches: Sequence[Path], tree: Path) -> None:
-    """mypy with pip's own configuration over what the series changes.
-
-    pip's CI runs mypy; skipped, with a warning, where mypy is not installed.
-    """
+    """mypy with pip's own configuration, as pip's CI runs it, over the
+    modules the series changes; skipped, with a warning, without mypy."""
     if importlib.util.find_spec("mypy") is None:
         logger.warning("mypy is not installed: pip's type check is skipped")
         return
-    run([sys.executable, "-m", "mypy", *changed_python_files(patches)], cwd=tree)
+    modules = [path for path in changed_files(patches) if path.endswith(".py")]
+    run([sys.executable, "-m", "mypy", *modules], cwd=tree)
     logger.info("mypy, with pip's configuration: no issues")
 
 
 def prepare(
-    plugin_src: Path,
-    cache: Path,
-    work: Path,
-    identity: Identity,
-    news_name: str = "{issue}",
+    cache: Path, work: Path, identity: Identity, news_name: str
 ) -> tuple[list[Path], Path]:
     """Export, apply, install; return the patches and the patched python."""
     sdist = fetch_sdist(cache)
     pristine = unpack(sdist, work / "pristine")
-    patches = export(
-        plugin_src, pristine, work / "patches", identity=identity, news_name=news_name
-    )
+    patches = export(pristine, work / "patches", identity, news_name)
     patched = unpack(sdist, work / "patched")
     apply_series(patches, patched)
     typecheck(patches, patched)

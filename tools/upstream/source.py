@@ -23,11 +23,14 @@ class ExportError(Exception):
 
 
 def run(
-    command: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    command: Sequence[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
 ) -> str:
     """Run ``command``; its output, or an :class:`ExportError` with it."""
     result = subprocess.run(
-        list(command), cwd=cwd, env=env, capture_output=True, text=True, check=False
+        list(command), cwd=cwd, env=env, input=input, capture_output=True, text=True
     )
     if result.returncode != 0:
         raise ExportError(

@@ -1,11 +1,5 @@
-"""Run pip's own test suite on pip's repository with the series applied.
-
-What a reviewer of the pull request would run: a checkout of pip (its main
-branch, with its tests), the series exported against it and applied, pip's
-``test`` dependency group in a new venv, and pytest over the chosen test
-files twice: with ``PIP_USE_FEATURE=fast-deps`` (which pip's test harness
-passes on to every pip it runs) and without. The report gives each file's
-outcomes in both runs and names every test that fails only with fast-deps.
+"""Run pip's own test suite on a checkout of pip with the series applied,
+with ``PIP_USE_FEATURE=fast-deps`` and without, as a reviewer would.
 
 pip's repository is not on PyPI, so CI cannot run this; it is run by hand.
 """
@@ -49,23 +43,6 @@ DEFAULT_TEST_FILES = (
 Outcomes = dict[str, str]
 
 
-def patched_checkout(
-    plugin_src: Path, pip_repo: Path, work: Path, identity: Identity, news_name: str
-) -> Path:
-    """A copy of ``pip_repo`` with the series exported against it applied."""
-    patches = export(
-        plugin_src, pip_repo, work / "patches", identity=identity, news_name=news_name
-    )
-    tree = work / "pip"
-    if tree.exists():
-        shutil.rmtree(tree)
-    shutil.copytree(
-        pip_repo, tree, ignore=shutil.ignore_patterns(".git", ".nox", "__pycache__")
-    )
-    apply_series(patches, tree)
-    return tree
-
-
 def test_venv(tree: Path, venv: Path) -> Path:
     """A venv with pip's test dependencies and the patched pip; its python.
 
@@ -76,14 +53,11 @@ def test_venv(tree: Path, venv: Path) -> Path:
         shutil.rmtree(venv)
     run([sys.executable, "-m", "venv", str(venv)])
     python = venv_python(venv)
-    run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    run([str(python), "-m", "pip", "install", "-q", "--group", "test", "-e", "."], tree)
-    wheels = tree / "tests" / "data" / "common_wheels"
-    run(
-        [str(python), "-m", "pip", "wheel", "-q", "-w", str(wheels)]
-        + ["--group", "test-common-wheels"],
-        tree,
-    )
+    pip = [str(python), "-m", "pip"]
+    run([*pip, "install", "-q", "--upgrade", "pip"])
+    run([*pip, "install", "-q", "--group", "test", "-e", "."], tree)
+    wheels = str(tree / "tests" / "data" / "common_wheels")
+    run([*pip, "wheel", "-q", "-w", wheels, "--group", "test-common-wheels"], tree)
     return python
 
 
@@ -103,12 +77,9 @@ def run_tests(
     command += ["-m", "not network", "-o", "junit_family=xunit1"]
     command += [f"--junitxml={report}", *files]
     logger.info("running %s%s", " ".join(files), " with fast-deps" if fast_deps else "")
-    result = subprocess.run(
-        command, cwd=tree, env=env, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     # 1 means some tests failed: their outcomes are the result. Anything else
-    # (interrupted, a usage error, nothing collected) leaves no outcomes to
-    # compare.
+    # (interrupted, a usage error, nothing collected) leaves none to compare.
     if result.returncode not in (0, 1):
         raise ExportError(
             f"pytest exited with {result.returncode}:\n{result.stdout}{result.stderr}"
@@ -120,20 +91,18 @@ def outcomes_of(report: Path) -> Outcomes:
     """Each test case of a JUnit XML report: passed, failed, error or skipped."""
     outcomes: Outcomes = {}
     for case in ElementTree.parse(report).iter("testcase"):
-        path = case.get("file", "?")
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed"}.get(child.tag, child.tag)
-        outcomes[f"{path}::{case.get('name')}"] = outcome
+        outcomes[f"{case.get('file', '?')}::{case.get('name')}"] = outcome
     return outcomes
 
 
 def report(stock: Outcomes, fast_deps: Outcomes) -> str:
     """Per file: outcome counts in both runs; then the tests only fast-deps fails."""
-    files = sorted({test.split("::")[0] for test in stock | fast_deps})
     lines = ["file | without fast-deps | with fast-deps", "---|---|---"]
-    for file in files:
+    for file in sorted({test.split("::")[0] for test in stock | fast_deps}):
         counts = [
             Counter(o for t, o in run.items() if t.split("::")[0] == file)
             for run in (stock, fast_deps)
@@ -144,8 +113,7 @@ def report(stock: Outcomes, fast_deps: Outcomes) -> str:
         for test, outcome in fast_deps.items()
         if outcome in ("failed", "error") and stock.get(test) == "passed"
     )
-    lines.append("")
-    lines.append(f"failing only with fast-deps: {len(regressions)}")
+    lines += ["", f"failing only with fast-deps: {len(regressions)}"]
     lines.extend(f"  {test}" for test in regressions)
     return "\n".join(lines)
 
@@ -156,16 +124,21 @@ def _counts(counter: Counter[str]) -> str:
 
 
 def check(
-    plugin_src: Path,
     pip_repo: Path,
     work: Path,
     identity: Identity,
-    files: Sequence[str] = DEFAULT_TEST_FILES,
-    news_name: str = "{issue}",
+    files: Sequence[str],
+    news_name: str,
 ) -> str:
-    """Apply the series to ``pip_repo``, run its tests both ways; the report."""
-    tree = patched_checkout(plugin_src, pip_repo, work, identity, news_name)
+    """Apply the series to a copy of ``pip_repo``, run its tests both ways; the
+    report."""
+    patches = export(pip_repo, work / "patches", identity, news_name)
+    tree = work / "pip"
+    if tree.exists():
+        shutil.rmtree(tree)
+    ignore = shutil.ignore_patterns(".git", ".nox", "__pycache__")
+    shutil.copytree(pip_repo, tree, ignore=ignore)
+    apply_series(patches, tree)
     python = test_venv(tree, work / "venv")
     stock = run_tests(python, tree, files, fast_deps=False)
-    fast_deps = run_tests(python, tree, files, fast_deps=True)
-    return report(stock, fast_deps)
+    return report(stock, run_tests(python, tree, files, fast_deps=True))
