@@ -222,3 +222,17 @@ def test_time_after_last_byte_is_from_the_last_answer_sent() -> None:
 
     assert run.seconds_after_last_byte(entries, ended=110.0) == 6.75
     assert math.isnan(run.seconds_after_last_byte([], ended=110.0))
+
+
+def test_the_timeline_lists_requests_by_when_they_ended(tmp_path: Path) -> None:
+    entries = [
+        LogEntry.parse("GET\t/b.whl\t206\tbytes=-10\t10\t2\t0.900\t103.250"),
+        LogEntry.parse("GET\t/simple/a/\t200\t-\t99\t1\t0.001\t100.500"),
+    ]
+
+    run.write_timeline(tmp_path / "t.tsv", entries, began=100.0)
+
+    assert (tmp_path / "t.tsv").read_text().splitlines()[1:] == [
+        "0.500\t0.001\t200\t99\t1\t-\t/simple/a/",
+        "3.250\t0.900\t206\t10\t2\tbytes=-10\t/b.whl",
+    ]

@@ -389,11 +389,13 @@ def run_once(
             log.write("warming the cache:\n")
             run_logged(command, log)
         log_before = len(read_log())
+        began = time.time()
         started = time.perf_counter()
         returncode = run_logged(command, log)
         wall = time.perf_counter() - started
         ended = time.time()
     entries = read_log()[log_before:]
+    write_timeline(log_path.with_suffix(".requests.tsv"), entries, began)
     failed = f"exit {returncode}" if returncode != 0 else None
     prefetched, unused = prefetch_summary(log_path.read_text(errors="replace"))
     return RunResult(
@@ -410,6 +412,19 @@ def run_once(
         prefetched_metadata=prefetched,
         unused_metadata=unused,
     )
+
+
+def write_timeline(path: Path, entries: Sequence[LogEntry], began: float) -> None:
+    """The run's requests, each with when its answer ended (seconds from the
+    command's start), for a look at where the link sat idle."""
+    rows = [
+        f"{entry.sent_at - began:.3f}\t{entry.request_time:.3f}\t{entry.status}"
+        f"\t{entry.body_bytes}\t{entry.connection}\t{entry.range or '-'}"
+        f"\t{entry.uri}"
+        for entry in sorted(entries, key=lambda entry: entry.sent_at)
+    ]
+    header = "ended s\tseconds\tstatus\tbytes\tconnection\trange\turi"
+    path.write_text("\n".join([header, *rows]) + "\n")
 
 
 def seconds_after_last_byte(entries: Sequence[LogEntry], ended: float) -> float:
