@@ -381,24 +381,23 @@ def test_the_author_is_given_as_git_writes_it() -> None:
 
 
 def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> None:
+    name = "test_refresh_package_per_package"
     sdist = make_context(tmp_path / "sdist", {}, {})
     checkout = make_context(
-        tmp_path / "checkout", {}, {"tests.functional.test_install": "import os\n"}
-    )
-    edit = Edit(
-        "tests/functional/test_install.py",
-        old="import os\n",
-        new="import os\nimport sys\n",
+        tmp_path / "checkout",
+        {},
+        {"tests.functional.test_install": f"def {name}() -> None:\n    pass\n"},
     )
 
     for context in (sdist, checkout):
-        edit.apply(context)
+        ReplaceTest("tests/functional/test_install.py", name, "2dc5").apply(context)
         PipTests("tests/unit/test_utils_parallel.py").apply(context)
 
     assert not sdist.touched
-    assert checkout.read("tests/functional/test_install.py") == (
-        "import os\nimport sys\n"
-    )
+    assert checkout.touched == {
+        "tests/functional/test_install.py",
+        "tests/unit/test_utils_parallel.py",
+    }
     assert checkout.read("tests/unit/test_utils_parallel.py") == (
         PIP_TESTS / "tests/unit/test_utils_parallel.py"
     ).read_text(encoding="utf-8")

@@ -117,6 +117,10 @@ class Module:
     def segment(self, start: int, end: int) -> str:
         return "".join(self.lines[start - 1 : end])
 
+    def source(self, node: ast.stmt) -> str:
+        """A statement's text, decorators included."""
+        return self.segment(first_line(node), node.end_lineno or node.lineno)
+
     def imports(self) -> Iterator[ast.Import | ast.ImportFrom]:
         """Top-level imports, those under ``if TYPE_CHECKING:`` too; not
         ``__future__``'s, which every module has."""

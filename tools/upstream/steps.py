@@ -1,12 +1,5 @@
-"""The edits that turn the plugin into changes to pip's own files.
-
-A patch of the series is a list of steps. Most steps are mechanical: they
-read the plugin's source and derive pip's code from it (a module moved into
-pip's tree, or merged into pip's module of the same name, with its imports
-rewritten). The rest are :class:`Edit`: small hand-written changes anchored
-on pip's text, for the few places where the plugin binds into pip instead
-of providing code (the plugin's wrappers have no equivalent in pip: pip's
-own code is edited there instead).
+"""The steps of a patch: most derive pip's code from the plugin's modules;
+:class:`Edit` and the like change pip's own code where the plugin binds in.
 """
 
 from __future__ import annotations
@@ -60,8 +53,8 @@ class Context:
         relative = name.replace(".", "/") + ".py"
         return Module(name, (self.plugin_src / relative).read_text(encoding="utf-8"))
 
-    def pip_module(self, name: str) -> Module:
-        return Module(name, self.read(path_of(name)))
+    def module(self, path: str) -> Module:
+        return Module(module_of(path), self.read(path))
 
     def exists(self, path: str) -> bool:
         return (self.pip_tree / path).is_file()
@@ -83,23 +76,23 @@ class Step(Protocol):
     def apply(self, context: Context) -> None: ...
 
 
-def add_imports(context: Context, pip_module: str, lines: Iterable[ImportLine]) -> None:
+def add_imports(context: Context, path: str, lines: Iterable[ImportLine]) -> None:
     """Add imports after a pip module's last one (ruff sorts them later).
 
     A name the module already binds the same way is skipped; one it binds
     differently is an error, not a silent shadowing.
     """
-    module = context.pip_module(pip_module)
+    module = context.module(path)
     existing = {line.key: (line.module, line.name) for line in module.import_lines({})}
     own = module.defined_names()
     needed: list[ImportLine] = []
     for line in lines:
-        if line.module == pip_module or line.local in own:
+        if line.module == module.name or line.local in own:
             continue
         bound = existing.get(line.key, (line.module, line.name))
         if bound != (line.module, line.name):
             raise ExportError(
-                f"{pip_module} already binds {line.key} to {bound}, "
+                f"{module.name} already binds {line.key} to {bound}, "
                 f"the plugin to {line.module}"
             )
         if line.key not in existing and line not in needed:
@@ -107,9 +100,7 @@ def add_imports(context: Context, pip_module: str, lines: Iterable[ImportLine]) 
     if needed:
         at = module.last_import_line()
         text = "".join(line.render() for line in needed)
-        context.write(
-            path_of(pip_module), "".join([*module.lines[:at], text, *module.lines[at:]])
-        )
+        context.write(path, "".join([*module.lines[:at], text, *module.lines[at:]]))
 
 
 # -- modules ----------------------------------------------------------------------
@@ -141,19 +132,20 @@ class MergeModule:
     def apply(self, context: Context) -> None:
         module = context.plugin_module(self.plugin_module)
         pip_module = pip_module_for(self.plugin_module, context.module_renames)
-        merge_module(context, module, pip_module)
+        merge_module(context, module, path_of(pip_module))
 
 
-def merge_module(context: Context, module: Module, pip_module: str) -> None:
-    """Add ``module``'s definitions, formatted as pip's, and imports to
-    ``pip_module``.
+def merge_module(context: Context, module: Module, path: str) -> None:
+    """Add ``module``'s definitions, formatted as pip's, and imports to pip's
+    module at ``path``.
 
     Left out: the docstring (the patch's message carries it), ``__all__``,
     names pip's module defines with the same meaning (:data:`SAME_MEANING`;
     any other clash is an error), and compatibility imports of
-    ``pip_module``'s own names, for older pips than the series is made for.
+    pip's module's own names, for older pips than the series is made for.
     """
-    target = context.pip_module(pip_module)
+    target = context.module(path)
+    pip_module = target.name
     taken = target.defined_names() | {line.local for line in target.import_lines({})}
     pieces = []
     for chunk in module.chunks():
@@ -172,10 +164,9 @@ def merge_module(context: Context, module: Module, pip_module: str) -> None:
         if not clash:
             piece = module.segment(chunk.lead_start, chunk.end)
             pieces.append(_SECTION_RULE.sub("", piece))
-    add_imports(context, pip_module, module.import_lines(context.module_renames))
+    add_imports(context, path, module.import_lines(context.module_renames))
     text = context.formatter("".join(pieces).strip("\n") + "\n")
-    merged = context.pip_module(pip_module).text.rstrip("\n") + "\n\n\n" + text
-    context.write(path_of(pip_module), merged)
+    context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text)
 
 
 # The plugin's "# -- section ----" rules: pip's modules have none.
@@ -208,10 +199,8 @@ def _imports_only(node: ast.If) -> bool:
 
 @dataclass
 class Edit:
-    """A hand-written change to a pip file: ``old`` must occur exactly once.
-
-    :param imports: what the new text needs, as ``(module, name)``.
-    """
+    """A hand-written change to a pip file: ``old`` must occur exactly once;
+    ``imports`` are what ``new`` needs, as ``(module, name)``."""
 
     path: str
     old: str
@@ -219,8 +208,6 @@ class Edit:
     imports: tuple[tuple[str, str], ...] = ()
 
     def apply(self, context: Context) -> None:
-        if self.path.startswith("tests/") and not context.has_tests:
-            return
         text = context.read(self.path)
         count = text.count(self.old)
         if count != 1:
@@ -229,12 +216,8 @@ class Edit:
                 f"update tools/upstream/series.py:\n{self.old}"
             )
         context.write(self.path, text.replace(self.old, self.new))
-        if self.imports:
-            add_imports(
-                context,
-                module_of(self.path),
-                [ImportLine(origin, name) for origin, name in self.imports],
-            )
+        lines = [ImportLine(origin, name) for origin, name in self.imports]
+        add_imports(context, self.path, lines)
 
 
 def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
@@ -259,7 +242,7 @@ class RemoveDefinition:
     qualname: str
 
     def apply(self, context: Context) -> None:
-        module = Module(module_of(self.path), context.read(self.path))
+        module = context.module(self.path)
         node, is_first = _definition(module, self.path, self.qualname)
         start, end, lines = first_line(node) - 1, node.end_lineno or 0, module.lines
         # The blank lines between it and the one before (or, if first, after)
@@ -273,12 +256,8 @@ class RemoveDefinition:
 
 @dataclass
 class NewsFragment:
-    """A news entry in pip's ``news/`` directory (towncrier).
-
-    pip names an entry after the issue or pull request it belongs to:
-    ``<number>.<kind>.rst``. ``issue`` is the pip issue the patch addresses,
-    ``slug`` a name for it; :attr:`Context.news_name` says which to use.
-    """
+    """A news entry in pip's ``news/`` (towncrier), named, as pip names them,
+    after the ``issue``, or else the ``slug``: see :attr:`Context.news_name`."""
 
     issue: int
     slug: str
@@ -319,27 +298,25 @@ class ReplaceTest:
     def apply(self, context: Context) -> None:
         if not context.has_tests:
             return
-        module = Module(module_of(self.path), context.read(self.path))
+        module = context.module(self.path)
         ours = Module(self.name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
         old, new = (_definition(m, self.path, self.name)[0] for m in (module, ours))
-        start, end = first_line(old), old.end_lineno or 0
-        digest = hashlib.sha256(module.segment(start, end).encode()).hexdigest()
+        digest = hashlib.sha256(module.source(old).encode()).hexdigest()
         if digest[: len(self.was)] != self.was:
             raise ExportError(
                 f"{self.path}: pip's {self.name} changed (now {digest[:12]}); "
                 f"update it in {PIP_TESTS / self.path} and tools/upstream/series.py"
             )
-        text = ours.segment(first_line(new), new.end_lineno or 0)
+        start, end = first_line(old), old.end_lineno
         lines = module.lines
+        text = ours.source(new)
         context.write(self.path, "".join([*lines[: start - 1], text, *lines[end:]]))
 
 
 @dataclass
 class PipTests:
-    """A test module for pip's suite: new, or merged into pip's of that name.
-
-    Skipped where pip's tree has no tests (an sdist).
-    """
+    """A test module for pip's suite, new or merged into pip's of that name;
+    skipped where pip's tree has no tests (an sdist)."""
 
     path: str
 
@@ -349,6 +326,6 @@ class PipTests:
         name = module_of(self.path)
         module = Module(name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
         if context.exists(self.path):
-            merge_module(context, module, name)
+            merge_module(context, module, self.path)
         else:
             context.write(self.path, module.text)
