@@ -23,31 +23,21 @@ def _parser() -> argparse.ArgumentParser:
     export_parser = commands.add_parser(
         "export", help=f"write the series (made against pip {PIP_VERSION})"
     )
-    export_parser.add_argument(
-        "--pip-source",
-        type=Path,
-        required=True,
-        help=f"an unpacked pip {PIP_VERSION} sdist (the directory with src/pip)",
-    )
-    export_parser.add_argument(
-        "--out", type=Path, required=True, help="where the .patch files go"
-    )
+    source_help = f"an unpacked pip {PIP_VERSION} sdist (the directory with src/pip)"
+    _path(export_parser, "--pip-source", source_help)
+    _path(export_parser, "--out", "where the .patch files go")
     prepare_parser = commands.add_parser(
         "prepare",
         help="download pip's sdist, export and apply the series, install the "
         "patched pip into a new venv; print that venv's python",
     )
-    prepare_parser.add_argument(
-        "--cache", type=Path, required=True, help="where the sdist is kept"
-    )
+    _path(prepare_parser, "--cache", "where the sdist is kept")
     suite_parser = commands.add_parser(
         "suite",
         help="apply the series to a checkout of pip's repository and run pip's "
         "own tests, with and without fast-deps; print the outcomes per file",
     )
-    suite_parser.add_argument(
-        "--pip-repo", type=Path, required=True, help="a checkout of pypa/pip"
-    )
+    _path(suite_parser, "--pip-repo", "a checkout of pypa/pip")
     suite_parser.add_argument(
         "tests",
         nargs="*",
@@ -55,9 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         help="test files or directories (default: those the series reaches)",
     )
     for sub in (prepare_parser, suite_parser):
-        sub.add_argument(
-            "--work", type=Path, required=True, help="scratch directory (replaced)"
-        )
+        _path(sub, "--work", "scratch directory (replaced)")
     for sub in (export_parser, prepare_parser, suite_parser):
         sub.add_argument(
             "--author",
@@ -74,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _path(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    parser.add_argument(flag, type=Path, required=True, help=text)
+
+
 def _describe(patches: list[Path]) -> None:
     for patch in patches:
         data = patch.read_bytes()
@@ -85,25 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        identity = identity_of(options.author)
+        identity, news_name = identity_of(options.author), options.news_name
         if options.command == "export":
-            _describe(
-                export(options.pip_source, options.out, identity, options.news_name)
-            )
+            _describe(export(options.pip_source, options.out, identity, news_name))
         elif options.command == "suite":
-            print(
-                check(
-                    options.pip_repo,
-                    options.work,
-                    identity,
-                    options.tests,
-                    options.news_name,
-                )
-            )
+            work, tests = options.work, options.tests
+            print(check(options.pip_repo, work, identity, tests, news_name))
         else:
-            patches, python = prepare(
-                options.cache, options.work, identity, options.news_name
-            )
+            patches, python = prepare(options.cache, options.work, identity, news_name)
             _describe(patches)
             print(python)
     except ExportError as exc:

@@ -1,14 +1,7 @@
-"""The patch series: which plugin code goes where in pip, and why.
+"""The patch series, as data: which plugin module goes where in pip, and the
+hand-written edits of pip's own code where the plugin binds in instead.
 
-This is data. The plugin's modules are pip's code with plugin imports: a
-change to them flows into the patches with no change here, and a new
-module is one :class:`~tools.upstream.steps.NewModule` or
-:class:`~tools.upstream.steps.MergeModule` line.
-
-The :class:`~tools.upstream.steps.Edit` entries are hand-written: the calls
-in pip's own code where the plugin binds in through fastdeps.plugin instead
-(how pip chooses the fast-deps preparer, where the resolver hooks sit);
-each fails loudly, naming itself, when pip's text moves under it.
+A change to a plugin module flows into the patches with no change here.
 """
 
 from __future__ import annotations
@@ -84,11 +77,8 @@ MESSAGES = Path(__file__).with_name("messages")
 
 @dataclass
 class Patch:
-    """One patch of the series: a commit message, steps and a news entry.
-
-    ``message`` names the file in :data:`MESSAGES` that holds the commit
-    message.
-    """
+    """One patch: steps, a news entry, and the name of its commit message's
+    file in :data:`MESSAGES`."""
 
     message: str
     news: NewsFragment
