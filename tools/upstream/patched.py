@@ -43,8 +43,8 @@ def unpack(sdist: Path, into: Path) -> Path:
 
 
 def apply_series(patches: Sequence[Path], tree: Path) -> None:
-    """Apply each patch in order, checking first that it applies cleanly and
-    then that it is in place (it reverses).
+    """Apply each patch in order (git apply applies all of it or nothing),
+    then check that it is in place (it reverses).
 
     Inside another repository's working tree (this checkout's .nox/), git
     apply would silently skip every file outside the current directory: git
@@ -52,7 +52,6 @@ def apply_series(patches: Sequence[Path], tree: Path) -> None:
     """
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
-        run(["git", "apply", "--check", str(patch)], cwd=tree, env=env)
         run(["git", "apply", str(patch)], cwd=tree, env=env)
         run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
         logger.info("applied %s", patch.name)

@@ -92,12 +92,6 @@ def bound_names(node: ast.stmt) -> frozenset[str]:
     )
 
 
-def first_line(node: ast.stmt) -> int:
-    """A statement's first line, decorators included."""
-    decorators: list[ast.expr] = getattr(node, "decorator_list", [])
-    return min([node.lineno, *(decorator.lineno for decorator in decorators)])
-
-
 @dataclass
 class Module:
     """One module's text and where its parts are."""
@@ -117,21 +111,28 @@ class Module:
     def segment(self, start: int, end: int) -> str:
         return "".join(self.lines[start - 1 : end])
 
+    def span(self, node: ast.stmt) -> tuple[int, int]:
+        """A statement's first and last line, decorators included."""
+        decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+        first = min([node.lineno, *(decorator.lineno for decorator in decorators)])
+        return first, node.end_lineno or node.lineno
+
     def source(self, node: ast.stmt) -> str:
-        """A statement's text, decorators included."""
-        return self.segment(first_line(node), node.end_lineno or node.lineno)
+        return self.segment(*self.span(node))
 
     def imports(self) -> Iterator[ast.Import | ast.ImportFrom]:
-        """Top-level imports, those under ``if TYPE_CHECKING:`` too; not
+        """Top-level imports, those under ``if TYPE_CHECKING:`` too, and not
         ``__future__``'s, which every module has."""
         for node in self.tree.body:
             nodes = [node]
-            if _is_type_checking_block(node):
-                assert isinstance(node, ast.If)
+            if (
+                isinstance(node, ast.If)
+                and getattr(node.test, "id", "") == "TYPE_CHECKING"
+            ):
                 nodes = node.body
             for sub in nodes:
-                if isinstance(sub, (ast.Import, ast.ImportFrom)) and not (
-                    isinstance(sub, ast.ImportFrom) and sub.module == "__future__"
+                if isinstance(sub, ast.Import) or (
+                    isinstance(sub, ast.ImportFrom) and sub.module != "__future__"
                 ):
                     yield sub
 
@@ -162,15 +163,6 @@ class Module:
 
     def defined_names(self) -> set[str]:
         return {name for chunk in self.chunks() for name in chunk.names}
-
-
-def _is_type_checking_block(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Name)
-        and node.test.id == "TYPE_CHECKING"
-        and all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
-    )
 
 
 @dataclass(frozen=True)

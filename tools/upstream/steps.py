@@ -17,7 +17,6 @@ from tools.upstream.source import (
     ExportError,
     ImportLine,
     Module,
-    first_line,
     module_of,
     path_of,
     pip_module_for,
@@ -244,7 +243,8 @@ class RemoveDefinition:
     def apply(self, context: Context) -> None:
         module = context.module(self.path)
         node, is_first = _definition(module, self.path, self.qualname)
-        start, end, lines = first_line(node) - 1, node.end_lineno or 0, module.lines
+        (start, end), lines = module.span(node), module.lines
+        start -= 1
         # The blank lines between it and the one before (or, if first, after)
         # go with it, so that what is left is spaced as before.
         while not is_first and start and not lines[start - 1].strip():
@@ -307,7 +307,7 @@ class ReplaceTest:
                 f"{self.path}: pip's {self.name} changed (now {digest[:12]}); "
                 f"update it in {PIP_TESTS / self.path} and tools/upstream/series.py"
             )
-        start, end = first_line(old), old.end_lineno
+        start, end = module.span(old)
         lines = module.lines
         text = ours.source(new)
         context.write(self.path, "".join([*lines[: start - 1], text, *lines[end:]]))
