@@ -59,7 +59,6 @@ TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     # The prefetcher.
     ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
     # Last: the plugin compares itself with "stock pip"; in pip, that is pip.
-    ("stock pip's", "pip's"),
     ("stock pip", "pip"),
 )
 

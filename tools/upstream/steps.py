@@ -175,17 +175,15 @@ _SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
 def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
     """Whether ``node`` is ``try:`` imports of names ``pip_module`` defines,
     ``except ImportError:`` a fallback."""
-    if not isinstance(node, ast.Try) or not node.body:
-        return False
-    catches_import_error = all(
-        isinstance(handler.type, ast.Name) and handler.type.id == "ImportError"
-        for handler in node.handlers
-    )
-    return catches_import_error and all(
-        isinstance(sub, ast.ImportFrom)
-        and sub.module == pip_module
-        and all(alias.name in defined for alias in sub.names)
-        for sub in node.body
+    return (
+        isinstance(node, ast.Try)
+        and all(getattr(h.type, "id", "") == "ImportError" for h in node.handlers)
+        and all(
+            isinstance(sub, ast.ImportFrom)
+            and sub.module == pip_module
+            and {alias.name for alias in sub.names} <= defined
+            for sub in node.body
+        )
     )
 
 
