@@ -35,9 +35,6 @@ RUFF_FIXES = "I,F401,RUF100,UP"
 
 _PLUGIN_REFERENCE = re.compile(rf"(?<![\w.-]){PLUGIN_PACKAGE}\.(?=[a-z_])")
 
-#: Names the plugin; case matters: FastDepsSettings is a fine name in pip.
-LEAK_WORD = "fastdeps"
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -212,7 +209,10 @@ class Series:
         leaks = [
             line
             for line in self.git("diff", "--cached", "-U0").splitlines()
-            if line.startswith("+") and not line.startswith("+++") and LEAK_WORD in line
+            # Case matters: FastDepsSettings is a fine name in pip.
+            if line.startswith("+")
+            and not line.startswith("+++")
+            and PLUGIN_PACKAGE in line
         ]
         if leaks:
             raise ExportError(
