@@ -48,9 +48,10 @@ class Context:
         """Whether pip's tree has its test suite (a checkout; an sdist has not)."""
         return (self.pip_tree / "tests").is_dir()
 
-    def plugin_module(self, name: str) -> Module:
-        relative = name.replace(".", "/") + ".py"
-        return Module(name, (self.plugin_src / relative).read_text(encoding="utf-8"))
+    def plugin_module(self, name: str) -> tuple[Module, str]:
+        """A plugin module, and the path of its pip module."""
+        text = (self.plugin_src / (name.replace(".", "/") + ".py")).read_text("utf-8")
+        return Module(name, text), path_of(pip_module_for(name, self.module_renames))
 
     def module(self, path: str) -> Module:
         return Module(module_of(path), self.read(path))
@@ -114,8 +115,7 @@ class NewModule:
     replaces: bool = False
 
     def apply(self, context: Context) -> None:
-        module = context.plugin_module(self.plugin_module)
-        path = path_of(pip_module_for(self.plugin_module, context.module_renames))
+        module, path = context.plugin_module(self.plugin_module)
         if context.exists(path) != self.replaces:
             state = "has" if context.exists(path) else "has no"
             raise ExportError(f"pip's tree {state} {path}; update the series")
@@ -129,9 +129,7 @@ class MergeModule:
     plugin_module: str
 
     def apply(self, context: Context) -> None:
-        module = context.plugin_module(self.plugin_module)
-        pip_module = pip_module_for(self.plugin_module, context.module_renames)
-        merge_module(context, module, path_of(pip_module))
+        merge_module(context, *context.plugin_module(self.plugin_module))
 
 
 def merge_module(context: Context, module: Module, path: str) -> None:
