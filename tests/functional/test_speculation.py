@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pip._internal.cli import cmdoptions
 
 from tests.functional.conftest import (
     PIP_VERSION,
@@ -376,3 +377,28 @@ def test_no_download_line_when_every_wheel_arrived_whole(
     assert result.returncode == 0, result.stderr
     assert "Downloaded " not in result.stdout
     assert len(list((tmp_path / "d").iterdir())) == 2
+
+
+@pytest.mark.skipif(
+    not hasattr(cmdoptions, "uploaded_prior_to"), reason="no --uploaded-prior-to"
+)
+def test_an_error_from_a_prefetched_page_is_pips_without_a_second_request(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """The page arrives whole; pip's own evaluation of it then fails (this
+    index gives no upload times): the resolver gets that error, and the page
+    is fetched once, as by stock pip."""
+    publish(file_server, "foo", "1.0")
+    page = "/simple/foo/"
+    cutoff = "--uploaded-prior-to=2100-01-01T00:00:00"
+    stock = dry_run(stock_venv, file_server, tmp_path, cutoff, "foo")
+    stock_pages = len(file_server.requests_for(page))
+    file_server.clear_log()
+
+    result = dry_run(plugin_venv, file_server, tmp_path, FAST_DEPS, cutoff, "foo")
+
+    error = "does not provide upload-time metadata."
+    assert stock.returncode == result.returncode == 1
+    assert error in stock.stderr
+    assert error in result.stderr
+    assert stock_pages == len(file_server.requests_for(page)) == 1

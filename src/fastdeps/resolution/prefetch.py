@@ -78,6 +78,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
+from pip._internal.exceptions import InstallationError
 from pip._internal.index.package_finder import BestCandidateResult, PackageFinder
 from pip._internal.models.candidate import InstallationCandidate
 from pip._internal.models.link import Link
@@ -490,16 +491,22 @@ class Prefetcher:
         """``PackageFinder.find_all_candidates``, answered from the prefetch.
 
         The result always comes from pip's own method: when a worker ran it,
-        from the finder's cache; when the worker failed, by running it again
-        here, so that any error is pip's own.
+        from the finder's cache; when the worker's request failed, by running
+        it again here, so that any network error is pip's own. When the page
+        arrived and pip's method refused what it says (an index without the
+        upload times ``--uploaded-prior-to`` needs), that is pip's answer,
+        and asking again would be a request stock pip does not make.
         """
         job, claimed = self._claim_page(canonicalize_name(project_name))
         if claimed:
             return job.run_here(lambda: self._find_all_candidates(project_name))
         if job.by_resolver:
             job.future.exception()  # wait, should another thread be at it
-        else:
-            self._take(job, counted="pages_used")
+        elif not self._take(job, counted="pages_used"):
+            refused = job.future.exception()
+            if isinstance(refused, InstallationError):
+                _replay(job.held)
+                raise refused
         return self._find_all_candidates(project_name)
 
     def metadata(
