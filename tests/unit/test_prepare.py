@@ -27,9 +27,10 @@ from fastdeps.operations.metadata import (
 from fastdeps.operations.metadata_check import (
     FieldDifference,
     MetadataMismatch,
+    difference_unless_identical,
     metadata_difference,
 )
-from fastdeps.utils.filesystem import copy_atomically
+from fastdeps.utils.filesystem import copy_atomically, link_or_copy_atomically
 from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
 
@@ -57,6 +58,32 @@ BASE = {
 
 def test_identical_metadata_passes() -> None:
     assert metadata_difference(distribution(**BASE), distribution(**BASE)) is None
+
+
+class Unreadable:
+    """A distribution whose fields must not be read."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"{name} was read")
+
+
+def test_identical_metadata_bytes_are_not_parsed_again() -> None:
+    text = metadata_text("demo", "1.0", **BASE)  # type: ignore[arg-type]
+    used, actual = Unreadable(), Unreadable()
+
+    assert difference_unless_identical(used, text, actual, text) is None  # type: ignore[arg-type]
+
+
+def test_metadata_bytes_that_differ_are_compared_field_by_field() -> None:
+    used_text = metadata_text("demo", "1.0", **BASE)  # type: ignore[arg-type]
+    other = {**BASE, "requires_python": ">=3.10"}
+    actual_text = metadata_text("demo", "1.0", **other)  # type: ignore[arg-type]
+
+    difference = difference_unless_identical(
+        distribution(**BASE), used_text, distribution(**other), actual_text
+    )
+
+    assert difference == FieldDifference("Requires-Python", ">=3.9", ">=3.10")
 
 
 def test_requirement_spelling_does_not_matter() -> None:
@@ -303,3 +330,39 @@ def test_a_failed_download_is_logged_without_the_password_or_query(
         "retrying with pip's downloader"
     )
     assert secret not in caplog.text
+
+
+def test_a_downloaded_file_is_linked_with_its_mode_and_nothing_else_left(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "pip-download" / "demo.whl"
+    source.parent.mkdir()
+    source.write_bytes(b"wheel")
+    source.chmod(0o640)
+    destination = tmp_path / "dest" / "demo.whl"
+    destination.parent.mkdir()
+
+    link_or_copy_atomically(str(source), str(destination))
+
+    assert destination.stat().st_ino == source.stat().st_ino
+    assert stat.S_IMODE(destination.stat().st_mode) == 0o640
+    assert os.listdir(destination.parent) == ["demo.whl"]
+
+
+def test_where_no_link_can_be_made_the_file_is_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, destination: str) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    source = tmp_path / "demo.whl"
+    source.write_bytes(b"wheel")
+    destination = tmp_path / "dest" / "demo.whl"
+    destination.parent.mkdir()
+
+    link_or_copy_atomically(str(source), str(destination))
+
+    assert destination.read_bytes() == b"wheel"
+    assert destination.stat().st_ino != source.stat().st_ino
+    assert os.listdir(destination.parent) == ["demo.whl"]

@@ -134,6 +134,25 @@ def _difference(used: frozenset[str], actual: frozenset[str]) -> tuple[str, str]
     return (", ".join(sorted(used - actual)), ", ".join(sorted(actual - used)))
 
 
+def difference_unless_identical(
+    used: BaseDistribution,
+    used_bytes: bytes | None,
+    actual: BaseDistribution,
+    actual_bytes: bytes | None,
+) -> FieldDifference | None:
+    """:func:`metadata_difference`, unless both METADATA files are the same
+    bytes, which cannot differ in any field.
+
+    Parsing both sides costs about 15 ms a wheel, one wheel after another
+    once the downloads are done; where the metadata was read from the
+    very file that was downloaded (a server without ranges), it is the same
+    bytes every time.
+    """
+    if used_bytes is not None and used_bytes == actual_bytes:
+        return None
+    return metadata_difference(used, actual)
+
+
 def metadata_difference(
     used: BaseDistribution, actual: BaseDistribution
 ) -> FieldDifference | None:

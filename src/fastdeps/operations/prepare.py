@@ -46,9 +46,12 @@ from fastdeps.operations.metadata import (
     MetadataFetcher,
     is_only_installable_file,
 )
-from fastdeps.operations.metadata_check import MetadataMismatch, metadata_difference
+from fastdeps.operations.metadata_check import (
+    MetadataMismatch,
+    difference_unless_identical,
+)
 from fastdeps.operations.whole_files import WholeFiles
-from fastdeps.utils.filesystem import copy_atomically
+from fastdeps.utils.filesystem import copy_atomically, link_or_copy_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -283,20 +286,25 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         run; a difference raises :class:`MetadataMismatch`, which says what
         was done.
         """
-        difference = metadata_difference(used.dist, dist)
+        file_metadata = _file_metadata(dist)
+        used_bytes = None if used.fetched is None else used.fetched.contents
+        difference = difference_unless_identical(
+            used.dist, used_bytes, dist, file_metadata
+        )
         outcome = CacheOutcome.NOT_CACHED
         if used.fetched is not None:
             outcome = self.metadata_fetcher.settle(
-                link, used.fetched, _file_metadata(dist), consistent=difference is None
+                link, used.fetched, file_metadata, consistent=difference is None
             )
         if difference is not None:
             raise MetadataMismatch(link.filename, used.source, difference, outcome)
 
     def save_linked_requirement(self, req: InstallRequirement) -> None:
-        """As pip's, but a file is copied into the download directory atomically.
+        """As pip's, but a file reaches the download directory atomically.
 
         pip trusts a file it finds there on the next run, so a copy cut short
-        by Ctrl-C must never be left behind.
+        by Ctrl-C must never be left behind. A file pip downloaded is linked
+        rather than copied where the file system allows.
         """
         link = req.link
         copies_a_file = (
@@ -312,9 +320,13 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         assert self.download_dir is not None and link is not None
         assert req.local_file_path is not None
         destination = os.path.join(self.download_dir, os.path.basename(link.filename))
-        if not os.path.exists(destination):
+        if os.path.exists(destination):
+            return
+        if link.is_file:  # the user's own file: a copy, as stock pip makes
             copy_atomically(req.local_file_path, destination)
-            logger.info("Saved %s", display_path(destination))
+        else:  # pip's temporary download
+            link_or_copy_atomically(req.local_file_path, destination)
+        logger.info("Saved %s", display_path(destination))
 
 
 def _what_is_active() -> str:

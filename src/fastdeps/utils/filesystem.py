@@ -24,12 +24,14 @@ __all__ = [
     "copy_atomically",
     "copy_directory_permissions",
     "default_file_mode",
+    "link_or_copy_atomically",
     "set_file_mode",
 ]
 
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import stat
 from collections.abc import Iterator
@@ -122,3 +124,27 @@ def copy_atomically(source: str, destination: str) -> None:
         open(source, "rb") as source_file,
     ):
         shutil.copyfileobj(source_file, partial_file, 1024 * 1024)
+
+
+def link_or_copy_atomically(source: str, destination: str) -> None:
+    """:func:`copy_atomically`, by a hard link where the file system allows.
+
+    For a file that pip downloaded into its own temporary directory, which
+    nothing writes to again and pip deletes at exit: a link gives the same
+    bytes and mode as a copy, without reading and writing them again (a
+    second or more for a large set of wheels). Anywhere else (another file
+    system, a file system without hard links) it is copied.
+    """
+    directory, name = os.path.split(destination)
+    temp_name = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+    try:
+        os.link(source, temp_name)
+    except OSError:
+        copy_atomically(source, destination)
+        return
+    try:
+        replace(temp_name, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
