@@ -447,3 +447,31 @@ def test_jobs_announced_together_run_together(
 
     assert not all_in_flight.broken
     assert all(page_requests(file_server, name) == 1 for name in names)
+
+
+@pytest.mark.parametrize("base_read_first", [False, True])
+def test_what_an_extra_adds_is_read_ahead(
+    file_server: FileServer, prefetcher: Prefetcher, base_read_first: bool
+) -> None:
+    """``foo`` depends on ``bar[x]``; bar needs baz for x, qux for y."""
+    publish(file_server, "foo", ["1.0"], requires_dist=["bar[X]"])
+    publish(
+        file_server,
+        "bar",
+        ["1.0"],
+        requires_dist=['baz; extra == "x"', 'qux; extra == "y"'],
+        provides_extra=["x", "y"],
+    )
+    publish(file_server, "baz", ["1.0"])
+    publish(file_server, "qux", ["1.0"])
+    if base_read_first:  # someone needs plain bar, and it has been read
+        prefetcher.prefetch("bar", ANY, None)
+        prefetcher.wait_until_idle()
+        assert wheel_requests(file_server, "baz", "1.0") == 0
+
+    prefetcher.prefetch("foo", ANY, None)
+    prefetcher.wait_until_idle()
+
+    assert wheel_requests(file_server, "bar", "1.0") == 1
+    assert wheel_requests(file_server, "baz", "1.0") == 1
+    assert wheel_requests(file_server, "qux", "1.0") == 0

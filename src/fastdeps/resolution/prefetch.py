@@ -14,8 +14,9 @@ What is fetched, and when:
   best one that satisfies what is known of the specifiers and constraints,
   by pip's own ``CandidateEvaluator``;
 - when a likely candidate's metadata arrives, the same for its own
-  dependencies (those without an extra, whose markers hold here), so that
-  every level of the graph is on its way before the resolver gets there;
+  dependencies (those whose markers hold here, with the extras asked of
+  it), so that every level of the graph is on its way before the resolver
+  gets there;
 - when the resolver leaves a file for a worse one of the same project (it
   is backtracking), the metadata of the next :data:`BACKTRACK_LOOKAHEAD`
   files in pip's order.
@@ -170,28 +171,29 @@ def _preference_order(result: BestCandidateResult) -> list[Link]:
     return [link for link in ordered if not link.is_yanked] or ordered
 
 
-def _unconditional_requirements(
-    metadata: bytes,
-) -> Iterator[tuple[str, SpecifierSet]]:
-    """``Requires-Dist`` entries that apply here without any extra.
+def _requirements_applying(
+    metadata: bytes, extras: frozenset[str]
+) -> Iterator[tuple[str, SpecifierSet, frozenset[str]]]:
+    """``Requires-Dist`` entries that apply here, without an extra or with
+    one of ``extras``: each one's name, specifier and extras.
 
     A guess for speculation only: markers are evaluated for the running
     interpreter, and anything that does not parse is skipped. The resolver
     reads the real dependencies with pip's own code.
     """
+    environments = [{"extra": extra} for extra in sorted(extras | {""})]
     parsed, _ = parse_email(metadata)
     for line in parsed.get("requires_dist", []):
         try:
             requirement = Requirement(str(line))
+            marker = requirement.marker
             if requirement.url is not None:
                 continue
-            if requirement.marker is not None and not requirement.marker.evaluate(
-                {"extra": ""}
-            ):
+            if marker is not None and not any(map(marker.evaluate, environments)):
                 continue
         except Exception:
             continue
-        yield requirement.name, requirement.specifier
+        yield requirement.name, requirement.specifier, frozenset(requirement.extras)
 
 
 # -- held-back log records ---------------------------------------------------
@@ -417,7 +419,8 @@ class Prefetcher:
         self._outstanding = 0  # jobs submitted and not finished
         self._pages: dict[str, _Job[list[InstallationCandidate]]] = {}
         self._metadata: dict[str, _Job[FetchedMetadata | None]] = {}
-        self._asked: set[tuple[str, str, Hashes | None]] = set()
+        # (name, specifier, hashes, extras) already announced
+        self._asked: set[tuple[str, str, Hashes, frozenset[str]]] = set()
         # project -> what the resolver will combine with any requirement on it
         self._restrictions: dict[str, tuple[SpecifierSet, Hashes]] = {}
         # projects whose only candidate is a direct URL (skip)
@@ -440,25 +443,31 @@ class Prefetcher:
     # -- what the resolver's side calls ---------------------------------------
 
     def prefetch(
-        self, project_name: str, specifier: SpecifierSet, hashes: Hashes | None
+        self,
+        project_name: str,
+        specifier: SpecifierSet,
+        hashes: Hashes | None,
+        extras: Iterable[str] = (),
     ) -> None:
-        """Start fetching ``project_name``'s page and likely metadata.
+        """Start fetching ``project_name``'s page and likely metadata, and
+        then what it needs, with ``extras``.
 
         The specifier and hashes are combined with the project's
         restrictions (:meth:`restrict`), as pip's factory will combine them.
         """
         name = canonicalize_name(project_name)
+        wanted = frozenset(map(canonicalize_name, extras))
         with self._lock:
             if name in self._skipped:
                 return
             restricted, restricted_hashes = self._restriction_of(name)
             specifier = specifier & restricted
             hashes = (hashes or Hashes()) & restricted_hashes
-            request = (name, str(specifier), hashes)
+            request = (name, str(specifier), hashes, wanted)
             if request in self._asked:
                 return
             self._asked.add(request)
-        self._submit(self._prefetch_project, name, specifier, hashes or None)
+        self._submit(self._prefetch_project, name, specifier, hashes or None, wanted)
 
     def restrict(
         self, project_name: str, specifier: SpecifierSet, hashes: Hashes | None = None
@@ -654,7 +663,11 @@ class Prefetcher:
             self._idle.notify_all()
 
     def _prefetch_project(
-        self, name: str, specifier: SpecifierSet, hashes: Hashes | None
+        self,
+        name: str,
+        specifier: SpecifierSet,
+        hashes: Hashes | None,
+        extras: frozenset[str],
     ) -> None:
         candidates = self._page(name)
         if candidates is None or self._closed:
@@ -672,8 +685,12 @@ class Prefetcher:
             return
         if ranking:
             fetched = self._prefetch_metadata(ranking[0])
+            if fetched is None and extras:
+                # Read already, or on its way, for a request without these
+                # extras: what they add is still to be fetched.
+                fetched = self._metadata_read_by_others(ranking[0])
             if fetched is not None:
-                self._prefetch_requirements_of(fetched)
+                self._prefetch_requirements_of(fetched, extras)
 
     def _page(self, name: str) -> list[InstallationCandidate] | None:
         job, claimed = self._claim_page(name)
@@ -701,7 +718,18 @@ class Prefetcher:
             self._count("wheels")
         return fetched
 
-    def _prefetch_requirements_of(self, fetched: FetchedMetadata) -> None:
+    def _metadata_read_by_others(self, link: Link) -> FetchedMetadata | None:
+        """The metadata another thread has read (or is reading) for ``link``."""
+        job, claimed = self._claim_metadata(link)
+        if claimed:  # nobody had: this call was not the first after all
+            job.run_held(lambda: self._fetch_metadata(link))
+        if job.future.exception() is not None:
+            return None
+        return job.future.result()
+
+    def _prefetch_requirements_of(
+        self, fetched: FetchedMetadata, extras: frozenset[str]
+    ) -> None:
         """Read ahead of the resolver: the dependencies of a likely candidate.
 
         The resolver will only announce them once it pins the candidate,
@@ -709,8 +737,8 @@ class Prefetcher:
         Starting now, from the metadata that is likely to be pinned, takes
         that wait off the resolver's path, at every level of the graph.
         """
-        for name, specifier in _unconditional_requirements(fetched.contents):
-            self.prefetch(name, specifier, None)
+        for name, specifier, wanted in _requirements_applying(fetched.contents, extras):
+            self.prefetch(name, specifier, None, wanted)
 
     def _look_ahead_from(self, link: Link) -> None:
         """When the resolver has given up a better file of the project, read ahead.
@@ -799,7 +827,9 @@ def prefetch_dependencies(prefetcher: Prefetcher, candidate: Candidate) -> None:
         return  # pip reports it, when the resolver reads the dependencies
     for requirement in requirements:
         if requirement.url is None:
-            prefetcher.prefetch(requirement.name, requirement.specifier, None)
+            prefetcher.prefetch(
+                requirement.name, requirement.specifier, None, requirement.extras
+            )
 
 
 def prefetch_requirements(
