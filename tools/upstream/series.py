@@ -154,7 +154,10 @@ SERIES: tuple[Patch, ...] = (
 """,
                 new="""\
         # Metadata of wheels read with fast-deps, kept because HTTP answers
-        # were: they go with the HTTP cache.
+        # were: they go with the HTTP cache. Imported here, as it brings in
+        # network code, which the other subcommands and --help do not need.
+        from pip._internal.cache import CACHE_SUBDIR, MetadataCache
+
         metadata_cache = MetadataCache(self._cache_dir(options, CACHE_SUBDIR))
         return (
             filesystem.find_files(old_http_dir, "*")
@@ -162,10 +165,6 @@ SERIES: tuple[Patch, ...] = (
             + [str(path) for path in metadata_cache.entries()]
         )
 """,
-                imports=(
-                    ("pip._internal.cache", "CACHE_SUBDIR"),
-                    ("pip._internal.cache", "MetadataCache"),
-                ),
             ),
         ),
     ),
