@@ -685,7 +685,7 @@ class Prefetcher:
             return
         if ranking:
             fetched = self._prefetch_metadata(ranking[0])
-            if fetched is None and extras:
+            if fetched is None and extras and not self._closed:
                 # Read already, or on its way, for a request without these
                 # extras: what they add is still to be fetched.
                 fetched = self._metadata_read_by_others(ranking[0])
