@@ -720,10 +720,9 @@ class Prefetcher:
 
     def _metadata_read_by_others(self, link: Link) -> FetchedMetadata | None:
         """The metadata another thread has read (or is reading) for ``link``."""
-        job, claimed = self._claim_metadata(link)
-        if claimed:  # nobody had: this call was not the first after all
-            job.run_held(lambda: self._fetch_metadata(link))
-        if job.future.exception() is not None:
+        with self._lock:
+            job = self._metadata.get(link.url)
+        if job is None or job.future.exception() is not None:
             return None
         return job.future.result()
 
