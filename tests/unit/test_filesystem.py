@@ -77,3 +77,42 @@ def test_default_file_mode_is_what_open_gives(tmp_path: Path, umask: int) -> Non
         os.umask(previous)
 
     assert expected == mode_of(tmp_path / "opened") == 0o666 & ~umask
+
+
+def test_a_file_is_flushed_to_disk_before_it_replaces_the_old_one(
+    tmp_path: Path, fsynced: list[int]
+) -> None:
+    """Cache entries must survive a crash: pip's HTTP cache syncs its files too."""
+    with atomic_write(str(tmp_path / "entry")) as file:
+        file.write(b"x")
+
+    assert len(fsynced) == 1
+
+
+def test_a_file_in_a_temporary_directory_is_not_flushed_to_disk(
+    tmp_path: Path, fsynced: list[int]
+) -> None:
+    """Stock pip writes its downloads with ``open()``: no sync, same rename."""
+    target = tmp_path / "demo-1.0-py3-none-any.whl"
+    with atomic_write(str(target), 0o644, durable=False) as file:
+        file.write(b"first half, ")
+        assert not target.exists()
+        file.write(b"second half")
+
+    assert fsynced == []
+    assert target.read_bytes() == b"first half, second half"
+    assert os.listdir(tmp_path) == [target.name]
+    assert mode_of(target) == 0o644 or sys.platform == "win32"
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left"), KeyboardInterrupt()])
+def test_an_interrupted_temporary_write_leaves_nothing(
+    tmp_path: Path, error: BaseException
+) -> None:
+    target = tmp_path / "demo-1.0-py3-none-any.whl"
+
+    with pytest.raises(type(error)), atomic_write(str(target), durable=False) as file:
+        file.write(b"not all of it")
+        raise error
+
+    assert os.listdir(tmp_path) == []

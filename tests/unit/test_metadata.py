@@ -350,6 +350,22 @@ def test_a_file_sent_whole_for_a_range_is_kept_on_disk(
     ]
 
 
+def test_a_file_kept_for_the_download_phase_is_not_flushed_to_disk(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path, fsynced: list[int]
+) -> None:
+    """It is in pip's temporary directory, where stock pip's downloads are
+    not synced either: on the last file's way to the resolver, a sync of
+    tens of megabytes is only waiting."""
+    file_server.behave(ignore_ranges=True)
+    url = file_server.add_file(f"/files/{FILENAME}", build_wheel(payload_size=99_999))
+    files = WholeFiles(lambda: str(tmp_path))
+
+    fetched = MetadataFetcher(pip_session, NullMetadataCache(), files).fetch(Link(url))
+
+    assert fetched is not None and fetched.file_path is not None
+    assert fsynced == []
+
+
 def test_a_host_without_ranges_has_its_wheels_downloaded_whole_once(
     file_server: FileServer, pip_session: PipSession, tmp_path: Path
 ) -> None:

@@ -203,6 +203,28 @@ def test_downloads_land_complete_and_alone(
     assert len(file_server.log) == 5
 
 
+def test_downloads_into_pips_temporary_directory_are_not_flushed_to_disk(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path, fsynced: list[int]
+) -> None:
+    """As stock pip's are not; the rename still hides a partial file."""
+    links = [
+        Link(file_server.add_file(f"/files/{wheel_filename(name, '1.0')}", data))
+        for name, data in (("one", build_wheel("one")), ("two", build_wheel("two")))
+    ]
+
+    download_files(
+        pip_session,
+        links,
+        str(tmp_path),
+        jobs=2,
+        progress=LogLineProgress(len(links)),
+        fallback=_no_fallback,
+    )
+
+    assert sorted(os.listdir(tmp_path)) == sorted(link.filename for link in links)
+    assert fsynced == []
+
+
 def test_a_failed_download_goes_to_pips_downloader(
     file_server: FileServer, pip_session: PipSession, tmp_path: Path
 ) -> None:

@@ -120,7 +120,7 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
         size = _declared_size(response)
         batch.progress.started(link, size)
         target = _target_path(batch.location, link)
-        with atomic_write(target, batch.file_mode) as partial_file:
+        with atomic_write(target, batch.file_mode, durable=False) as partial_file:
             received = _stream_to(batch, link, response, partial_file)
             if size is not None and received != size:
                 raise IncompleteDownload(

@@ -106,7 +106,7 @@ class WholeFiles:
             return None
         path = self._path_for(link)
         try:
-            with atomic_write(path) as partial_file:
+            with atomic_write(path, durable=False) as partial_file:
                 _copy_checked(response, partial_file, link.as_hashes(), size)
         except Exception as exc:
             with contextlib.suppress(OSError):

@@ -4,9 +4,10 @@ pip-fastdeps writes three kinds of files: the wheels it downloads, their
 copies in a download (or wheel) directory, and metadata cache entries. A
 reader must never see one half-written (pip trusts a file it finds in a
 download directory; a torn cache entry would be a wrong answer), so each is
-written next to its final name with pip's ``adjacent_tmp_file`` and moved
-into place with pip's ``replace``, which retries where another process
-briefly holds the file open (Windows).
+written next to its final name (with pip's ``adjacent_tmp_file`` where it
+must survive a crash, as a cache entry must) and moved into place with
+pip's ``replace``, which retries where another process briefly holds the
+file open (Windows).
 
 ``adjacent_tmp_file`` creates its file with mode 0600, as every
 ``tempfile.mkstemp`` does. That suits pip's HTTP cache, which sets its own
@@ -34,8 +35,9 @@ import re
 import secrets
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from pip._internal.utils.filesystem import adjacent_tmp_file, replace
 from pip._internal.utils.unpacking import current_umask
@@ -64,19 +66,28 @@ def set_file_mode(file: BinaryIO, mode: int) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_write(
+    path: str, mode: int | None = None, *, durable: bool = True
+) -> Iterator[BinaryIO]:
     """A file to write that appears at ``path`` only once it is complete.
 
     The file is a temporary one in ``path``'s directory (a rename is only
     atomic within one file system); when the ``with`` block ends without an
-    error it gets ``mode`` (when given), is flushed to disk and replaces
-    ``path`` in one rename, so a reader opens either the old file or the
-    new one. On any error, Ctrl-C included, the temporary file is removed
-    and ``path`` is left as it was.
+    error it gets ``mode`` (when given) and replaces ``path`` in one rename,
+    so a reader opens either the old file or the new one. On any error,
+    Ctrl-C included, the temporary file is removed and ``path`` is left as
+    it was.
+
+    :param durable: flush the file to disk before the rename, as pip's
+        ``adjacent_tmp_file`` does for its caches. False for files in pip's
+        temporary directories, which stock pip writes with ``open()`` and
+        deletes at exit: there a sync only makes the command wait (a few
+        tenths of a second for a 50 MB wheel).
     """
     temp_name: str | None = None
+    temp_file = adjacent_tmp_file if durable else _adjacent_unsynced_file
     try:
-        with adjacent_tmp_file(path) as file:
+        with temp_file(path) as file:
             temp_name = file.name
             yield file
             if mode is not None:
@@ -87,6 +98,16 @@ def atomic_write(path: str, mode: int | None = None) -> Iterator[BinaryIO]:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
         raise
+
+
+@contextlib.contextmanager
+def _adjacent_unsynced_file(path: str) -> Iterator[BinaryIO]:
+    """A new file beside ``path``, closed but not synced when the block ends."""
+    directory, name = os.path.split(path)
+    with tempfile.NamedTemporaryFile(
+        dir=directory, prefix=f".{name}.", suffix=".tmp", delete=False
+    ) as file:
+        yield cast(BinaryIO, file)
 
 
 try:
