@@ -147,6 +147,62 @@ def test_a_stalled_request_stock_pip_never_makes_does_not_delay_the_command(
     assert "Would install dep-1.0 top-1.0" in stdout
 
 
+def test_a_stalled_request_made_for_an_extras_sake_does_not_delay_the_command(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """As above, but ``slow`` is what ``lib[x]`` adds to ``lib``: the read
+    for the extra's sake waits for lib's metadata, read for the plain
+    ``lib``, then asks for ``slow``, whose page the server holds. The
+    server holds dep's page until that request has come, so that the
+    resolver cannot finish before the prefetcher gets there."""
+    publish(file_server, "top", "1.0")
+    publish(file_server, "top", "2.0", requires_dist=["dep>=2", "lib", "lib[x]"])
+    publish(file_server, "dep", "1.0")
+    publish(file_server, "dep", "2.0")
+    publish(
+        file_server,
+        "lib",
+        "1.0",
+        provides_extra=["x"],
+        requires_dist=['slow; extra == "x"'],
+    )
+    publish(file_server, "slow", "1.0")
+    stock = dry_run(stock_venv, file_server, tmp_path, "top", "dep<2")
+    assert file_server.requests_for("/simple/slow/") == []
+    file_server.clear_log()
+    slow_asked = threading.Event()
+    release = threading.Event()
+
+    def hold(entry: LoggedRequest) -> None:
+        if entry.path == "/simple/slow/":
+            slow_asked.set()
+            release.wait(timeout=STALL_LIMIT)
+        elif entry.path == "/simple/dep/":
+            slow_asked.wait(timeout=STALL_LIMIT)
+
+    file_server.behave(on_request=hold)
+    try:
+        process = start_pip(
+            plugin_venv,
+            ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
+            + ["--index-url", file_server.index_url, "top", "dep<2"],
+            tmp_path,
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=STALL_LIMIT / 2)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        release.set()
+
+    assert slow_asked.is_set()
+    assert stock.returncode == process.returncode == 0, stderr
+    assert "Would install dep-1.0 top-1.0" in stock.stdout
+    assert "Would install dep-1.0 top-1.0" in stdout
+
+
 def test_a_direct_url_dependency_of_a_rejected_candidate_is_never_fetched(
     stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
