@@ -61,10 +61,15 @@ def dry_run(
 
 @contextmanager
 def held(
-    server: FileServer, is_held: Callable[[LoggedRequest], bool]
+    server: FileServer,
+    is_held: Callable[[LoggedRequest], bool],
+    gated: Callable[[LoggedRequest], bool] = lambda entry: False,
+    **behaviour: object,
 ) -> Iterator[threading.Event]:
     """Hold the requests ``is_held`` picks until the block ends; the event
-    is set when the first of them arrives."""
+    is set when the first of them arrives. The requests ``gated`` picks wait
+    for that first one: so that pip cannot finish before a speculative
+    request has been made. ``behaviour``: more switches for the server."""
     arrived = threading.Event()
     release = threading.Event()
 
@@ -72,12 +77,25 @@ def held(
         if is_held(entry):
             arrived.set()
             release.wait(timeout=STALL_LIMIT)
+        elif gated(entry):
+            arrived.wait(timeout=STALL_LIMIT)
 
-    server.behave(on_request=hold)
+    server.behave(on_request=hold, **behaviour)
     try:
         yield arrived
     finally:
         release.set()
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """The output of ``process``, which must end before a held request is
+    let go; killed if it does not."""
+    try:
+        return process.communicate(timeout=STALL_LIMIT / 2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def start_pip(
@@ -135,12 +153,7 @@ def test_a_stalled_request_stock_pip_never_makes_does_not_delay_the_command(
             + ["--index-url", file_server.index_url, "top", "dep<2"],
             tmp_path,
         )
-        try:
-            stdout, stderr = process.communicate(timeout=STALL_LIMIT / 2)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        stdout, stderr = finish(process)
 
     assert stock.returncode == process.returncode == 0, stderr
     assert "Would install dep-1.0 top-1.0" in stock.stdout
@@ -170,32 +183,19 @@ def test_a_stalled_request_made_for_an_extras_sake_does_not_delay_the_command(
     stock = dry_run(stock_venv, file_server, tmp_path, "top", "dep<2")
     assert file_server.requests_for("/simple/slow/") == []
     file_server.clear_log()
-    slow_asked = threading.Event()
-    release = threading.Event()
 
-    def hold(entry: LoggedRequest) -> None:
-        if entry.path == "/simple/slow/":
-            slow_asked.set()
-            release.wait(timeout=STALL_LIMIT)
-        elif entry.path == "/simple/dep/":
-            slow_asked.wait(timeout=STALL_LIMIT)
-
-    file_server.behave(on_request=hold)
-    try:
+    with held(
+        file_server,
+        lambda entry: entry.path == "/simple/slow/",
+        gated=lambda entry: entry.path == "/simple/dep/",
+    ) as slow_asked:
         process = start_pip(
             plugin_venv,
             ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
             + ["--index-url", file_server.index_url, "top", "dep<2"],
             tmp_path,
         )
-        try:
-            stdout, stderr = process.communicate(timeout=STALL_LIMIT / 2)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    finally:
-        release.set()
+        stdout, stderr = finish(process)
 
     assert slow_asked.is_set()
     assert stock.returncode == process.returncode == 0, stderr
@@ -232,14 +232,17 @@ def test_a_direct_url_dependency_of_a_rejected_candidate_is_never_fetched(
 
 
 @needs_signals
+@pytest.mark.parametrize("ignore_ranges", [False, True], ids=["ranges", "no-ranges"])
 def test_ctrl_c_during_a_stalled_request_exits_without_waiting_for_it(
-    plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+    plugin_venv: Venv, file_server: FileServer, tmp_path: Path, ignore_ranges: bool
 ) -> None:
     """The server holds bar's wheel, which the prefetcher reads ahead of the
-    resolver; Ctrl-C must end pip while the request is still held."""
+    resolver (its metadata, or on a host without ranges the whole file);
+    Ctrl-C must end pip while the request is still held."""
     publish(file_server, "foo", "1.0", requires_dist=["bar"])
     bar = publish(file_server, "bar", "1.0")
-    with held(file_server, lambda entry: entry.path == bar) as arrived:
+    is_bar = lambda entry: entry.path == bar  # noqa: E731
+    with held(file_server, is_bar, ignore_ranges=ignore_ranges) as arrived:
         process = start_pip(
             plugin_venv,
             ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
@@ -415,6 +418,49 @@ def test_backtracking_on_a_host_without_ranges_fetches_no_wheel_twice(
     ]
     gets = Counter(path for path, _, _ in wheel_gets(file_server))
     assert set(gets.values()) == {1}  # no wheel fetched twice
+
+
+def test_a_stalled_whole_wheel_stock_pip_never_downloads_does_not_delay_the_command(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """On a host without ranges the prefetcher downloads the wheels of top
+    2.0's dependencies whole, ``slow`` among them, whose download the server
+    holds; the resolver rejects top 2.0 and never asks for ``slow``, nor
+    does stock pip. The server holds dep's page until slow's wheel has been
+    asked for, so that the resolver cannot finish before the prefetcher
+    gets there; pip must then finish while the download is held, and leave
+    only what stock pip leaves."""
+    file_server.behave(ignore_ranges=True)
+    publish(file_server, "top", "1.0")
+    publish(file_server, "top", "2.0", requires_dist=["dep>=2", "slow"])
+    publish(file_server, "dep", "1.0")
+    publish(file_server, "dep", "2.0")
+    slow = publish(file_server, "slow", "1.0")
+    stock_target, target = tmp_path / "stock", tmp_path / "plugin"
+    download = ["download", "--no-cache-dir", "--index-url", file_server.index_url]
+    stock = run_pip(
+        stock_venv, [*download, "-d", str(stock_target), "top", "dep<2"], cwd=tmp_path
+    )
+    assert file_server.requests_for(slow) == []
+
+    with held(
+        file_server,
+        lambda entry: entry.path == slow,
+        gated=lambda entry: entry.path == "/simple/dep/",
+        ignore_ranges=True,
+    ) as slow_asked:
+        process = start_pip(
+            plugin_venv,
+            [*download, FAST_DEPS, "-d", str(target), "top", "dep<2"],
+            tmp_path,
+        )
+        _, stderr = finish(process)
+
+    assert slow_asked.is_set()
+    assert stock.returncode == process.returncode == 0, stderr
+    wheels = sorted(path.name for path in target.iterdir())
+    assert sorted(path.name for path in stock_target.iterdir()) == wheels
+    assert wheels == [wheel_filename("dep", "1.0"), wheel_filename("top", "1.0")]
 
 
 def test_no_download_line_when_every_wheel_arrived_whole(
