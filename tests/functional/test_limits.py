@@ -145,3 +145,31 @@ def test_a_hostile_candidate_leaves_memory_and_cache_bounded(
     entries = [p for p in (cache / METADATA_CACHE_SUBDIR).rglob("*") if p.is_file()]
     assert entries  # top's and dep's metadata
     assert max(p.stat().st_size for p in entries) < METADATA_SIZE_LIMIT
+
+
+def test_a_large_wheel_from_a_host_without_ranges_streams_to_disk(
+    stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
+) -> None:
+    """A host without ranges answers the first range with the whole file,
+    which is kept for the download phase: a 150 MiB wheel goes to disk as it
+    arrives, as stock pip's download does, never into memory, and is fetched
+    once."""
+    filename = wheel_filename("big", "1.0")
+    big = build_wheel("big", "1.0", payload_size=150 * MiB)
+    file_server.add_project("big", {filename: big})
+    path = f"/files/{filename}"
+    file_server.behave(ignore_ranges=True)
+    for venv, extra in ((stock_venv, []), (plugin_venv, [FAST_DEPS])):
+        file_server.clear_log()
+        target = tmp_path / venv.root.name
+        result, peak_rss = run_pip_measured(
+            venv,
+            ["download", "-d", str(target), "--no-cache-dir", *extra]
+            + ["--index-url", file_server.index_url, "big"],
+            cwd=tmp_path,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert peak_rss < PEAK_RSS_BOUND, f"peak RSS {peak_rss:,} bytes"
+        assert (target / filename).read_bytes() == big
+        assert len(file_server.requests_for(path)) == 1
