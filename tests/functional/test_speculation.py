@@ -112,6 +112,28 @@ def start_pip(
     )
 
 
+def start_dry_run(
+    venv: Venv, server: FileServer, tmp_path: Path, *args: str
+) -> subprocess.Popen[str]:
+    """``pip install --dry-run`` with fast-deps, started (see :func:`finish`)."""
+    return start_pip(
+        venv,
+        ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
+        + ["--index-url", server.index_url, *args],
+        tmp_path,
+    )
+
+
+def publish_top_rejected_for_dep(server: FileServer, *more_of_top_2: str) -> None:
+    """top 2.0 is the likely candidate, and needs ``dep>=2`` and
+    ``more_of_top_2``; asked for ``top dep<2``, the resolver rejects it on
+    dep and takes top 1.0 (stock pip never looks at the rest)."""
+    publish(server, "top", "1.0")
+    publish(server, "top", "2.0", requires_dist=["dep>=2", *more_of_top_2])
+    publish(server, "dep", "1.0")
+    publish(server, "dep", "2.0")
+
+
 def test_a_root_pin_keeps_speculation_off_other_versions(
     stock_venv: Venv, plugin_venv: Venv, file_server: FileServer, tmp_path: Path
 ) -> None:
@@ -137,22 +159,14 @@ def test_a_stalled_request_stock_pip_never_makes_does_not_delay_the_command(
     ``slow`` among them, whose page the server holds; the resolver rejects
     top 2.0 on its first dependency and never asks for ``slow``, nor does
     stock pip. pip must finish, as stock pip does, while the page is held."""
-    publish(file_server, "top", "1.0")
-    publish(file_server, "top", "2.0", requires_dist=["dep>=2", "slow"])
-    publish(file_server, "dep", "1.0")
-    publish(file_server, "dep", "2.0")
+    publish_top_rejected_for_dep(file_server, "slow")
     publish(file_server, "slow", "1.0")
     stock = dry_run(stock_venv, file_server, tmp_path, "top", "dep<2")
     assert file_server.requests_for("/simple/slow/") == []
     file_server.clear_log()
 
     with held(file_server, lambda entry: entry.path == "/simple/slow/"):
-        process = start_pip(
-            plugin_venv,
-            ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
-            + ["--index-url", file_server.index_url, "top", "dep<2"],
-            tmp_path,
-        )
+        process = start_dry_run(plugin_venv, file_server, tmp_path, "top", "dep<2")
         stdout, stderr = finish(process)
 
     assert stock.returncode == process.returncode == 0, stderr
@@ -168,10 +182,7 @@ def test_a_stalled_request_made_for_an_extras_sake_does_not_delay_the_command(
     ``lib``, then asks for ``slow``, whose page the server holds. The
     server holds dep's page until that request has come, so that the
     resolver cannot finish before the prefetcher gets there."""
-    publish(file_server, "top", "1.0")
-    publish(file_server, "top", "2.0", requires_dist=["dep>=2", "lib", "lib[x]"])
-    publish(file_server, "dep", "1.0")
-    publish(file_server, "dep", "2.0")
+    publish_top_rejected_for_dep(file_server, "lib", "lib[x]")
     publish(
         file_server,
         "lib",
@@ -189,12 +200,7 @@ def test_a_stalled_request_made_for_an_extras_sake_does_not_delay_the_command(
         lambda entry: entry.path == "/simple/slow/",
         gated=lambda entry: entry.path == "/simple/dep/",
     ) as slow_asked:
-        process = start_pip(
-            plugin_venv,
-            ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
-            + ["--index-url", file_server.index_url, "top", "dep<2"],
-            tmp_path,
-        )
+        process = start_dry_run(plugin_venv, file_server, tmp_path, "top", "dep<2")
         stdout, stderr = finish(process)
 
     assert slow_asked.is_set()
@@ -243,12 +249,7 @@ def test_ctrl_c_during_a_stalled_request_exits_without_waiting_for_it(
     bar = publish(file_server, "bar", "1.0")
     is_bar = lambda entry: entry.path == bar  # noqa: E731
     with held(file_server, is_bar, ignore_ranges=ignore_ranges) as arrived:
-        process = start_pip(
-            plugin_venv,
-            ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", FAST_DEPS]
-            + ["--index-url", file_server.index_url, "foo"],
-            tmp_path,
-        )
+        process = start_dry_run(plugin_venv, file_server, tmp_path, "foo")
         try:
             assert arrived.wait(timeout=120)
             process.send_signal(signal.SIGINT)
@@ -431,10 +432,7 @@ def test_a_stalled_whole_wheel_stock_pip_never_downloads_does_not_delay_the_comm
     gets there; pip must then finish while the download is held, and leave
     only what stock pip leaves."""
     file_server.behave(ignore_ranges=True)
-    publish(file_server, "top", "1.0")
-    publish(file_server, "top", "2.0", requires_dist=["dep>=2", "slow"])
-    publish(file_server, "dep", "1.0")
-    publish(file_server, "dep", "2.0")
+    publish_top_rejected_for_dep(file_server, "slow")
     slow = publish(file_server, "slow", "1.0")
     stock_target, target = tmp_path / "stock", tmp_path / "plugin"
     download = ["download", "--no-cache-dir", "--index-url", file_server.index_url]
