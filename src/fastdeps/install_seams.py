@@ -58,18 +58,27 @@ def _compiling_in_parallel(workers: int) -> Iterator[None]:
     from pip._internal.req import req_install
 
     from fastdeps.operations.bytecode import parallel_bytecode
+    from fastdeps.operations.staged_install import staged_installs
 
     requirement = req_install.InstallRequirement
     # pip 26.3 imports install_wheel when it installs; older pips at import.
     callers = [wheel, *([req_install] if hasattr(req_install, "install_wheel") else [])]
     install_all = install.install_given_reqs  # type: ignore[attr-defined]
-    with parallel_bytecode(workers) as compiler, contextlib.ExitStack() as stack:
-        install_one = partial(compiler.install_wheel, wheel.install_wheel)
+    with contextlib.ExitStack() as stack:
+        compiler = stack.enter_context(parallel_bytecode(workers))
+        stager = stack.enter_context(
+            staged_installs(workers, True, compiler.finish, wheel.install_wheel)
+        )
+        install_one = partial(
+            stager.install_wheel, partial(compiler.install_wheel, wheel.install_wheel)
+        )
         for caller in callers:
             stack.enter_context(replaced(caller, "install_wheel", install_one))
         specs = partial(compiler.files_in_place, wheel.get_console_script_specs)
         stack.enter_context(replaced(wheel, "get_console_script_specs", specs))
-        recorded = partial(compiler.install_all, install_all)
+        recorded = partial(
+            compiler.install_all, partial(stager.install_all, install_all)
+        )
         stack.enter_context(replaced(install, "install_given_reqs", recorded))
         uninstall = compiler.after_pending(requirement.uninstall)
         stack.enter_context(replaced(requirement, "uninstall", uninstall))

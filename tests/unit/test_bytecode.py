@@ -15,10 +15,10 @@ from pip._internal.models.scheme import Scheme
 
 from fastdeps.operations.bytecode import (
     Compiled,
-    _add_to_record,
+    add_to_record,
     _installed_sources,
     _PendingWheel,
-    _Plan,
+    WheelPlan,
     bytecode_workers,
     compile_source,
 )
@@ -109,7 +109,7 @@ def test_compiled_files_join_record_sorted_without_hash_and_keep_its_mode(
     record.chmod(0o640)
     compiled = [str(tmp_path / "demo" / "__pycache__" / "b.cpython-311.pyc")]
 
-    _add_to_record(str(record), str(tmp_path), compiled)
+    add_to_record(str(record), str(tmp_path), compiled)
 
     assert record.read_bytes() == (
         b"demo-1.0.dist-info/RECORD,,\r\n"
@@ -143,7 +143,7 @@ def test_a_batch_the_pool_lost_is_compiled_and_recorded_here(tmp_path: Path) -> 
     record.write_text("demo/x.py,sha256=x,6\r\n", newline="")
     lost: Future[list[Compiled]] = Future()
     lost.set_exception(BrokenProcessPool("a worker died"))
-    plan = _Plan("demo", str(tmp_path), str(record), frozenset({"demo/x.py"}))
+    plan = WheelPlan("demo", str(tmp_path), str(record), frozenset({"demo/x.py"}))
 
     _PendingWheel(plan, [([str(source)], lost)]).finish()
 

@@ -65,6 +65,8 @@ class _Batch:
     #: The mode stock pip's ``open(path, "wb")`` gives a download, read once
     #: before the threads start (see :func:`default_file_mode`).
     file_mode: int
+    #: ``download_files``'s ``ready``.
+    ready: Callable[[Link, str], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -127,6 +129,7 @@ def _download_one(batch: _Batch, link: Link) -> DownloadedFile:
                     f"got {received} of {size} bytes from {loggable_url(link.url)}"
                 )
         batch.progress.finished(link)
+        batch.ready(link, target)
         return DownloadedFile(link, target, response.headers.get("Content-Type", ""))
     except Exception as exc:
         return DownloadedFile(link, error=exc)
@@ -241,6 +244,7 @@ def download_files(
     progress: DownloadProgress,
     fallback: Callable[[Link, str], tuple[str, str]],
     received: Mapping[Link, str] | None = None,
+    ready: Callable[[Link, str], None] = lambda link, path: None,
 ) -> dict[Link, tuple[str, str]]:
     """Download every link into ``location``, ``jobs`` at a time.
 
@@ -256,10 +260,12 @@ def download_files(
     :param received: files that already arrived whole, and where they are
         (:mod:`fastdeps.operations.whole_files`): moved here, not downloaded
         again.
+    :param ready: called with each link and its file's path as soon as the
+        file is complete, from whichever thread completed it.
     :returns: every link, mapped to its file's path and content type.
     """
     link_list = list(dict.fromkeys(links))
-    batch = _Batch(session, location, progress, default_file_mode())
+    batch = _Batch(session, location, progress, default_file_mode(), ready)
     written = _move_all_received(batch, link_list, received or {})
     link_list = [link for link in link_list if link not in written]
     try:
@@ -269,7 +275,10 @@ def download_files(
     by_link = {result.link: result for result in results}
     downloaded: dict[Link, tuple[str, str]] = dict(written)
     for link in link_list:
-        downloaded[link] = _path_or_fallback(by_link[link], fallback, location)
+        result = by_link[link]
+        downloaded[link] = _path_or_fallback(result, fallback, location)
+        if result.path is None:
+            ready(link, downloaded[link][0])
     return downloaded
 
 
@@ -304,6 +313,7 @@ def _move_received(batch: _Batch, link: Link, path: str) -> tuple[str, str]:
     target = _target_path(batch.location, link)
     os.chmod(path, batch.file_mode)
     shutil.move(path, target)
+    batch.ready(link, target)
     return target, ""
 
 

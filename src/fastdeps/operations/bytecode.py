@@ -112,7 +112,7 @@ def _worker_ready() -> None:
 class _PendingWheel:
     """One installed wheel whose files are compiling."""
 
-    plan: _Plan
+    plan: WheelPlan
     #: Each batch of sources, and the pool's compilation of it (None when
     #: there is no pool: the batch is compiled here, as pip would).
     batches: list[tuple[list[str], Future[list[Compiled]] | None]]
@@ -133,7 +133,7 @@ class _PendingWheel:
             for path, success, _ in results
             if success
         ]
-        _add_to_record(self.plan.record_path, self.plan.lib_dir, compiled)
+        add_to_record(self.plan.record_path, self.plan.lib_dir, compiled)
 
 
 def _compiled(
@@ -199,7 +199,7 @@ class ParallelBytecode:
         if not kwargs.get("pycompile", True):
             original(*args, **kwargs)
             return
-        plan = _plan(*_wheel_arguments(args, kwargs))
+        plan = plan_for(*_wheel_arguments(args, kwargs))
         if plan is None or any(wheel.sources & plan.sources for wheel in self._pending):
             self.finish()
         if plan is None:
@@ -225,7 +225,7 @@ class ParallelBytecode:
         self._files_in_place = True
         return original(*args, **kwargs)
 
-    def _compile(self, plan: _Plan) -> None:
+    def _compile(self, plan: WheelPlan) -> None:
         self.start()
         paths = _installed_paths(plan)
         chunks = [
@@ -298,7 +298,7 @@ def _wheel_arguments(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class WheelPlan:
     """What pip will install of one wheel, and compile."""
 
     name: str
@@ -310,13 +310,13 @@ class _Plan:
     sources: frozenset[str]
 
 
-def _installed_paths(plan: _Plan) -> list[str]:
+def _installed_paths(plan: WheelPlan) -> list[str]:
     """The plan's sources that pip installed, as pip compiles them: sorted."""
     installed = (os.path.join(plan.lib_dir, path) for path in sorted(plan.sources))
     return [path for path in installed if os.path.isfile(path)]
 
 
-def _plan(name: str, wheel_path: str, scheme: Scheme) -> _Plan | None:
+def plan_for(name: str, wheel_path: str, scheme: Scheme) -> WheelPlan | None:
     """The plan for a wheel, or None when pip would refuse it."""
     try:
         with zipfile.ZipFile(wheel_path) as wheel_zip:
@@ -329,7 +329,7 @@ def _plan(name: str, wheel_path: str, scheme: Scheme) -> _Plan | None:
     if sources is None:
         return None
     record_path = os.path.join(lib_dir, info_dir, "RECORD")
-    return _Plan(name, lib_dir, record_path, sources)
+    return WheelPlan(name, lib_dir, record_path, sources)
 
 
 def _installed_sources(
@@ -363,7 +363,7 @@ def _installed_sources(
     return frozenset(sources)
 
 
-def _add_to_record(record_path: str, lib_dir: str, compiled: list[str]) -> None:
+def add_to_record(record_path: str, lib_dir: str, compiled: list[str]) -> None:
     """Add compiled files to RECORD, sorted as pip sorts RECORD, atomically."""
     if not compiled:
         return

@@ -254,6 +254,7 @@ class FastDepsRequirementPreparer(RequirementPreparer):
             progress=progress,
             fallback=self._download,
             received=received,
+            ready=_installing_ahead(reqs),
         )
         for req in reqs:
             assert req.link is not None
@@ -327,6 +328,22 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         else:  # pip's temporary download
             link_or_copy_atomically(req.local_file_path, destination)
         logger.info("Saved %s", display_path(destination))
+
+
+def _installing_ahead(reqs: list[InstallRequirement]) -> Callable[[Link, str], None]:
+    """What to do with each file as it arrives: in ``pip install``, where
+    wheels are staged (:mod:`fastdeps.operations.staged_install`), stage it."""
+    from fastdeps.operations.staged_install import active
+
+    stager = active()
+    if stager is None:
+        return lambda link, path: None
+    by_link = {req.link: req for req in reqs if req.link is not None}
+
+    def stage(link: Link, path: str) -> None:
+        stager.stage(by_link[link], path)
+
+    return stage
 
 
 def _what_is_active() -> str:

@@ -1,0 +1,442 @@
+"""Wheels installed ahead, into a staging tree, while the others download.
+
+pip installs every wheel after the last download, one at a time: it
+extracts the wheel, writes its scripts and RECORD, and compiles its ``.py``
+files, on one core. Here each wheel is run through that very code, pip's
+``install_wheel``, as soon as its file is on disk, in a pool of processes,
+into a staging tree beside the environment that mirrors the layout of the
+scheme pip will install it to; its files are compiled there under the names
+they will have (``compileall``'s ``ddir``). When pip then installs the
+wheel, in its own order, after its own checks and any uninstall, the staged
+files are moved into place, one rename each: later wheels still win where
+two write the same path, and nothing reaches the environment before pip
+would have written it.
+
+Where anything differs from what was staged (another scheme, a direct URL,
+a failure while staging), pip installs the wheel itself, as it would have:
+so a wheel pip refuses is refused by pip, in its words, at its point in the
+install. What pip logs while installing is logged when the wheel is moved
+into place, as pip would have logged it then.
+"""
+
+from __future__ import annotations
+
+import compileall
+import contextlib
+import importlib.util
+import inspect
+import io
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pip._internal.locations import get_scheme
+from pip._internal.models.scheme import SCHEME_KEYS, Scheme
+from pip._internal.operations.install import wheel as pip_wheel
+from pip._internal.req.req_install import InstallRequirement
+from pip._internal.utils._log import VERBOSE
+from pip._internal.utils.hashes import Hashes
+
+from fastdeps.operations.bytecode import add_to_record, plan_for
+
+logger = logging.getLogger(__name__)
+
+#: The logger pip's ``install_wheel`` writes to, where what it logged in a
+#: worker is logged again when the wheel is put in place.
+_PIP_WHEEL_LOGGER = pip_wheel.__name__
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One wheel to install into the staging tree: all a worker needs."""
+
+    name: str
+    wheel_path: str
+    req_description: str
+    requested: bool
+    pycompile: bool
+    #: Where pip will install it, and where it is staged (the same layout).
+    scheme: Scheme
+    staged_scheme: Scheme
+    #: The directory that holds every path of ``scheme``, and its mirror.
+    root: str
+    staged_root: str
+    #: The hashes pip will check the file against; the file is staged only
+    #: when it matches them, so that no unverified file is ever unpacked.
+    hashes: Hashes | None = None
+
+
+@dataclass
+class StageResult:
+    """What staging a wheel left, for the moment pip installs it."""
+
+    staged: bool
+    #: What pip's code logged meanwhile: (logger, level, message), in order.
+    records: list[tuple[str, int, str]] = field(default_factory=list)
+    #: The console scripts pip generated, at their final paths: pip warns
+    #: about them when their directory is not on PATH.
+    console_scripts: list[str] = field(default_factory=list)
+    compiler_output: str = ""
+
+
+def stage_wheel(job: StageJob) -> StageResult:
+    """Install ``job``'s wheel into its staging tree; in a worker process.
+
+    Never raises: a wheel that cannot be staged (one pip refuses, a file
+    that does not match its hashes) is left for pip to install itself.
+    """
+    try:
+        if job.hashes:
+            job.hashes.check_against_path(job.wheel_path)
+        with _captured_logs() as records, _recorded_console_scripts() as scripts:
+            pip_wheel.install_wheel(
+                job.name,
+                job.wheel_path,
+                scheme=job.staged_scheme,
+                req_description=job.req_description,
+                pycompile=False,
+                direct_url=None,
+                requested=job.requested,
+            )
+        compiler_output = _compile_staged(job) if job.pycompile else ""
+    except BaseException:
+        shutil.rmtree(job.staged_root, ignore_errors=True)
+        return StageResult(staged=False)
+    return StageResult(
+        staged=True,
+        records=records,
+        console_scripts=[_final_path(job, path) for path in scripts],
+        compiler_output=compiler_output,
+    )
+
+
+@contextlib.contextmanager
+def _captured_logs() -> Iterator[list[tuple[str, int, str]]]:
+    """Keep what is logged in this worker, instead of writing it to the
+    terminal pip's handlers write to, out of pip's order."""
+    records: list[tuple[str, int, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((record.name, record.levelno, record.getMessage()))
+
+    root = logging.getLogger()
+    handlers, root.handlers = root.handlers, [Keep()]
+    try:
+        yield records
+    finally:
+        root.handlers = handlers
+
+
+@contextlib.contextmanager
+def _recorded_console_scripts() -> Iterator[list[str]]:
+    """The scripts pip would warn about, recorded instead of warned about.
+
+    pip passes the console scripts it generated to
+    ``message_about_scripts_not_on_PATH``; in this worker the function only
+    records them, and the warning is given for the final paths.
+    """
+    scripts: list[str] = []
+
+    def record(paths: list[str]) -> None:
+        scripts.extend(paths)
+
+    original = pip_wheel.message_about_scripts_not_on_PATH
+    pip_wheel.message_about_scripts_not_on_PATH = record  # type: ignore[assignment]
+    try:
+        yield scripts
+    finally:
+        pip_wheel.message_about_scripts_not_on_PATH = original
+
+
+def _compile_staged(job: StageJob) -> str:
+    """Compile the staged ``.py`` files as pip compiles them in place.
+
+    As pip: ``compileall.compile_file(path, force=True, quiet=True)``, with
+    warnings ignored, sorted; but each under its final name, so that the
+    code objects name the installed file. The compiled files are added to
+    the staged RECORD, as pip records them.
+    """
+    plan = plan_for(job.name, job.wheel_path, job.staged_scheme)
+    if plan is None:
+        return ""
+    output = io.StringIO()
+    compiled = []
+    with contextlib.redirect_stdout(output), warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        for source in sorted(plan.sources):
+            path = os.path.join(plan.lib_dir, source)
+            if not os.path.isfile(path):
+                continue
+            final_directory = os.path.dirname(_final_path(job, path))
+            if compileall.compile_file(
+                path, ddir=final_directory, force=True, quiet=True
+            ):
+                compiled.append(importlib.util.cache_from_source(path))
+    add_to_record(plan.record_path, plan.lib_dir, compiled)
+    return output.getvalue()
+
+
+def _final_path(job: StageJob, staged_path: str) -> str:
+    return os.path.join(job.root, os.path.relpath(staged_path, job.staged_root))
+
+
+def _worker_ready() -> None:
+    """Nothing: submitted once so that the workers are forked right away."""
+
+
+@dataclass
+class _Staged:
+    job: StageJob
+    result: Future[StageResult]
+
+
+class StagedInstalls:
+    """The wheels of one ``pip install``, staged in a pool as they arrive.
+
+    :param workers: processes in the pool.
+    :param pycompile: whether pip compiles (``--compile``, the default).
+    :param before_placing: called before a staged wheel is moved into
+        place (the bytecode pool finishes what may read its paths).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        pycompile: bool,
+        before_placing: Callable[[], None],
+        pip_install_wheel: Callable[..., None],
+    ) -> None:
+        self._workers = workers
+        #: pip's own function's signature, to read its calls by name.
+        self._signature = inspect.signature(pip_install_wheel)
+        self._pycompile = pycompile
+        self._before_placing = before_placing
+        self._pool: ProcessPoolExecutor | None = None
+        self._directory: str | None = None
+        self._staged: dict[str, _Staged] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def start(self) -> None:
+        """Fork the workers now, before pip starts a thread.
+
+        A process forked while other threads run may inherit a lock one of
+        them held; at the start of the command there are none.
+        """
+        fork = multiprocessing.get_context("fork")
+        try:
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=fork)
+            self._pool.submit(_worker_ready).result()
+        except Exception as exc:  # no processes here: pip installs, as it does
+            logger.debug("No pool for staged installs (%r)", exc)
+            self._pool = None
+
+    def close(self) -> None:
+        """Stop the workers, and remove whatever was staged and not used."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+
+    # -- while the files arrive -------------------------------------------------
+
+    def stage(self, req: InstallRequirement, wheel_path: str) -> None:
+        """Start installing ``req``'s wheel at ``wheel_path`` into staging.
+
+        Only a wheel from an index or a link that pip installs into the
+        environment's own scheme, whose file pip has not yet verified is
+        checked against the hashes pip will check it against.
+        """
+        if self._pool is None or req.req is None or req.is_direct:
+            return
+        if not req.is_wheel:
+            return
+        with self._lock:
+            if wheel_path in self._staged:
+                return
+            job = self._job_for(req, wheel_path)
+            if job is None:
+                return
+            try:
+                future = self._pool.submit(stage_wheel, job)
+            except Exception as exc:  # a broken pool: pip installs it
+                logger.debug("Cannot stage %s: %r", req.req.name, exc)
+                return
+            self._staged[wheel_path] = _Staged(job, future)
+
+    def _job_for(self, req: InstallRequirement, wheel_path: str) -> StageJob | None:
+        assert req.req is not None
+        scheme = get_scheme(req.req.name, isolated=req.isolated)
+        root = _common_directory(scheme)
+        directory = self._staging_directory(root)
+        if directory is None:
+            return None
+        self._count += 1
+        staged_root = os.path.join(directory, str(self._count))
+        staged_scheme = replace(
+            scheme,
+            **{
+                key: os.path.join(
+                    staged_root, os.path.relpath(getattr(scheme, key), root)
+                )
+                for key in SCHEME_KEYS
+            },
+        )
+        return StageJob(
+            name=req.req.name,
+            wheel_path=wheel_path,
+            req_description=str(req.req),
+            requested=req.user_supplied,
+            pycompile=self._pycompile,
+            scheme=scheme,
+            staged_scheme=staged_scheme,
+            root=root,
+            staged_root=staged_root,
+            hashes=req.hashes(trust_internet=True) or None,
+        )
+
+    def _staging_directory(self, root: str) -> str | None:
+        """The staging tree, made once inside ``root``; None where renames
+        from it could not reach every directory of the scheme."""
+        if self._directory is None:
+            try:
+                self._directory = tempfile.mkdtemp(prefix=".fastdeps-", dir=root)
+            except OSError as exc:
+                logger.debug("No staging directory in %s: %s", root, exc)
+                self._pool = None
+                return None
+        if os.path.dirname(self._directory) != root:
+            return None
+        return self._directory
+
+    # -- when pip installs ------------------------------------------------------
+
+    def install_all(
+        self,
+        original: Callable[..., Any],
+        to_install: list[Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """pip's ``install_given_reqs``: what is not staged yet (files pip
+        did not download: ``--find-links`` directories, the wheel cache) is
+        staged first, in pip's order, while pip installs the first ones."""
+        for req in to_install:
+            if req.local_file_path:
+                self.stage(req, req.local_file_path)
+        return original(to_install, *args, **kwargs)
+
+    def install_wheel(
+        self, original: Callable[..., None], *args: Any, **kwargs: Any
+    ) -> None:
+        """pip's ``install_wheel``: the staged files moved into place, or,
+        for anything not staged exactly so, pip's own install."""
+        call = self._signature.bind(*args, **kwargs)
+        call.apply_defaults()
+        arguments = call.arguments
+        with self._lock:
+            staged = self._staged.pop(arguments["wheel_path"], None)
+        result = None if staged is None else staged.result.result()
+        if staged is None or result is None or not result.staged:
+            original(*args, **kwargs)
+            return
+        if not _called_as_staged(staged.job, arguments):
+            shutil.rmtree(staged.job.staged_root, ignore_errors=True)
+            original(*args, **kwargs)
+            return
+        job = staged.job
+        self._before_placing()
+        moved = _move_into_place(job.staged_root, job.root)
+        logger.log(VERBOSE, "Installed %s: %d files unpacked ahead", job.name, moved)
+        _log_as_pip_would(
+            result, bool(arguments.get("warn_script_location", True)), job.pycompile
+        )
+
+
+def _called_as_staged(job: StageJob, arguments: dict[str, Any]) -> bool:
+    """Whether pip installs the wheel exactly as it was staged."""
+    return (
+        arguments["name"] == job.name
+        and arguments["scheme"] == job.scheme
+        and bool(arguments.get("pycompile", True)) == job.pycompile
+        and bool(arguments.get("requested", False)) == job.requested
+        and arguments.get("direct_url") is None
+        and arguments.get("script_executable") is None
+    )
+
+
+def _common_directory(scheme: Scheme) -> str:
+    """The deepest directory that holds every path of ``scheme``."""
+    paths: list[str] = [getattr(scheme, key) for key in SCHEME_KEYS]
+    return os.path.commonpath(paths)
+
+
+def _move_into_place(staged_root: str, root: str) -> int:
+    """Rename every staged file to its place under ``root``; how many.
+
+    A file there already is replaced, as pip replaces it; directories are
+    made as pip makes them, with the process's umask.
+    """
+    moved = 0
+    for directory, _, files in os.walk(staged_root):
+        target = os.path.join(root, os.path.relpath(directory, staged_root))
+        if files:
+            os.makedirs(target, exist_ok=True)
+        for name in files:
+            os.replace(os.path.join(directory, name), os.path.join(target, name))
+            moved += 1
+    shutil.rmtree(staged_root, ignore_errors=True)
+    return moved
+
+
+def _log_as_pip_would(
+    result: StageResult, warn_script_location: bool, pycompile: bool
+) -> None:
+    """What pip logs while installing a wheel: what its code logged in the
+    worker, the compiler's output, the warning about scripts not on PATH."""
+    for name, level, message in result.records:
+        logging.getLogger(name).log(level, "%s", message)
+    wheel_logger = logging.getLogger(_PIP_WHEEL_LOGGER)
+    if pycompile:
+        wheel_logger.debug(result.compiler_output)
+    if warn_script_location:
+        warning = pip_wheel.message_about_scripts_not_on_PATH(result.console_scripts)
+        if warning is not None:
+            wheel_logger.warning(warning)
+
+
+_active: StagedInstalls | None = None
+
+
+def active() -> StagedInstalls | None:
+    """The staged installs of the running ``pip install``, if any."""
+    return _active
+
+
+@contextlib.contextmanager
+def staged_installs(
+    workers: int,
+    pycompile: bool,
+    before_placing: Callable[[], None],
+    pip_install_wheel: Callable[..., None],
+) -> Iterator[StagedInstalls]:
+    """Staged installs for one command: the workers forked now, the
+    staging tree removed at the end, whatever happens."""
+    global _active
+    stager = StagedInstalls(workers, pycompile, before_placing, pip_install_wheel)
+    stager.start()
+    _active = stager
+    try:
+        yield stager
+    finally:
+        _active = None
+        stager.close()
