@@ -48,8 +48,9 @@ def many_modules(count: int, version: str) -> dict[str, bytes]:
 
 def write_wheels(directory: Path) -> Path:
     """Two wheels sharing a namespace package and writing the same file, one
-    with a script among its data, one that does not compile, a large one in
-    two versions, and one whose second version fails to install halfway."""
+    with a script among its data, one that does not compile, one with
+    sources in other encodings, a large one in two versions, and one whose
+    second version fails to install halfway."""
     directory.mkdir()
     wheels = {
         ("nsa", "1.0"): {
@@ -64,6 +65,14 @@ def write_wheels(directory: Path) -> Path:
         ("broken", "1.0"): {
             "broken/__init__.py": b"",
             "broken/bad.py": b"def (:\n",
+        },
+        # pip 26.3 refuses to import a codec once it installs: cp1252's
+        # source is not compiled there, latin-1's (a codec Python has
+        # imported already) is.
+        ("coded", "1.0"): {
+            "coded/__init__.py": b"",
+            "coded/latin.py": b"# -*- coding: latin-1 -*-\nX = '\xe9'\n",
+            "coded/windows.py": b"# coding: cp1252\nX = '\x80'\n",
         },
         ("many", "1.0"): many_modules(300, "1.0"),
         ("many", "2.0"): many_modules(250, "2.0"),
@@ -142,14 +151,16 @@ def test_a_fresh_install_is_unpacked_ahead_in_processes_and_matches_stock_pip(
     find = ["--no-index", "--find-links", str(wheels)]
 
     installs = install_in_turn(
-        tmp_path, plugin_wheel, [[*find, "nsa", "nsb", "broken", "many==1.0"]]
+        tmp_path,
+        plugin_wheel,
+        [[*find, "nsa", "nsb", "broken", "coded", "many==1.0"]],
     )
 
     (stock_output,), (plugin_output,) = installs.stock_output, installs.plugin_output
     assert installed_line(plugin_output) == installed_line(stock_output)
     staged = set(STAGED_LINE.findall(plugin_output))
     if min(os.cpu_count() or 1, 8) >= 2:
-        assert staged == {"nsa", "nsb", "broken", "many"}
+        assert staged == {"nsa", "nsb", "broken", "coded", "many"}
     else:
         assert staged == set()
     site = next(installs.plugin.root.glob("lib/python*/site-packages"))

@@ -15,10 +15,10 @@ from pip._internal.models.scheme import Scheme
 
 from fastdeps.operations.bytecode import (
     Compiled,
-    add_to_record,
+    WheelPlan,
     _installed_sources,
     _PendingWheel,
-    WheelPlan,
+    add_to_record,
     bytecode_workers,
     compile_source,
 )

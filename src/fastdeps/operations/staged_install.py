@@ -32,6 +32,7 @@ import os
 import shutil
 import tempfile
 import threading
+import tokenize
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,7 +46,7 @@ from pip._internal.req.req_install import InstallRequirement
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
 
-from fastdeps.operations.bytecode import add_to_record, plan_for
+from fastdeps.operations.bytecode import add_to_record, compile_sources, plan_for
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,12 @@ class StageResult:
     #: about them when their directory is not on PATH.
     console_scripts: list[str] = field(default_factory=list)
     compiler_output: str = ""
+    #: Sources left for pip's process to compile once in place (see
+    #: :func:`_compile_staged`), at their final paths; and the final RECORD
+    #: and library directory their compiled files are recorded in.
+    deferred_sources: list[str] = field(default_factory=list)
+    record_path: str = ""
+    lib_dir: str = ""
 
 
 def stage_wheel(job: StageJob) -> StageResult:
@@ -106,16 +113,13 @@ def stage_wheel(job: StageJob) -> StageResult:
                 direct_url=None,
                 requested=job.requested,
             )
-        compiler_output = _compile_staged(job) if job.pycompile else ""
+        result = _compile_staged(job) if job.pycompile else StageResult(staged=True)
     except BaseException:
         shutil.rmtree(job.staged_root, ignore_errors=True)
         return StageResult(staged=False)
-    return StageResult(
-        staged=True,
-        records=records,
-        console_scripts=[_final_path(job, path) for path in scripts],
-        compiler_output=compiler_output,
-    )
+    result.records = records
+    result.console_scripts = [_final_path(job, path) for path in scripts]
+    return result
 
 
 @contextlib.contextmanager
@@ -157,32 +161,54 @@ def _recorded_console_scripts() -> Iterator[list[str]]:
         pip_wheel.message_about_scripts_not_on_PATH = original
 
 
-def _compile_staged(job: StageJob) -> str:
+def _compile_staged(job: StageJob) -> StageResult:
     """Compile the staged ``.py`` files as pip compiles them in place.
 
     As pip: ``compileall.compile_file(path, force=True, quiet=True)``, with
     warnings ignored, sorted; but each under its final name, so that the
     code objects name the installed file. The compiled files are added to
     the staged RECORD, as pip records them.
+
+    A source that declares another encoding than UTF-8 is left for pip's
+    own process: reading it may need a codec that pip (26.3 and later) will
+    refuse to import once it installs, and then pip does not compile it.
     """
     plan = plan_for(job.name, job.wheel_path, job.staged_scheme)
     if plan is None:
-        return ""
+        return StageResult(staged=True)
     output = io.StringIO()
-    compiled = []
+    compiled, deferred = [], []
     with contextlib.redirect_stdout(output), warnings.catch_warnings():
         warnings.filterwarnings("ignore")
         for source in sorted(plan.sources):
             path = os.path.join(plan.lib_dir, source)
             if not os.path.isfile(path):
                 continue
-            final_directory = os.path.dirname(_final_path(job, path))
-            if compileall.compile_file(
-                path, ddir=final_directory, force=True, quiet=True
+            final_path = _final_path(job, path)
+            if not _declares_utf8(path):
+                deferred.append(final_path)
+            elif compileall.compile_file(
+                path, ddir=os.path.dirname(final_path), force=True, quiet=True
             ):
                 compiled.append(importlib.util.cache_from_source(path))
     add_to_record(plan.record_path, plan.lib_dir, compiled)
-    return output.getvalue()
+    return StageResult(
+        staged=True,
+        compiler_output=output.getvalue(),
+        deferred_sources=deferred,
+        record_path=_final_path(job, plan.record_path),
+        lib_dir=_final_path(job, plan.lib_dir),
+    )
+
+
+def _declares_utf8(path: str) -> bool:
+    """Whether a source is read as UTF-8 (no cookie, or a UTF-8 one)."""
+    try:
+        with open(path, "rb") as source:
+            encoding, _ = tokenize.detect_encoding(source.readline)
+    except (OSError, SyntaxError):
+        return False
+    return encoding == "utf-8"
 
 
 def _final_path(job: StageJob, staged_path: str) -> str:
@@ -398,6 +424,19 @@ def _move_into_place(staged_root: str, root: str) -> int:
     return moved
 
 
+def _compile_deferred(result: StageResult) -> str:
+    """Compile, here, the sources left for pip's process; what it printed."""
+    if not result.deferred_sources:
+        return ""
+    compiled = compile_sources(result.deferred_sources)
+    add_to_record(
+        result.record_path,
+        result.lib_dir,
+        [importlib.util.cache_from_source(path) for path, ok, _ in compiled if ok],
+    )
+    return "".join(text for _, _, text in compiled)
+
+
 def _log_as_pip_would(
     result: StageResult, warn_script_location: bool, pycompile: bool
 ) -> None:
@@ -407,7 +446,7 @@ def _log_as_pip_would(
         logging.getLogger(name).log(level, "%s", message)
     wheel_logger = logging.getLogger(_PIP_WHEEL_LOGGER)
     if pycompile:
-        wheel_logger.debug(result.compiler_output)
+        wheel_logger.debug(result.compiler_output + _compile_deferred(result))
     if warn_script_location:
         warning = pip_wheel.message_about_scripts_not_on_PATH(result.console_scripts)
         if warning is not None:
