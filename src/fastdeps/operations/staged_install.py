@@ -248,6 +248,7 @@ class StagedInstalls:
         self._before_placing = before_placing
         self._pool: ProcessPoolExecutor | None = None
         self._directory: str | None = None
+        self._no_directory = False
         self._staged: dict[str, _Staged] = {}
         self._lock = threading.Lock()
         self._count = 0
@@ -304,19 +305,14 @@ class StagedInstalls:
         scheme = get_scheme(req.req.name, isolated=req.isolated)
         root = _common_directory(scheme)
         directory = self._staging_directory(root)
-        if directory is None:
+        if directory is None or not _renames_reach(directory, scheme):
             return None
         self._count += 1
         staged_root = os.path.join(directory, str(self._count))
-        staged_scheme = replace(
-            scheme,
-            **{
-                key: os.path.join(
-                    staged_root, os.path.relpath(getattr(scheme, key), root)
-                )
-                for key in SCHEME_KEYS
-            },
-        )
+        mirrored = {
+            key: os.path.join(staged_root, os.path.relpath(getattr(scheme, key), root))
+            for key in SCHEME_KEYS
+        }
         return StageJob(
             name=req.req.name,
             wheel_path=wheel_path,
@@ -324,23 +320,22 @@ class StagedInstalls:
             requested=req.user_supplied,
             pycompile=self._pycompile,
             scheme=scheme,
-            staged_scheme=staged_scheme,
+            staged_scheme=replace(scheme, **mirrored),
             root=root,
             staged_root=staged_root,
             hashes=req.hashes(trust_internet=True) or None,
         )
 
     def _staging_directory(self, root: str) -> str | None:
-        """The staging tree, made once inside ``root``; None where renames
-        from it could not reach every directory of the scheme."""
-        if self._directory is None:
+        """The staging tree, made once, inside ``root`` (the environment);
+        None where it cannot be made, or is elsewhere."""
+        if self._directory is None and not self._no_directory:
             try:
                 self._directory = tempfile.mkdtemp(prefix=".fastdeps-", dir=root)
             except OSError as exc:
                 logger.debug("No staging directory in %s: %s", root, exc)
-                self._pool = None
-                return None
-        if os.path.dirname(self._directory) != root:
+                self._no_directory = True
+        if self._directory is None or os.path.dirname(self._directory) != root:
             return None
         return self._directory
 
@@ -398,6 +393,19 @@ def _called_as_staged(job: StageJob, arguments: dict[str, Any]) -> bool:
         and arguments.get("direct_url") is None
         and arguments.get("script_executable") is None
     )
+
+
+def _renames_reach(directory: str, scheme: Scheme) -> bool:
+    """Whether a file in ``directory`` can be renamed into each directory of
+    ``scheme``: the nearest of its parents that exists is on one device."""
+    device = os.stat(directory).st_dev
+    for key in SCHEME_KEYS:
+        path = getattr(scheme, key)
+        while not os.path.exists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        if os.stat(path).st_dev != device:
+            return False
+    return True
 
 
 def _common_directory(scheme: Scheme) -> str:

@@ -1,0 +1,248 @@
+"""fastdeps.operations.staged_install: what is staged, and what pip installs itself.
+
+``stage_wheel`` runs here in the test's process (it is what a worker runs);
+the environment comparisons with stock pip are in
+tests/functional/test_install.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pip._internal.models.scheme import Scheme
+from pip._internal.operations.install.wheel import install_wheel
+from pip._internal.utils.hashes import Hashes
+
+from fastdeps.operations.staged_install import (
+    StagedInstalls,
+    StageJob,
+    _log_as_pip_would,
+    _move_into_place,
+    stage_wheel,
+)
+from tests.lib.wheels import build_wheel, wheel_filename
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forks workers")
+
+
+def scheme_under(root: Path) -> Scheme:
+    return Scheme(
+        platlib=str(root / "lib"),
+        purelib=str(root / "lib"),
+        headers=str(root / "include"),
+        scripts=str(root / "bin"),
+        data=str(root),
+    )
+
+
+def write_wheel(directory: Path, name: str = "pkg", **kwargs: Any) -> Path:
+    path = directory / wheel_filename(name, "1.0")
+    path.write_bytes(build_wheel(name, "1.0", **kwargs))
+    return path
+
+
+def job_for(wheel: Path, env: Path, staging: Path, **changes: Any) -> StageJob:
+    fields: dict[str, Any] = {
+        "name": "pkg",
+        "wheel_path": str(wheel),
+        "req_description": "pkg",
+        "requested": True,
+        "pycompile": True,
+        "scheme": scheme_under(env),
+        "staged_scheme": scheme_under(staging),
+        "root": str(env),
+        "staged_root": str(staging),
+    }
+    return StageJob(**{**fields, **changes})
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_staged_wheel_moved_into_place_is_what_pip_installs_there(
+    tmp_path: Path,
+) -> None:
+    """Without the .pyc files, whose source times differ: the same files,
+    the same RECORD, byte for byte."""
+    wheel = write_wheel(tmp_path, payload={"pkg/__init__.py": b"X = 1\n"})
+    by_pip, staged_env = tmp_path / "by-pip", tmp_path / "staged"
+    install_wheel("pkg", str(wheel), scheme_under(by_pip), "pkg", requested=True)
+
+    result = stage_wheel(job_for(wheel, staged_env, tmp_path / "staging"))
+    moved = _move_into_place(str(tmp_path / "staging"), str(staged_env))
+
+    assert result.staged
+    expected = files_under(by_pip)
+    assert moved == len(expected)
+    in_place = files_under(staged_env)
+    assert sorted(in_place) == sorted(expected)
+    assert {p: b for p, b in in_place.items() if not p.endswith(".pyc")} == {
+        p: b for p, b in expected.items() if not p.endswith(".pyc")
+    }
+    assert not (tmp_path / "staging").exists()
+
+
+def test_compiled_files_name_their_sources_at_the_final_place(tmp_path: Path) -> None:
+    wheel = write_wheel(tmp_path, payload={"pkg/__init__.py": b"def f():\n    1/0\n"})
+    env = tmp_path / "env"
+
+    stage_wheel(job_for(wheel, env, tmp_path / "staging"))
+    _move_into_place(str(tmp_path / "staging"), str(env))
+
+    sys.path.insert(0, str(env / "lib"))
+    try:
+        import pkg  # type: ignore[import-not-found]
+
+        assert pkg.__file__ == str(env / "lib" / "pkg" / "__init__.py")
+        assert pkg.f.__code__.co_filename == pkg.__file__
+        assert pkg.__cached__ and os.path.exists(pkg.__cached__)
+    finally:
+        sys.path.remove(str(env / "lib"))
+        sys.modules.pop("pkg", None)
+
+
+def test_a_file_that_fails_its_hashes_is_not_unpacked(tmp_path: Path) -> None:
+    wheel = write_wheel(tmp_path)
+    hashes = Hashes({"sha256": ["0" * 64]})
+
+    result = stage_wheel(
+        job_for(wheel, tmp_path / "env", tmp_path / "s", hashes=hashes)
+    )
+
+    assert not result.staged
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_wheel_pip_refuses_is_not_staged_and_leaves_nothing(tmp_path: Path) -> None:
+    """pip writes the files, then refuses the entry point."""
+    wheel = write_wheel(
+        tmp_path,
+        payload={
+            "pkg/__init__.py": b"",
+            "pkg-1.0.dist-info/entry_points.txt": b"[console_scripts]\nx = pkg\n",
+        },
+    )
+
+    result = stage_wheel(job_for(wheel, tmp_path / "env", tmp_path / "s"))
+
+    assert not result.staged
+    assert not (tmp_path / "s").exists()
+
+
+def test_moving_into_place_replaces_what_is_there(tmp_path: Path) -> None:
+    """As pip's own install does, where two wheels write one path."""
+    staged, env = tmp_path / "staged", tmp_path / "env"
+    (staged / "lib" / "shared").mkdir(parents=True)
+    (staged / "lib" / "shared" / "mod.py").write_text("OWNER = 'second'\n")
+    (env / "lib" / "shared").mkdir(parents=True)
+    (env / "lib" / "shared" / "mod.py").write_text("OWNER = 'first'\n")
+
+    assert _move_into_place(str(staged), str(env)) == 1
+
+    assert (env / "lib" / "shared" / "mod.py").read_text() == "OWNER = 'second'\n"
+
+
+def test_what_pip_logs_while_installing_is_logged_at_placement(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not by the worker, out of pip's order; the warning about scripts not
+    on PATH names the final script."""
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    wheel = write_wheel(
+        tmp_path,
+        payload={
+            "pkg/__init__.py": b"def main():\n    pass\n",
+            "pkg-1.0.dist-info/entry_points.txt": b"[console_scripts]\nt = pkg:main\n",
+        },
+    )
+    env = tmp_path / "env"
+    with caplog.at_level(logging.DEBUG):
+        result = stage_wheel(job_for(wheel, env, tmp_path / "staging"))
+        assert result.staged
+        assert caplog.records == []
+
+        _log_as_pip_would(result, warn_script_location=True, pycompile=True)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"The script t is installed in '{env / 'bin'}' which is not on PATH.\n"
+        "Consider adding this directory to PATH or, if you prefer to suppress "
+        "this warning, use --no-warn-script-location."
+    ]
+
+
+class _Call:
+    """pip's ``install_wheel``, recorded: the fallback of a staged install."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(
+        self,
+        name: str,
+        wheel_path: str,
+        scheme: Scheme,
+        req_description: str,
+        pycompile: bool = True,
+        warn_script_location: bool = True,
+        direct_url: object = None,
+        requested: bool = False,
+    ) -> None:
+        self.calls.append({"name": name, "direct_url": direct_url})
+
+
+@pytest.mark.parametrize(
+    ("change", "installed_by_pip"),
+    [
+        pytest.param(lambda kwargs: kwargs, False, id="as-staged"),
+        pytest.param(
+            lambda kwargs: {**kwargs, "direct_url": object()}, True, id="direct"
+        ),
+        pytest.param(lambda kwargs: {**kwargs, "requested": False}, True, id="dep"),
+        pytest.param(
+            lambda kwargs: {**kwargs, "scheme": scheme_under(Path("/elsewhere"))},
+            True,
+            id="scheme",
+        ),
+    ],
+)
+def test_pip_installs_a_wheel_itself_unless_it_installs_it_as_staged(
+    tmp_path: Path,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    installed_by_pip: bool,
+) -> None:
+    wheel = write_wheel(tmp_path)
+    env = tmp_path / "env"
+    env.mkdir()
+    job = job_for(wheel, env, tmp_path / "staging")
+    pip_install = _Call()
+    stager = StagedInstalls(1, True, lambda: None, pip_install)
+    stager._staged[str(wheel)] = _finished(job)  # as stage() leaves it
+    kwargs = {"scheme": job.scheme, "req_description": "pkg", "requested": True}
+
+    stager.install_wheel(pip_install, "pkg", str(wheel), **change(kwargs))
+
+    assert bool(pip_install.calls) == installed_by_pip
+    assert (env / "lib" / "pkg" / "__init__.py").exists() != installed_by_pip
+    assert not (tmp_path / "staging").exists()
+
+
+def _finished(job: StageJob) -> Any:
+    from concurrent.futures import Future
+
+    from fastdeps.operations.staged_install import _Staged
+
+    future: Future[Any] = Future()
+    future.set_result(stage_wheel(job))
+    return _Staged(job, future)
