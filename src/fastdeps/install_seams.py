@@ -1,15 +1,19 @@
-"""Where ``pip install`` hands its bytecode to a pool of processes.
+"""Where ``pip install`` installs wheels ahead and compiles in processes.
 
 ``InstallCommand.run`` is wrapped once per process (:func:`bind`). With
 fast-deps, and where a pool helps
-(:func:`~fastdeps.operations.bytecode.bytecode_workers`), four of pip's
-functions are replaced for the length of the command, and restored after:
-``install_wheel``, which installs without compiling and hands the files to
-the pool; ``get_console_script_specs``, which pip calls once a wheel's files
-are in place (where pip would have compiled them, should the install fail
-later); ``install_given_reqs``, after which everything is recorded, before
-pip says what it installed; ``InstallRequirement.uninstall``, before which
-pending compilations finish, so that none reads a file an upgrade removes.
+(:func:`~fastdeps.operations.bytecode.bytecode_workers`), the staging pool
+(:mod:`fastdeps.operations.staged_install`) is forked before pip starts any
+thread, and these are replaced for the length of the command, and restored
+after: the preparer's ``wheel_arrived``, which stages each wheel as its file
+arrives; ``install_wheel``, which moves a staged wheel into place, or
+installs without compiling and hands the files to the bytecode pool;
+``get_console_script_specs``, which pip calls once a wheel's files are in
+place (where pip would have compiled them, should the install fail later);
+``install_given_reqs``, which first stages the wheels pip did not download,
+and after which everything is recorded, before pip says what it installed;
+``InstallRequirement.uninstall``, before which pending compilations finish,
+so that none reads a file an upgrade removes.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ def _compiling_in_parallel(workers: int) -> Iterator[None]:
     from pip._internal.req import req_install
 
     from fastdeps.operations.bytecode import parallel_bytecode
+    from fastdeps.operations.prepare import FastDepsRequirementPreparer as preparer
     from fastdeps.operations.staged_install import staged_installs
 
     requirement = req_install.InstallRequirement
@@ -74,6 +79,8 @@ def _compiling_in_parallel(workers: int) -> Iterator[None]:
         )
         for caller in callers:
             stack.enter_context(replaced(caller, "install_wheel", install_one))
+        arrived = staticmethod(stager.stage)
+        stack.enter_context(replaced(preparer, "wheel_arrived", arrived))
         specs = partial(compiler.files_in_place, wheel.get_console_script_specs)
         stack.enter_context(replaced(wheel, "get_console_script_specs", specs))
         recorded = partial(

@@ -6,8 +6,10 @@ import logging
 import os
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pip._internal.exceptions import InstallationError
@@ -30,8 +32,9 @@ from fastdeps.operations.metadata_check import (
     difference_unless_identical,
     metadata_difference,
 )
+from fastdeps.operations.prepare import FastDepsRequirementPreparer
 from fastdeps.utils.filesystem import copy_atomically, link_or_copy_atomically
-from tests.lib.server import FileServer
+from tests.lib.server import FileServer, LoggedRequest
 from tests.lib.wheels import build_wheel, metadata_text, wheel_filename
 
 FILENAME = wheel_filename("demo", "1.0")
@@ -388,3 +391,73 @@ def test_where_no_link_can_be_made_the_file_is_copied(
     assert destination.read_bytes() == b"wheel"
     assert destination.stat().st_ino != source.stat().st_ino
     assert os.listdir(destination.parent) == ["demo.whl"]
+
+
+def test_each_file_is_handed_on_complete_while_the_others_download(
+    file_server: FileServer, pip_session: PipSession, tmp_path: Path
+) -> None:
+    """The server holds the second file until the first has been handed
+    on: so the first is handed on as soon as it is there, not at the end."""
+    first = Link(file_server.add_file(f"/files/{FILENAME}", build_wheel()))
+    later_data = build_wheel("later")
+    later_name = wheel_filename("later", "1.0")
+    later = Link(file_server.add_file(f"/files/{later_name}", later_data))
+    moved = tmp_path / "arrived-whole.whl"
+    moved.write_bytes(b"whole")
+    whole = Link(file_server.url("/files/whole-1.0-py3-none-any.whl"))
+    first_handed_on = threading.Event()
+    handed_on: list[tuple[str, bytes]] = []
+
+    held_until_first: list[bool] = []
+
+    def hold_later(entry: LoggedRequest) -> None:
+        if entry.path == f"/files/{later_name}":
+            held_until_first.append(first_handed_on.wait(timeout=10))
+
+    def ready(link: Link, path: str) -> None:
+        handed_on.append((link.filename, Path(path).read_bytes()))
+        if link == first:
+            first_handed_on.set()
+
+    file_server.behave(on_request=hold_later)
+    (tmp_path / "d").mkdir()
+    download_files(
+        pip_session,
+        [first, later, whole],
+        str(tmp_path / "d"),
+        jobs=2,
+        progress=LogLineProgress(2),
+        fallback=_no_fallback,
+        received={whole: str(moved)},
+        ready=ready,
+    )
+
+    assert held_until_first == [True]
+    assert handed_on == [
+        ("whole-1.0-py3-none-any.whl", b"whole"),
+        (FILENAME, build_wheel()),
+        (later_name, later_data),
+    ]
+
+
+def test_a_wheel_arrived_is_handed_on_with_its_requirement() -> None:
+    """What ``download_files`` hands on reaches ``wheel_arrived``, for
+    wheels only (an sdist is built before pip installs anything)."""
+    wheel, sdist = (
+        Link("https://x.invalid/a-1.0-py3-none-any.whl"),
+        Link("https://x.invalid/b-1.0.tar.gz"),
+    )
+    reqs = [
+        SimpleNamespace(link=wheel, is_wheel=True),
+        SimpleNamespace(link=sdist, is_wheel=False),
+    ]
+    arrived: list[tuple[object, str]] = []
+    preparer = SimpleNamespace(
+        wheel_arrived=lambda req, path: arrived.append((req, path))
+    )
+
+    ready = FastDepsRequirementPreparer._file_ready_for(preparer, reqs)  # type: ignore[arg-type]
+    ready(wheel, "/tmp/a.whl")
+    ready(sdist, "/tmp/b.tar.gz")
+
+    assert arrived == [(reqs[0], "/tmp/a.whl")]

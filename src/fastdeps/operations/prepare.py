@@ -96,6 +96,11 @@ class MetadataUsed:
 class FastDepsRequirementPreparer(RequirementPreparer):
     """Metadata-only preparation, parallel downloads, verified metadata."""
 
+    #: Called with each requirement and its file's path as soon as the file
+    #: is on disk, before pip has verified it: where ``pip install`` installs
+    #: wheels while others download. None: nothing is done.
+    wheel_arrived: Callable[[InstallRequirement, str], None] | None = None
+
     def __init__(self, *, fast_deps: FastDepsSettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fast_deps = fast_deps
@@ -254,7 +259,7 @@ class FastDepsRequirementPreparer(RequirementPreparer):
             progress=progress,
             fallback=self._download,
             received=received,
-            ready=_installing_ahead(reqs),
+            ready=self._file_ready_for(reqs),
         )
         for req in reqs:
             assert req.link is not None
@@ -265,6 +270,19 @@ class FastDepsRequirementPreparer(RequirementPreparer):
             self._downloaded[req.link.url] = path
             if not req.is_wheel:
                 req.needs_unpacked_archive(Path(path))
+
+    def _file_ready_for(
+        self, reqs: list[InstallRequirement]
+    ) -> Callable[[Link, str], None]:
+        """What ``download_files`` calls as each file arrives: ``wheel_arrived``."""
+        arrived = self.wheel_arrived
+        by_link = {req.link: req for req in reqs if req.link is not None}
+
+        def ready(link: Link, path: str) -> None:
+            if arrived is not None and by_link[link].is_wheel:
+                arrived(by_link[link], path)
+
+        return ready
 
     def _files_received(self, reqs: Iterable[InstallRequirement]) -> dict[Link, str]:
         """The wheels that arrived whole while their metadata was read: on disk."""
@@ -328,22 +346,6 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         else:  # pip's temporary download
             link_or_copy_atomically(req.local_file_path, destination)
         logger.info("Saved %s", display_path(destination))
-
-
-def _installing_ahead(reqs: list[InstallRequirement]) -> Callable[[Link, str], None]:
-    """What to do with each file as it arrives: in ``pip install``, where
-    wheels are staged (:mod:`fastdeps.operations.staged_install`), stage it."""
-    from fastdeps.operations.staged_install import active
-
-    stager = active()
-    if stager is None:
-        return lambda link, path: None
-    by_link = {req.link: req for req in reqs if req.link is not None}
-
-    def stage(link: Link, path: str) -> None:
-        stager.stage(by_link[link], path)
-
-    return stage
 
 
 def _what_is_active() -> str:

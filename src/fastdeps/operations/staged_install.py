@@ -461,14 +461,6 @@ def _log_as_pip_would(
             wheel_logger.warning(warning)
 
 
-_active: StagedInstalls | None = None
-
-
-def active() -> StagedInstalls | None:
-    """The staged installs of the running ``pip install``, if any."""
-    return _active
-
-
 @contextlib.contextmanager
 def staged_installs(
     workers: int,
@@ -478,12 +470,9 @@ def staged_installs(
 ) -> Iterator[StagedInstalls]:
     """Staged installs for one command: the workers forked now, the
     staging tree removed at the end, whatever happens."""
-    global _active
     stager = StagedInstalls(workers, pycompile, before_placing, pip_install_wheel)
     stager.start()
-    _active = stager
     try:
         yield stager
     finally:
-        _active = None
         stager.close()
