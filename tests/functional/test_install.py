@@ -27,6 +27,7 @@ from tests.functional.conftest import (
     _make_venv,
     run_pip,
 )
+from tests.lib.server import FileServer
 from tests.lib.wheels import build_wheel, wheel_filename
 
 pytestmark = pytest.mark.skipif(
@@ -249,4 +250,25 @@ def test_an_install_that_fails_halfway_leaves_what_stock_pip_leaves(
     assert error in installs.plugin_output[-1]
     site = next(installs.plugin.root.glob("lib/python*/site-packages"))
     assert bool(list(site.glob("halfway/__pycache__/new.*.pyc"))) == new_module_left
+    assert_same_environment(installs.stock, installs.plugin)
+
+
+def test_wheels_downloaded_from_an_index_are_installed_ahead_and_match_stock_pip(
+    tmp_path: Path, plugin_wheel: Path, file_server: FileServer
+) -> None:
+    """Staged as each download completes, from pip's temporary directory."""
+    wheels = write_wheels(tmp_path / "wheels")
+    for name in ("nsa", "nsb", "coded"):
+        (path,) = wheels.glob(f"{name}-1.0-*.whl")
+        file_server.add_project(name, {path.name: path.read_bytes()})
+    index = ["--no-cache-dir", "--index-url", file_server.index_url]
+
+    installs = install_in_turn(
+        tmp_path, plugin_wheel, [[*index, "nsa", "nsb", "coded"]]
+    )
+
+    (stock_output,), (plugin_output,) = installs.stock_output, installs.plugin_output
+    assert installed_line(plugin_output) == installed_line(stock_output)
+    if min(os.cpu_count() or 1, 8) >= 2:
+        assert set(STAGED_LINE.findall(plugin_output)) == {"nsa", "nsb", "coded"}
     assert_same_environment(installs.stock, installs.plugin)
