@@ -24,6 +24,7 @@ from fastdeps.operations.staged_install import (
     StageJob,
     _log_as_pip_would,
     _move_into_place,
+    _paths_of,
     stage_wheel,
 )
 from tests.lib.wheels import build_wheel, wheel_filename
@@ -54,8 +55,8 @@ def job_for(wheel: Path, env: Path, staging: Path, **changes: Any) -> StageJob:
         "req_description": "pkg",
         "requested": True,
         "pycompile": True,
-        "scheme": scheme_under(env),
-        "staged_scheme": scheme_under(staging),
+        "scheme": _paths_of(scheme_under(env)),
+        "staged_scheme": _paths_of(scheme_under(staging)),
         "root": str(env),
         "staged_root": str(staging),
     }
@@ -229,7 +230,7 @@ def test_pip_installs_a_wheel_itself_unless_it_installs_it_as_staged(
     pip_install = _Call()
     stager = StagedInstalls(1, True, lambda: None, pip_install)
     stager._staged[str(wheel)] = _finished(job)  # as stage() leaves it
-    kwargs = {"scheme": job.scheme, "req_description": "pkg", "requested": True}
+    kwargs = {"scheme": scheme_under(env), "req_description": "pkg", "requested": True}
 
     stager.install_wheel(pip_install, "pkg", str(wheel), **change(kwargs))
 
@@ -246,3 +247,26 @@ def _finished(job: StageJob) -> Any:
     future: Future[Any] = Future()
     future.set_result(stage_wheel(job))
     return _Staged(job, future)
+
+
+def test_a_wheel_whose_worker_died_is_installed_by_pip(tmp_path: Path) -> None:
+    """A worker killed for memory, say, must not fail the install."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from fastdeps.operations.staged_install import _Staged
+
+    wheel = write_wheel(tmp_path)
+    env = tmp_path / "env"
+    job = job_for(wheel, env, tmp_path / "staging")
+    died: Future[Any] = Future()
+    died.set_exception(BrokenProcessPool("a worker died"))
+    pip_install = _Call()
+    stager = StagedInstalls(1, True, lambda: None, pip_install)
+    stager._staged[str(wheel)] = _Staged(job, died)
+
+    stager.install_wheel(
+        pip_install, "pkg", str(wheel), scheme_under(env), "pkg", requested=True
+    )
+
+    assert [call["name"] for call in pip_install.calls] == ["pkg"]

@@ -36,7 +36,7 @@ import tokenize
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pip._internal.locations import get_scheme
@@ -64,9 +64,11 @@ class StageJob:
     req_description: str
     requested: bool
     pycompile: bool
-    #: Where pip will install it, and where it is staged (the same layout).
-    scheme: Scheme
-    staged_scheme: Scheme
+    #: Where pip will install it, and where it is staged (the same layout):
+    #: each directory of pip's ``Scheme`` by name (a ``Scheme`` of some pip
+    #: releases cannot be sent to another process).
+    scheme: dict[str, str]
+    staged_scheme: dict[str, str]
     #: The directory that holds every path of ``scheme``, and its mirror.
     root: str
     staged_root: str
@@ -107,7 +109,7 @@ def stage_wheel(job: StageJob) -> StageResult:
             pip_wheel.install_wheel(
                 job.name,
                 job.wheel_path,
-                scheme=job.staged_scheme,
+                scheme=Scheme(**job.staged_scheme),
                 req_description=job.req_description,
                 pycompile=False,
                 direct_url=None,
@@ -173,7 +175,7 @@ def _compile_staged(job: StageJob) -> StageResult:
     own process: reading it may need a codec that pip (26.3 and later) will
     refuse to import once it installs, and then pip does not compile it.
     """
-    plan = plan_for(job.name, job.wheel_path, job.staged_scheme)
+    plan = plan_for(job.name, job.wheel_path, Scheme(**job.staged_scheme))
     if plan is None:
         return StageResult(staged=True)
     output = io.StringIO()
@@ -302,16 +304,16 @@ class StagedInstalls:
 
     def _job_for(self, req: InstallRequirement, wheel_path: str) -> StageJob | None:
         assert req.req is not None
-        scheme = get_scheme(req.req.name, isolated=req.isolated)
-        root = _common_directory(scheme)
+        scheme = _paths_of(get_scheme(req.req.name, isolated=req.isolated))
+        root = os.path.commonpath(list(scheme.values()))
         directory = self._staging_directory(root)
         if directory is None or not _renames_reach(directory, scheme):
             return None
         self._count += 1
         staged_root = os.path.join(directory, str(self._count))
         mirrored = {
-            key: os.path.join(staged_root, os.path.relpath(getattr(scheme, key), root))
-            for key in SCHEME_KEYS
+            key: os.path.join(staged_root, os.path.relpath(path, root))
+            for key, path in scheme.items()
         }
         return StageJob(
             name=req.req.name,
@@ -320,7 +322,7 @@ class StagedInstalls:
             requested=req.user_supplied,
             pycompile=self._pycompile,
             scheme=scheme,
-            staged_scheme=replace(scheme, **mirrored),
+            staged_scheme=mirrored,
             root=root,
             staged_root=staged_root,
             hashes=req.hashes(trust_internet=True) or None,
@@ -366,7 +368,7 @@ class StagedInstalls:
         arguments = call.arguments
         with self._lock:
             staged = self._staged.pop(arguments["wheel_path"], None)
-        result = None if staged is None else staged.result.result()
+        result = None if staged is None else _result_of(staged)
         if staged is None or result is None or not result.staged:
             original(*args, **kwargs)
             return
@@ -383,11 +385,21 @@ class StagedInstalls:
         )
 
 
+def _result_of(staged: _Staged) -> StageResult | None:
+    """The staging's result; None if its worker failed (killed for memory,
+    say), and pip then installs the wheel itself."""
+    try:
+        return staged.result.result()
+    except Exception as exc:
+        logger.debug("Staging %s failed: %r", staged.job.name, exc)
+        return None
+
+
 def _called_as_staged(job: StageJob, arguments: dict[str, Any]) -> bool:
     """Whether pip installs the wheel exactly as it was staged."""
     return (
         arguments["name"] == job.name
-        and arguments["scheme"] == job.scheme
+        and _paths_of(arguments["scheme"]) == job.scheme
         and bool(arguments.get("pycompile", True)) == job.pycompile
         and bool(arguments.get("requested", False)) == job.requested
         and arguments.get("direct_url") is None
@@ -395,12 +407,11 @@ def _called_as_staged(job: StageJob, arguments: dict[str, Any]) -> bool:
     )
 
 
-def _renames_reach(directory: str, scheme: Scheme) -> bool:
+def _renames_reach(directory: str, scheme: dict[str, str]) -> bool:
     """Whether a file in ``directory`` can be renamed into each directory of
     ``scheme``: the nearest of its parents that exists is on one device."""
     device = os.stat(directory).st_dev
-    for key in SCHEME_KEYS:
-        path = getattr(scheme, key)
+    for path in scheme.values():
         while not os.path.exists(path) and os.path.dirname(path) != path:
             path = os.path.dirname(path)
         if os.stat(path).st_dev != device:
@@ -408,10 +419,9 @@ def _renames_reach(directory: str, scheme: Scheme) -> bool:
     return True
 
 
-def _common_directory(scheme: Scheme) -> str:
-    """The deepest directory that holds every path of ``scheme``."""
-    paths: list[str] = [getattr(scheme, key) for key in SCHEME_KEYS]
-    return os.path.commonpath(paths)
+def _paths_of(scheme: Scheme) -> dict[str, str]:
+    """Each directory of a pip ``Scheme``, by name."""
+    return {key: str(getattr(scheme, key)) for key in SCHEME_KEYS}
 
 
 def _move_into_place(staged_root: str, root: str) -> int:
