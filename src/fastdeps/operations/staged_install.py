@@ -4,13 +4,16 @@ pip installs every wheel after the last download, one at a time: it
 extracts the wheel, writes its scripts and RECORD, and compiles its ``.py``
 files, on one core. Here each wheel is run through that very code, pip's
 ``install_wheel``, as soon as its file is on disk, in a pool of processes,
-into a staging tree beside the environment that mirrors the layout of the
-scheme pip will install it to; its files are compiled there under the names
-they will have (``compileall``'s ``ddir``). When pip then installs the
-wheel, in its own order, after its own checks and any uninstall, the staged
-files are moved into place, one rename each: later wheels still win where
-two write the same path, and nothing reaches the environment before pip
-would have written it.
+into a staging tree that mirrors the layout of the scheme pip will install
+it to (a ``.fastdeps-*`` directory inside the environment, so that every
+move is a rename on one file system; removed when the command ends); its
+files are compiled there under the names they will have (``compileall``'s
+``ddir``), except those pip 26.3 might refuse to compile (see
+:func:`_compile_staged`), which are compiled in pip's process. When pip
+then installs the wheel, in its own order, after its own checks and any
+uninstall, the staged files are moved into place, one rename each: later
+wheels still win where two write the same path, and nothing reaches the
+environment before pip would have written it.
 
 Where anything differs from what was staged (another scheme, a direct URL,
 a failure while staging), pip installs the wheel itself, as it would have:
@@ -281,9 +284,10 @@ class StagedInstalls:
     def stage(self, req: InstallRequirement, wheel_path: str) -> None:
         """Start installing ``req``'s wheel at ``wheel_path`` into staging.
 
-        Only a wheel from an index or a link that pip installs into the
-        environment's own scheme, whose file pip has not yet verified is
-        checked against the hashes pip will check it against.
+        Not a direct URL (pip records where it came from), and only where
+        the staging tree can be made inside the environment. pip has not
+        verified the file yet: the worker checks it against the hashes pip
+        will check it against, and unpacks nothing that fails them.
         """
         if self._pool is None or req.req is None or req.is_direct:
             return
