@@ -108,6 +108,19 @@ def _worker_ready() -> None:
     """Nothing: submitted once so that the workers start right away."""
 
 
+def forked_pool(workers: int, what: str) -> ProcessPoolExecutor | None:
+    """A pool of ``workers`` processes, forked now; None where there can be
+    none (pip then does the work itself, as it does without the feature)."""
+    fork = multiprocessing.get_context("fork")
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=fork)
+        pool.submit(_worker_ready).result()
+    except Exception as exc:
+        logger.debug("No %s (%r); pip does the work itself", what, exc)
+        return None
+    return pool
+
+
 @dataclass
 class _PendingWheel:
     """One installed wheel whose files are compiling."""
@@ -179,13 +192,7 @@ class ParallelBytecode:
         if self._started:
             return
         self._started = True
-        fork = multiprocessing.get_context("fork")
-        try:
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=fork)
-            self._pool.submit(_worker_ready).result()
-        except Exception as exc:  # no processes here: pip compiles, as it does
-            logger.debug("No bytecode pool (%r); compiling as pip does", exc)
-            self._pool = None
+        self._pool = forked_pool(self._workers, "bytecode pool")
 
     def install_wheel(
         self, original: Callable[..., None], *args: Any, **kwargs: Any

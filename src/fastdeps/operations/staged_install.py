@@ -30,7 +30,6 @@ import importlib.util
 import inspect
 import io
 import logging
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -49,7 +48,12 @@ from pip._internal.req.req_install import InstallRequirement
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
 
-from fastdeps.operations.bytecode import add_to_record, compile_sources, plan_for
+from fastdeps.operations.bytecode import (
+    add_to_record,
+    compile_sources,
+    forked_pool,
+    plan_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -220,10 +224,6 @@ def _final_path(job: StageJob, staged_path: str) -> str:
     return os.path.join(job.root, os.path.relpath(staged_path, job.staged_root))
 
 
-def _worker_ready() -> None:
-    """Nothing: submitted once so that the workers are forked right away."""
-
-
 @dataclass
 class _Staged:
     job: StageJob
@@ -264,13 +264,7 @@ class StagedInstalls:
         A process forked while other threads run may inherit a lock one of
         them held; at the start of the command there are none.
         """
-        fork = multiprocessing.get_context("fork")
-        try:
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=fork)
-            self._pool.submit(_worker_ready).result()
-        except Exception as exc:  # no processes here: pip installs, as it does
-            logger.debug("No pool for staged installs (%r)", exc)
-            self._pool = None
+        self._pool = forked_pool(self._workers, "pool for staged installs")
 
     def close(self) -> None:
         """Stop the workers, and remove whatever was staged and not used."""
