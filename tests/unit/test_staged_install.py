@@ -270,3 +270,27 @@ def test_a_wheel_whose_worker_died_is_installed_by_pip(tmp_path: Path) -> None:
     )
 
     assert [call["name"] for call in pip_install.calls] == ["pkg"]
+
+
+def test_a_wheel_that_cannot_be_staged_is_left_to_pip_without_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stage`` runs in the thread that downloaded the file: whatever goes
+    wrong must not fail that download (it would be fetched again)."""
+    from types import SimpleNamespace
+
+    from fastdeps.operations import staged_install
+
+    def broken_scheme(*args: object, **kwargs: object) -> Scheme:
+        raise PermissionError("no access")
+
+    monkeypatch.setattr(staged_install, "get_scheme", broken_scheme)
+    stager = StagedInstalls(1, True, lambda: None, _Call())
+    stager._pool = SimpleNamespace()  # type: ignore[assignment]  # never reached
+    req = SimpleNamespace(
+        req=SimpleNamespace(name="pkg"), is_direct=False, is_wheel=True
+    )
+
+    stager.stage(req, str(tmp_path / "pkg-1.0-py3-none-any.whl"))  # type: ignore[arg-type]
+
+    assert stager._staged == {}

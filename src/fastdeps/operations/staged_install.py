@@ -281,8 +281,15 @@ class StagedInstalls:
         Not a direct URL (pip records where it came from), and only where
         the staging tree can be made inside the environment. pip has not
         verified the file yet: the worker checks it against the hashes pip
-        will check it against, and unpacks nothing that fails them.
+        will check it against, and unpacks nothing that fails them. Never
+        raises: the download that hands the file on must not fail for it.
         """
+        try:
+            self._stage(req, wheel_path)
+        except Exception as exc:
+            logger.debug("Not installing %s ahead: %r", wheel_path, exc)
+
+    def _stage(self, req: InstallRequirement, wheel_path: str) -> None:
         if self._pool is None or req.req is None or req.is_direct:
             return
         if not req.is_wheel:
@@ -293,11 +300,7 @@ class StagedInstalls:
             job = self._job_for(req, wheel_path)
             if job is None:
                 return
-            try:
-                future = self._pool.submit(stage_wheel, job)
-            except Exception as exc:  # a broken pool: pip installs it
-                logger.debug("Cannot stage %s: %r", req.req.name, exc)
-                return
+            future = self._pool.submit(stage_wheel, job)
             self._staged[wheel_path] = _Staged(job, future)
 
     def _job_for(self, req: InstallRequirement, wheel_path: str) -> StageJob | None:
