@@ -13,6 +13,7 @@ compiling the same source.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -271,4 +272,33 @@ def test_wheels_downloaded_from_an_index_are_installed_ahead_and_match_stock_pip
     assert installed_line(plugin_output) == installed_line(stock_output)
     if min(os.cpu_count() or 1, 8) >= 2:
         assert set(STAGED_LINE.findall(plugin_output)) == {"nsa", "nsb", "coded"}
+    assert_same_environment(installs.stock, installs.plugin)
+
+
+def test_a_file_that_fails_its_hash_leaves_the_environment_untouched(
+    tmp_path: Path, plugin_wheel: Path, file_server: FileServer
+) -> None:
+    """pip stops before it installs anything, and nothing was unpacked
+    ahead from the file: the environment is as stock pip leaves it."""
+    wheels = write_wheels(tmp_path / "wheels")
+    for name in ("nsa", "nsb"):
+        (path,) = wheels.glob(f"{name}-1.0-*.whl")
+        file_server.add_project(name, {path.name: path.read_bytes()})
+    (nsa,) = wheels.glob("nsa-1.0-*.whl")
+    nsa_hash = hashlib.sha256(nsa.read_bytes()).hexdigest()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        f"nsa==1.0 --hash=sha256:{nsa_hash}\nnsb==1.0 --hash=sha256:{'0' * 64}\n"
+    )
+    args = ["--no-cache-dir", "--index-url", file_server.index_url]
+
+    installs = install_in_turn(
+        tmp_path, plugin_wheel, [[*args, "-r", str(requirements)]], last_status=1
+    )
+
+    error = "THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE"
+    assert error in installs.stock_output[-1]
+    assert error in installs.plugin_output[-1]
+    assert STAGED_LINE.findall(installs.plugin_output[-1]) == []
+    assert list(installs.plugin.root.glob(".fastdeps-*")) == []
     assert_same_environment(installs.stock, installs.plugin)

@@ -79,8 +79,11 @@ class StageJob:
     #: The directory that holds every path of ``scheme``, and its mirror.
     root: str
     staged_root: str
-    #: The hashes pip will check the file against; the file is staged only
-    #: when it matches them, so that no unverified file is ever unpacked.
+    #: The hashes pip will check the file against (the user's: pip's
+    #: ``trust_internet=False``; with ``True``, pip adds the index's hash to
+    #: the requirement's own list, and its later check then accepts a file
+    #: that fails the user's hash); the file is staged only when it matches
+    #: them, so that no unverified file is ever unpacked.
     hashes: Hashes | None = None
 
 
@@ -326,7 +329,7 @@ class StagedInstalls:
             staged_scheme=mirrored,
             root=root,
             staged_root=staged_root,
-            hashes=req.hashes(trust_internet=True) or None,
+            hashes=req.hashes(trust_internet=False) or None,
         )
 
     def _staging_directory(self, root: str) -> str | None:
