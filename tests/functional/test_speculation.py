@@ -8,6 +8,8 @@ what pip printed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -21,8 +23,10 @@ import pytest
 from pip._internal.cli import cmdoptions
 
 from tests.functional.conftest import (
+    PATCHED_PIP,
     PIP_VERSION,
     Venv,
+    _make_venv,
     is_wheel_request,
     isolated_environment,
     run_pip,
@@ -262,6 +266,80 @@ def test_ctrl_c_during_a_stalled_request_exits_without_waiting_for_it(
     assert process.returncode == 1
     assert "Operation cancelled by user" in stderr
     assert "Traceback" not in stderr
+
+
+def start_install_of_four_holding_the_last(
+    plugin_wheel: Path, server: FileServer, tmp_path: Path
+) -> tuple[Venv, Callable[[LoggedRequest], bool]]:
+    """flat0...flat3 published, a new environment with the plugin, and what
+    picks the download of flat3 (its metadata is read with a range)."""
+    publish_flat(server, 4)
+    last = f"/files/{wheel_filename('flat3', '1.0')}"
+    env = _make_venv(tmp_path / "env", str(plugin_wheel))
+    return env, lambda entry: entry.path == last and entry.range is None
+
+
+def install_args(server: FileServer) -> list[str]:
+    return ["install", "--no-cache-dir", FAST_DEPS, "--index-url", server.index_url] + [
+        f"flat{n}" for n in range(4)
+    ]
+
+
+@needs_signals
+@pytest.mark.skipif(PATCHED_PIP is not None, reason="installing ahead is the plugin's")
+def test_ctrl_c_while_wheels_are_installed_ahead_leaves_the_environment_untouched(
+    plugin_wheel: Path, file_server: FileServer, tmp_path: Path
+) -> None:
+    """The first wheels are downloaded and installed ahead, into a staging
+    directory, while the server holds the last one; Ctrl-C comes, then the
+    last file: pip ends, and leaves no staging directory and nothing
+    installed, as stock pip leaves nothing before its install step."""
+    env, is_last = start_install_of_four_holding_the_last(
+        plugin_wheel, file_server, tmp_path
+    )
+    site = next(env.root.glob("lib/python*/site-packages"))
+    before = sorted(path.name for path in site.iterdir())
+    with held(file_server, is_last) as arrived:
+        process = start_pip(env, install_args(file_server), tmp_path)
+        try:
+            assert arrived.wait(timeout=120)
+            process.send_signal(signal.SIGINT)
+        except BaseException:
+            process.kill()
+            raise
+    _, stderr = finish(process)
+
+    assert process.returncode == 1
+    assert "Operation cancelled by user" in stderr
+    assert "Traceback" not in stderr
+    assert list(env.root.glob(".fastdeps-*")) == []
+    assert sorted(path.name for path in site.iterdir()) == before
+
+
+@needs_signals
+@pytest.mark.skipif(PATCHED_PIP is not None, reason="installing ahead is the plugin's")
+def test_the_workers_end_when_pip_is_killed(
+    plugin_wheel: Path, file_server: FileServer, tmp_path: Path
+) -> None:
+    """A forked worker holds pip's output: one that outlived a pip killed
+    with SIGKILL (the OOM killer, a CI timeout) would keep whoever reads
+    that output waiting forever."""
+    env, is_last = start_install_of_four_holding_the_last(
+        plugin_wheel, file_server, tmp_path
+    )
+    with held(file_server, is_last) as arrived:
+        process = start_pip(
+            env, install_args(file_server), tmp_path, start_new_session=True
+        )
+        try:
+            assert arrived.wait(timeout=120)
+            process.kill()
+            process.communicate(timeout=STALL_LIMIT / 2)  # every writer gone
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # what outlived pip
+
+    assert process.returncode == -signal.SIGKILL
 
 
 @needs_signals

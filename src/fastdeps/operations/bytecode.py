@@ -24,12 +24,14 @@ from __future__ import annotations
 import compileall
 import contextlib
 import csv
+import ctypes
 import importlib
 import importlib.util
 import io
 import logging
 import multiprocessing
 import os
+import signal
 import stat
 import sys
 import warnings
@@ -73,6 +75,10 @@ if sys.platform == "linux":
     for _module in _POOL_MODULES:
         importlib.import_module(_module)
 
+#: prctl(2): a Linux process asks to be sent a signal when its parent ends.
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
 #: Files sent to a worker at a time: sending each on its own costs about as
 #: much as compiling it.
 _CHUNK_SIZE = 64
@@ -108,12 +114,32 @@ def _worker_ready() -> None:
     """Nothing: submitted once so that the workers start right away."""
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker's first step: end when pip ends, however pip ends.
+
+    A forked worker holds pip's standard output and error, and its end of
+    the pool's pipes: one that outlived a pip killed with SIGKILL would wait
+    for work forever, and whoever reads pip's output would wait with it.
+    """
+    if _LIBC is not None:
+        with contextlib.suppress(Exception):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # pip ended before the request was made
+        os._exit(1)
+
+
 def forked_pool(workers: int, what: str) -> ProcessPoolExecutor | None:
     """A pool of ``workers`` processes, forked now; None where there can be
-    none (pip then does the work itself, as it does without the feature)."""
+    none (pip then does the work itself, as it does without the feature).
+    The workers end when pip does (:func:`_die_with_parent`)."""
     fork = multiprocessing.get_context("fork")
     try:
-        pool = ProcessPoolExecutor(workers, mp_context=fork)
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=fork,
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         pool.submit(_worker_ready).result()
     except Exception as exc:
         logger.debug("No %s (%r); pip does the work itself", what, exc)
