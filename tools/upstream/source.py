@@ -1,8 +1,5 @@
-"""Python source as text with an AST beside it: the pieces an export moves.
-
-The AST only says where things are; the text is what moves, so that
-comments, blank lines and formatting survive. Line numbers are 1-based.
-"""
+"""Python source as text with an AST beside it: the AST only says where things
+are, the text is what moves, so that comments and formatting survive."""
 
 from __future__ import annotations
 
@@ -41,8 +38,8 @@ def run(
 
 
 def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
-    """The same path under ``pip._internal`` (the package mirrors pip's tree),
-    unless ``renames`` says otherwise; other modules stay as they are."""
+    """The mirror path under ``pip._internal``, unless ``renames`` says
+    otherwise; modules outside the plugin stay as they are."""
     if plugin_module in renames:
         return renames[plugin_module]
     if plugin_module == PLUGIN_PACKAGE:
@@ -53,26 +50,14 @@ def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
 
 
 def path_of(pip_module: str) -> str:
-    """The file of a module in pip's repository: pip is under ``src/``, its
-    tests under ``tests/``."""
+    """A module's file in pip's repository: ``src/`` but for ``tests/``."""
     relative = pip_module.replace(".", "/") + ".py"
     return relative if pip_module.startswith("tests.") else "src/" + relative
 
 
 def module_of(path: str) -> str:
-    """The module of a file in pip's repository (the inverse of :func:`path_of`)."""
+    """The inverse of :func:`path_of`."""
     return path.removeprefix("src/").removesuffix(".py").replace("/", ".")
-
-
-@dataclass
-class Chunk:
-    """A top-level statement, from the line after the previous one (so with
-    its comments and blank lines) to its last line, and the names it binds."""
-
-    node: ast.stmt
-    lead_start: int
-    end: int
-    names: frozenset[str]
 
 
 def bound_names(node: ast.stmt) -> frozenset[str]:
@@ -94,7 +79,7 @@ def bound_names(node: ast.stmt) -> frozenset[str]:
 
 @dataclass
 class Module:
-    """One module's text and where its parts are."""
+    """One module's text and where its parts are (lines are 1-based)."""
 
     name: str
     text: str
@@ -117,11 +102,8 @@ class Module:
         first = min([node.lineno, *(decorator.lineno for decorator in decorators)])
         return first, node.end_lineno or node.lineno
 
-    def source(self, node: ast.stmt) -> str:
-        return self.segment(*self.span(node))
-
     def imports(self) -> Iterator[ast.Import | ast.ImportFrom]:
-        """Top-level imports, those under ``if TYPE_CHECKING:`` too, and not
+        """Top-level imports, those under ``if TYPE_CHECKING:`` too, but not
         ``__future__``'s, which every module has."""
         for node in self.tree.body:
             nodes = [node]
@@ -150,19 +132,18 @@ class Module:
             raise ExportError(f"{self.name} has no imports to add to")
         return max(ends)
 
-    def chunks(self) -> list[Chunk]:
-        """Every top-level statement after the docstring, with its lead-in."""
-        chunks = []
+    def chunks(self) -> Iterator[tuple[ast.stmt, str]]:
+        """Every top-level statement after the docstring, with its text from
+        the line after the previous one (so with its comments)."""
         previous_end = 0
         for index, node in enumerate(self.tree.body):
             end = node.end_lineno or node.lineno
             if index or ast.get_docstring(self.tree, clean=False) is None:
-                chunks.append(Chunk(node, previous_end + 1, end, bound_names(node)))
+                yield node, self.segment(previous_end + 1, end)
             previous_end = end
-        return chunks
 
     def defined_names(self) -> set[str]:
-        return {name for chunk in self.chunks() for name in chunk.names}
+        return {name for node in self.tree.body for name in bound_names(node)}
 
 
 @dataclass(frozen=True)
@@ -175,8 +156,8 @@ class ImportLine:
 
     @property
     def key(self) -> str:
-        """What identifies the import: ``import a.b`` and ``import a.c`` both
-        bind ``a`` but are two imports, ``from m import x`` binds ``x``."""
+        """``import a.b`` and ``import a.c`` both bind ``a`` but are two
+        imports; ``from m import x`` binds ``x``."""
         if self.name is None and not self.asname:
             return self.module
         return self.local
@@ -195,8 +176,8 @@ class ImportLine:
 def import_lines(
     node: ast.Import | ast.ImportFrom, renames: Mapping[str, str]
 ) -> list[ImportLine]:
-    """An import statement as one :class:`ImportLine` per name, ``fastdeps.x``
-    rewritten to ``pip._internal.x``; other modules stay as they are."""
+    """An import statement as one :class:`ImportLine` per name, pointing into
+    pip."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.name.partition(".")[0] == PLUGIN_PACKAGE:
@@ -207,25 +188,20 @@ def import_lines(
 
 
 def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str:
-    """The module's text with its plugin imports pointing into pip.
-
-    Only the module path of each ``from fastdeps...`` statement changes, in
-    place, so that the statement keeps its formatting.
-    """
+    """The module's text with its plugin imports pointing into pip: only each
+    statement's module path changes, so that it keeps its formatting."""
     lines = list(module.lines)
     for node in ast.walk(module.tree):
-        if not isinstance(node, (ast.Import, ast.ImportFrom)):
-            continue
-        if isinstance(node, ast.Import) or node.module is None:
+        if isinstance(node, ast.Import):
             import_lines(node, renames)  # raises for ``import fastdeps``
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
             continue
         target = pip_module_for(node.module, renames)
         if target == node.module:
             continue
         index = node.lineno - 1
         pattern = re.compile(rf"\bfrom\s+{re.escape(node.module)}\s+import\b")
-        new_line, count = pattern.subn(f"from {target} import", lines[index], 1)
+        lines[index], count = pattern.subn(f"from {target} import", lines[index], 1)
         if count != 1:
             raise ExportError(f"{module.name}:{node.lineno}: import not on one line")
-        lines[index] = new_line
     return "".join(lines)

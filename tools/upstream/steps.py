@@ -1,6 +1,5 @@
 """The steps of a patch: most derive pip's code from the plugin's modules;
-:class:`Edit` and the like change pip's own code where the plugin binds in.
-"""
+:class:`Edit` and the like change pip's own code where the plugin binds in."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ from tools.upstream.source import (
     ExportError,
     ImportLine,
     Module,
+    bound_names,
     module_of,
     path_of,
     pip_module_for,
@@ -26,6 +26,12 @@ from tools.upstream.source import (
 #: Names that a plugin module and pip's module both define with the same
 #: meaning: the plugin's is dropped and pip's is used.
 SAME_MEANING = frozenset({"logger"})
+
+#: Tests written for pip's own suite, laid out as in pip's repository.
+PIP_TESTS = Path(__file__).with_name("pip_tests")
+
+# The plugin's "# -- section ----" rules: pip's modules have none.
+_SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
 
 
 @dataclass
@@ -77,11 +83,8 @@ class Step(Protocol):
 
 
 def add_imports(context: Context, path: str, lines: Iterable[ImportLine]) -> None:
-    """Add imports after a pip module's last one (ruff sorts them later).
-
-    A name the module already binds the same way is skipped; one it binds
-    differently is an error, not a silent shadowing.
-    """
+    """Add imports after a pip module's last one (ruff sorts them later); a
+    name the module binds otherwise is an error, not a silent shadowing."""
     module = context.module(path)
     existing = {line.key: (line.module, line.name) for line in module.import_lines({})}
     own = module.defined_names()
@@ -133,41 +136,32 @@ class MergeModule:
 
 
 def merge_module(context: Context, module: Module, path: str) -> None:
-    """Add ``module``'s definitions, formatted as pip's, and imports to pip's
-    module at ``path``.
-
-    Left out: the docstring (the patch's message carries it), ``__all__``,
-    names pip's module defines with the same meaning (:data:`SAME_MEANING`;
-    any other clash is an error), and compatibility imports of
-    pip's module's own names, for older pips than the series is made for.
-    """
+    """Append ``module``'s definitions to pip's module at ``path``, and add
+    their imports. Not the docstring, ``__all__``, :data:`SAME_MEANING` names,
+    nor compatibility imports of the pip module's own names."""
     target = context.module(path)
-    pip_module = target.name
     taken = target.defined_names() | {line.local for line in target.import_lines({})}
     pieces = []
-    for chunk in module.chunks():
-        node = chunk.node
-        if isinstance(node, ast.If) and not _imports_only(node):
+    for node, text in module.chunks():
+        names = bound_names(node)
+        if isinstance(node, ast.If) and not all(
+            isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body
+        ):
             raise ExportError(f"{module.name}: top-level if is not supported")
         if (
             isinstance(node, (ast.Import, ast.ImportFrom, ast.If))
-            or chunk.names == {"__all__"}
-            or _imports_from(node, pip_module, taken)
+            or names == {"__all__"}
+            or _imports_from(node, target.name, taken)
         ):
             continue
-        clash = chunk.names & taken
+        clash = names & taken
         if clash and not clash <= SAME_MEANING:
-            raise ExportError(f"{pip_module} already defines {sorted(clash)}")
+            raise ExportError(f"{target.name} already defines {sorted(clash)}")
         if not clash:
-            piece = module.segment(chunk.lead_start, chunk.end)
-            pieces.append(_SECTION_RULE.sub("", piece))
+            pieces.append(_SECTION_RULE.sub("", text))
     add_imports(context, path, module.import_lines(context.module_renames))
     text = context.formatter("".join(pieces).strip("\n") + "\n")
     context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text)
-
-
-# The plugin's "# -- section ----" rules: pip's modules have none.
-_SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
 
 
 def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
@@ -183,10 +177,6 @@ def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
             for sub in node.body
         )
     )
-
-
-def _imports_only(node: ast.If) -> bool:
-    return all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
 
 
 # -- hand-written edits ---------------------------------------------------------
@@ -252,8 +242,8 @@ class RemoveDefinition:
 
 @dataclass
 class NewsFragment:
-    """A news entry in pip's ``news/`` (towncrier), named, as pip names them,
-    after the ``issue``, or else the ``slug``: see :attr:`Context.news_name`."""
+    """A news entry in pip's ``news/`` (towncrier), named after the ``issue``
+    as pip names them, or else the ``slug``: see :attr:`Context.news_name`."""
 
     issue: int
     slug: str
@@ -275,17 +265,18 @@ class NewsFragment:
         context.write(path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
 
 
-# -- pip's tests ------------------------------------------------------------------
+# -- pip's tests (only where pip's tree has them: not in an sdist) -----------------
 
-#: Tests written for pip's own suite, laid out as in pip's repository.
-PIP_TESTS = Path(__file__).with_name("pip_tests")
+
+def _pip_test(path: str) -> Module:
+    return Module(module_of(path), (PIP_TESTS / path).read_text(encoding="utf-8"))
 
 
 @dataclass
 class ReplaceTest:
     """A test function of pip's replaced by the one of that name in
-    :data:`PIP_TESTS`, whole; ``was``, the start of the sha256 of pip's
-    function, stops the export when pip changes it, as an anchor would."""
+    :data:`PIP_TESTS`; ``was``, the start of the sha256 of pip's function,
+    stops the export when pip changes it, as an anchor would."""
 
     path: str
     name: str
@@ -294,33 +285,29 @@ class ReplaceTest:
     def apply(self, context: Context) -> None:
         if not context.has_tests:
             return
-        module = context.module(self.path)
-        ours = Module(self.name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
+        module, ours = context.module(self.path), _pip_test(self.path)
         old, new = (_definition(m, self.path, self.name)[0] for m in (module, ours))
-        digest = hashlib.sha256(module.source(old).encode()).hexdigest()
-        if digest[: len(self.was)] != self.was:
+        start, end = module.span(old)
+        digest = hashlib.sha256(module.segment(start, end).encode()).hexdigest()
+        if not digest.startswith(self.was):
             raise ExportError(
                 f"{self.path}: pip's {self.name} changed (now {digest[:12]}); "
                 f"update it in {PIP_TESTS / self.path} and tools/upstream/series.py"
             )
-        start, end = module.span(old)
-        lines = module.lines
-        text = ours.source(new)
+        lines, text = module.lines, ours.segment(*ours.span(new))
         context.write(self.path, "".join([*lines[: start - 1], text, *lines[end:]]))
 
 
 @dataclass
 class PipTests:
-    """A test module for pip's suite, new or merged into pip's of that name;
-    skipped where pip's tree has no tests (an sdist)."""
+    """A test module for pip's suite, new or merged into pip's of that name."""
 
     path: str
 
     def apply(self, context: Context) -> None:
         if not context.has_tests:
             return
-        name = module_of(self.path)
-        module = Module(name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
+        module = _pip_test(self.path)
         if context.exists(self.path):
             merge_module(context, module, self.path)
         else:
