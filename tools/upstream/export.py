@@ -1,9 +1,5 @@
 """Make the series in a scratch git repository of pip's sources, checking
-each patch with pip's own ruff configuration before committing it.
-
-Author and date are this checkout's last commit's, so that one checkout
-always gives the same bytes.
-"""
+each patch with pip's own ruff configuration before committing it."""
 
 from __future__ import annotations
 
@@ -45,49 +41,9 @@ class Identity:
     date: str
 
 
-class Ruff:
-    """ruff with pip's configuration: the pyproject.toml at the tree's root."""
-
-    def __init__(self, tree: Path) -> None:
-        self.tree = tree
-        # The ruff installed next to this Python, else PATH's.
-        found = shutil.which("ruff", path=str(Path(sys.executable).parent))
-        found = found or shutil.which("ruff")
-        if found is None:
-            raise ExportError("ruff is needed to check the patches; pip install ruff")
-        self.ruff = found
-
-    def format_text(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
-        try:
-            return run(
-                [self.ruff, "format", "--no-cache", "--stdin-filename", filename, "-"],
-                self.tree,
-                input=text,
-            )
-        except ExportError as exc:
-            numbered = "".join(
-                f"{number:4} {line}"
-                for number, line in enumerate(text.splitlines(keepends=True), 1)
-            )
-            raise ExportError(f"generated code: {exc}{numbered}") from None
-
-    def check(self, paths: Sequence[str], *options: str) -> None:
-        if paths:
-            run([self.ruff, "check", "--no-cache", *options, *paths], self.tree)
-
-    def format_complaints(self, text: str, filename: str) -> set[str]:
-        """Lines that ruff format would change in ``text``."""
-        formatted = self.format_text(text, filename)
-        return {
-            line[2:]
-            for line in difflib.ndiff(text.splitlines(), formatted.splitlines())
-            if line.startswith("- ")
-        }
-
-
 def identity_of(author: str | None = None) -> Identity:
     """This checkout's last commit's date and author, or ``author``
-    (``"Name <email>"``, as git writes it)."""
+    (``"Name <email>"``): one checkout always gives the same bytes."""
     output = run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], REPOSITORY)
     name, email, date = output.splitlines()[:3]
     if author is not None:
@@ -98,51 +54,65 @@ def identity_of(author: str | None = None) -> Identity:
     return Identity(name, email, date)
 
 
-def _copy_pip(pip_source: Path, tree: Path) -> None:
-    if not (pip_source / "src" / "pip" / "_internal").is_dir():
-        raise ExportError(f"{pip_source} is not a pip source tree (no src/pip)")
-    # The vendored packages are neither changed nor checked (pip's ruff
-    # configuration excludes them), and are most of the bytes.
-    ignore = shutil.ignore_patterns("_vendor", "__pycache__")
-    shutil.copytree(pip_source / "src" / "pip", tree / "src" / "pip", ignore=ignore)
-    shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
-    # A checkout of pip's repository has its test suite; an sdist has none.
-    if (pip_source / "tests").is_dir():
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(pip_source / "tests", tree / "tests", ignore=ignore)
-
-
 class Series:
-    """A scratch repository in which the patches are made one by one."""
+    """A scratch git repository of pip's sources, in which the patches are
+    made one by one."""
 
-    def __init__(self, tree: Path, identity: Identity, news_name: str) -> None:
+    def __init__(
+        self, pip_source: Path, tree: Path, identity: Identity, news_name: str
+    ) -> None:
+        if not (pip_source / "src" / "pip" / "_internal").is_dir():
+            raise ExportError(f"{pip_source} is not a pip source tree (no src/pip)")
+        # The vendored packages are neither changed nor checked (pip's ruff
+        # configuration excludes them), and are most of the bytes.
+        ignore = shutil.ignore_patterns("_vendor", "__pycache__")
+        shutil.copytree(pip_source / "src" / "pip", tree / "src" / "pip", ignore=ignore)
+        shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
+        # A checkout of pip's repository has its test suite; an sdist has none.
+        if (pip_source / "tests").is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(pip_source / "tests", tree / "tests", ignore=ignore)
         self.tree = tree
         self.env = dict(os.environ)
         for role in ("AUTHOR", "COMMITTER"):
             self.env[f"GIT_{role}_NAME"] = identity.name
             self.env[f"GIT_{role}_EMAIL"] = identity.email
             self.env[f"GIT_{role}_DATE"] = identity.date
-        self.ruff = Ruff(tree)
+        # The ruff installed next to this Python, else PATH's.
+        ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+        self.ruff = ruff or shutil.which("ruff") or ""
+        if not self.ruff:
+            raise ExportError("ruff is needed to check the patches; pip install ruff")
         self.context = Context(
             plugin_src=REPOSITORY / "src",
             pip_tree=tree,
             module_renames=MODULE_RENAMES,
-            formatter=self.ruff.format_text,
+            formatter=self.format_text,
             news_name=news_name,
         )
         self.unused_substitutions = set(TEXT_SUBSTITUTIONS)
-
-    def git(self, *args: str) -> str:
-        return run(["git", "-c", "core.autocrlf=false", *args], self.tree, self.env)
-
-    def start(self) -> None:
         self.git("init", "-q", "-b", "base")
-        (self.tree / ".git" / "info" / "exclude").write_text(
+        (tree / ".git" / "info" / "exclude").write_text(
             ".ruff_cache/\n__pycache__/\n", encoding="utf-8"
         )
         self.git("add", "-A")
         self.git("commit", "-q", "--no-verify", "-m", "pip as released")
         self.git("tag", "base")
+
+    def git(self, *args: str) -> str:
+        return run(["git", "-c", "core.autocrlf=false", *args], self.tree, self.env)
+
+    def format_text(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
+        """``text`` formatted by ruff with pip's configuration."""
+        command = [self.ruff, "format", "--no-cache", "--stdin-filename", filename]
+        try:
+            return run([*command, "-"], self.tree, input=text)
+        except ExportError as exc:
+            numbered = "".join(
+                f"{number:4} {line}"
+                for number, line in enumerate(text.splitlines(keepends=True), 1)
+            )
+            raise ExportError(f"generated code: {exc}{numbered}") from None
 
     def make(self, patch: Patch) -> None:
         context = self.context
@@ -155,14 +125,18 @@ class Series:
         python_paths = sorted(path for path in context.touched if path.endswith(".py"))
         # pip's whole rule set stays selected, so that RUF100 knows which
         # suppression comments pip needs; only RUFF_FIXES are fixed.
-        self.ruff.check(python_paths, "--fix-only", f"--fixable={RUFF_FIXES}")
+        self._ruff_check(python_paths, "--fix-only", f"--fixable={RUFF_FIXES}")
         self.git("add", "-A")
         for path in python_paths:
             self._check_format(path)
-        self.ruff.check(python_paths)
+        self._ruff_check(python_paths)
         self._check_imports(python_paths)
         self._check_leaks(patch)
         self.git("commit", "-q", "--no-verify", "-m", patch.commit_message)
+
+    def _ruff_check(self, paths: Sequence[str], *options: str) -> None:
+        if paths:
+            run([self.ruff, "check", "--no-cache", *options, *paths], self.tree)
 
     def _substitute(self, text: str) -> str:
         for old, new in TEXT_SUBSTITUTIONS:
@@ -193,17 +167,26 @@ class Series:
     def _check_format(self, path: str) -> None:
         """New files must be formatted; changed files no worse than pip's own
         (a newer ruff than pip's may want to change lines pip never touched)."""
-        complaints = self.ruff.format_complaints(self.context.read(path), path)
         try:
             original = self.git("show", f"base:{path}")
         except ExportError:
-            original = ""
-        complaints -= self.ruff.format_complaints(original, path) if original else set()
+            original = ""  # a new file
+        complaints = self._unformatted(self.context.read(path), path)
+        complaints -= self._unformatted(original, path) if original else set()
         if complaints:
             raise ExportError(
                 f"{path}: generated code is not formatted as ruff wants:\n"
                 + "\n".join(sorted(complaints))
             )
+
+    def _unformatted(self, text: str, filename: str) -> set[str]:
+        """Lines that ruff format would change in ``text``."""
+        formatted = self.format_text(text, filename)
+        return {
+            line[2:]
+            for line in difflib.ndiff(text.splitlines(), formatted.splitlines())
+            if line.startswith("- ")
+        }
 
     def _check_leaks(self, patch: Patch) -> None:
         leaks = [
@@ -224,16 +207,8 @@ class Series:
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("[0-9][0-9][0-9][0-9]-*.patch"):
             old.unlink()
-        output = self.git(
-            "format-patch",
-            "--zero-commit",
-            "--no-signature",
-            "--numbered",
-            "--stat=80",
-            "-o",
-            str(out.resolve()),
-            "base..HEAD",
-        )
+        options = ["--zero-commit", "--no-signature", "--numbered", "--stat=80"]
+        output = self.git("format-patch", *options, "-o", str(out.resolve()), "base..")
         return [Path(line) for line in output.splitlines() if line.strip()]
 
 
@@ -242,13 +217,10 @@ def export(
 ) -> list[Path]:
     """Write the series into ``out``; return the patch files, in order."""
     with tempfile.TemporaryDirectory(prefix="fastdeps-upstream-") as scratch:
-        tree = Path(scratch) / "pip"
-        _copy_pip(pip_source, tree)
-        maker = Series(tree, identity, news_name)
-        maker.start()
+        series = Series(pip_source, Path(scratch) / "pip", identity, news_name)
         for patch in SERIES:
             logger.info("making %s", patch.subject)
-            maker.make(patch)
-        for old, _ in sorted(maker.unused_substitutions):
+            series.make(patch)
+        for old, _ in sorted(series.unused_substitutions):
             logger.warning("substitution no longer used: %r", old)
-        return maker.write(out)
+        return series.write(out)
