@@ -280,17 +280,19 @@ def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
     path = path_of("pip._internal.operations.prep")
 
     with pytest.raises(ExportError, match="occurs 0 times") as raised:
-        Edit(path, old="return link.url\n", new="").apply(context)
+        Edit(path, "-return link.url\n").apply(context)
     assert "tools/upstream/series.py" in str(raised.value)
+    with pytest.raises(ExportError, match="not a hunk line"):
+        Edit(path, "return link.url\n").apply(context)
 
     Edit(
         path,
-        old="        return None\n",
-        new="        return fast()\n",
+        '         """pip\'s docstring."""\n'
+        "-        return None\n+        return fast()\n",
         imports=(("pip._internal.fast", "fast"),),
     ).apply(context)
     text = context.read(path)
-    assert "        return fast()\n" in text
+    assert 'docstring."""\n        return fast()\n' in text
     assert "from pip._internal.fast import fast\n" in text
 
 

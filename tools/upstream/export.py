@@ -139,10 +139,10 @@ class Series:
             run([self.ruff, "check", "--no-cache", *options, *paths], self.tree)
 
     def _substitute(self, text: str) -> str:
-        for old, new in TEXT_SUBSTITUTIONS:
+        for old, new in TEXT_SUBSTITUTIONS.items():
             if old in text:
                 text = text.replace(old, new)
-                self.unused_substitutions.discard((old, new))
+                self.unused_substitutions.discard(old)
         # References in docstrings and comments (":mod:`fastdeps.cache`")
         # follow the modules into pip.
         return _PLUGIN_REFERENCE.sub(PIP_PACKAGE + ".", text)
@@ -221,6 +221,6 @@ def export(
         for patch in SERIES:
             logger.info("making %s", patch.subject)
             series.make(patch)
-        for old, _ in sorted(series.unused_substitutions):
+        for old in sorted(series.unused_substitutions):
             logger.warning("substitution no longer used: %r", old)
         return series.write(out)

@@ -1,8 +1,5 @@
 """The patch series, as data: which plugin module goes where in pip, and the
-hand-written edits of pip's own code where the plugin binds in instead.
-
-A change to a plugin module flows into the patches with no change here.
-"""
+hand-written edits of pip's own code where the plugin binds in instead."""
 
 from __future__ import annotations
 
@@ -30,37 +27,29 @@ MODULE_RENAMES: dict[str, str] = {"fastdeps.seams": "pip._internal.utils.seams"}
 #: Wording that only makes sense in the plugin, and pip's wording for it.
 #: Applied to every file a patch touches; one that no longer matches is
 #: reported, and any "fastdeps" left in an added line stops the export.
-TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
+TEXT_SUBSTITUTIONS: dict[str, str] = {
     # The project's documents, which pip does not have.
-    (
-        "METADATA; docs/lazy-wheel.rst has the survey that chose it.",
-        "METADATA, in a survey of 183 wheels from PyPI.",
+    "METADATA; docs/lazy-wheel.rst has the survey that chose it.": (
+        "METADATA, in a survey of 183 wheels from PyPI."
     ),
-    (
-        "METADATA alone is\ncheaper (docs/lazy-wheel.rst).",
-        "METADATA alone is\ncheaper.",
+    "METADATA alone is\ncheaper (docs/lazy-wheel.rst).": "METADATA alone is\ncheaper.",
+    "every answer; servers differ in how they answer them (see docs/servers.rst\n"
+    "in the project's repository).": (
+        "every answer; servers differ in how they answer them."
     ),
-    (
-        "every answer; servers differ in how they answer them (see docs/servers.rst\n"
-        "in the project's repository).",
-        "every answer; servers differ in how they answer them.",
-    ),
-    ("With --use-feature=fast-deps (pip-fastdeps): ", "With --use-feature=fast-deps: "),
+    "With --use-feature=fast-deps (pip-fastdeps): ": "With --use-feature=fast-deps: ",
     # The line that says the feature is on names the feature, not the plugin.
-    (
-        "    from fastdeps import __version__\n\n"
-        '    return f"pip-fastdeps {__version__}"\n',
-        '    return "fast-deps"\n',
-    ),
+    "    from fastdeps import __version__\n\n"
+    '    return f"pip-fastdeps {__version__}"\n': '    return "fast-deps"\n',
     # The metadata cache: its directory and entries are pip's.
-    ('CACHE_SUBDIR = "fastdeps-metadata"', 'CACHE_SUBDIR = "metadata"'),
-    ('_ENTRY_MAGIC = b"fastdeps-metadata 1"', '_ENTRY_MAGIC = b"pip-metadata 1"'),
-    ("``<pip cache dir>/fastdeps-metadata``", "``<pip cache dir>/metadata``"),
+    'CACHE_SUBDIR = "fastdeps-metadata"': 'CACHE_SUBDIR = "metadata"',
+    '_ENTRY_MAGIC = b"fastdeps-metadata 1"': '_ENTRY_MAGIC = b"pip-metadata 1"',
+    "``<pip cache dir>/fastdeps-metadata``": "``<pip cache dir>/metadata``",
     # The prefetcher.
-    ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
+    '"pip-fastdeps prefetch: %s"': '"fast-deps prefetch: %s"',
     # Last: the plugin compares itself with "stock pip"; in pip, that is pip.
-    ("stock pip", "pip"),
-)
+    "stock pip": "pip",
+}
 
 PREPARE = "pip._internal.operations.prepare"
 PREFETCH = "pip._internal.resolution.prefetch"
@@ -76,16 +65,15 @@ MESSAGES = Path(__file__).with_name("messages")
 
 @dataclass
 class Patch:
-    """One patch: steps, a news entry, and the name of its commit message's
-    file in :data:`MESSAGES`."""
+    """One patch: a news entry, whose slug names the commit message's file in
+    :data:`MESSAGES`, and the steps."""
 
-    message: str
     news: NewsFragment
     steps: tuple[Step, ...]
 
     @property
     def commit_message(self) -> str:
-        return (MESSAGES / f"{self.message}.txt").read_text(encoding="utf-8")
+        return (MESSAGES / f"{self.news.slug}.txt").read_text(encoding="utf-8")
 
     @property
     def subject(self) -> str:
@@ -94,7 +82,6 @@ class Patch:
 
 SERIES: tuple[Patch, ...] = (
     Patch(
-        message="1-lazy-wheel",
         news=NewsFragment(
             11447,
             "fast-deps-lazy-wheel",
@@ -117,7 +104,6 @@ SERIES: tuple[Patch, ...] = (
         ),
     ),
     Patch(
-        message="2-parallel-map",
         news=NewsFragment(
             825,
             "fast-deps-parallel-map",
@@ -130,7 +116,6 @@ SERIES: tuple[Patch, ...] = (
         ),
     ),
     Patch(
-        message="3-metadata-cache",
         news=NewsFragment(
             12921,
             "fast-deps-metadata-cache",
@@ -147,29 +132,25 @@ SERIES: tuple[Patch, ...] = (
             NewModule("fastdeps.operations.metadata"),
             Edit(
                 "src/pip/_internal/commands/cache.py",
-                old="""\
-        return filesystem.find_files(old_http_dir, "*") + filesystem.find_files(
-            new_http_dir, "*"
-        )
-""",
-                new="""\
-        # Metadata of wheels read with fast-deps, kept because HTTP answers
-        # were: they go with the HTTP cache. Imported here, as it brings in
-        # network code, which the other subcommands and --help do not need.
-        from pip._internal.cache import CACHE_SUBDIR, MetadataCache
-
-        metadata_cache = MetadataCache(self._cache_dir(options, CACHE_SUBDIR))
-        return (
-            filesystem.find_files(old_http_dir, "*")
-            + filesystem.find_files(new_http_dir, "*")
-            + [str(path) for path in metadata_cache.entries()]
-        )
+                """\
+-        return filesystem.find_files(old_http_dir, "*") + filesystem.find_files(
+-            new_http_dir, "*"
++        # Metadata of wheels read with fast-deps, kept because HTTP answers
++        # were: they go with the HTTP cache. Imported here, as it brings in
++        # network code, which the other subcommands and --help do not need.
++        from pip._internal.cache import CACHE_SUBDIR, MetadataCache
++
++        metadata_cache = MetadataCache(self._cache_dir(options, CACHE_SUBDIR))
++        return (
++            filesystem.find_files(old_http_dir, "*")
++            + filesystem.find_files(new_http_dir, "*")
++            + [str(path) for path in metadata_cache.entries()]
+         )
 """,
             ),
         ),
     ),
     Patch(
-        message="4-parallel-downloads",
         news=NewsFragment(
             825,
             "fast-deps-parallel-downloads",
@@ -190,14 +171,12 @@ SERIES: tuple[Patch, ...] = (
             # which only ran under fast-deps.
             Edit(
                 PREPARE_PATH,
-                old="""\
-        # Try PEP 658 metadata first, then fall back to lazy wheel if unavailable.
-        return self._fetch_metadata_using_link_data_attr(
-            req
-        ) or self._fetch_metadata_using_lazy_wheel(req.link)
-""",
-                new="""\
-        return self._fetch_metadata_using_link_data_attr(req)
+                """\
+-        # Try PEP 658 metadata first, then fall back to lazy wheel if unavailable.
+-        return self._fetch_metadata_using_link_data_attr(
+-            req
+-        ) or self._fetch_metadata_using_lazy_wheel(req.link)
++        return self._fetch_metadata_using_link_data_attr(req)
 """,
             ),
             RemoveDefinition(
@@ -213,53 +192,43 @@ SERIES: tuple[Patch, ...] = (
             ),
             Edit(
                 REQ_COMMAND,
-                old="""\
-        self.cmd_opts.add_option(cmdoptions.no_clean())
-""",
-                new="""\
-        self.cmd_opts.add_option(cmdoptions.no_clean())
-        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
+                """\
+         self.cmd_opts.add_option(cmdoptions.no_clean())
++        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
 """,
             ),
             Edit(
                 REQ_COMMAND,
-                old="""\
-            lazy_wheel = "fast-deps" in options.features_enabled
-            if lazy_wheel:
-                logger.warning(
-                    "pip is using lazily downloaded wheels using HTTP "
-                    "range requests to obtain dependency information. "
-                    "This experimental feature is enabled through "
-                    "--use-feature=fast-deps and it is not ready for "
-                    "production."
-                )
-""",
-                new="""\
-            lazy_wheel = "fast-deps" in options.features_enabled
+                """\
+             lazy_wheel = "fast-deps" in options.features_enabled
+-            if lazy_wheel:
+-                logger.warning(
+-                    "pip is using lazily downloaded wheels using HTTP "
+-                    "range requests to obtain dependency information. "
+-                    "This experimental feature is enabled through "
+-                    "--use-feature=fast-deps and it is not ready for "
+-                    "production."
+-                )
 """,
             ),
             Edit(
                 REQ_COMMAND,
-                old="""\
-        return RequirementPreparer(
-            build_dir=temp_build_dir_path,
-""",
-                new="""\
-        preparer_class: Callable[..., RequirementPreparer] = RequirementPreparer
-        if lazy_wheel:
-            preparer_class = partial(
-                FastDepsRequirementPreparer,
-                fast_deps=fast_deps_settings(cls, options),
-            )
-        return preparer_class(
-            build_dir=temp_build_dir_path,
+                """\
+-        return RequirementPreparer(
++        preparer_class: Callable[..., RequirementPreparer] = RequirementPreparer
++        if lazy_wheel:
++            preparer_class = partial(
++                FastDepsRequirementPreparer,
++                fast_deps=fast_deps_settings(cls, options),
++            )
++        return preparer_class(
+             build_dir=temp_build_dir_path,
 """,
                 imports=((PREPARE, "FastDepsRequirementPreparer"),),
             ),
         ),
     ),
     Patch(
-        message="5-prefetch",
         news=NewsFragment(
             8670,
             "fast-deps-prefetch",
@@ -277,40 +246,30 @@ SERIES: tuple[Patch, ...] = (
             ),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/resolver.py",
-                old="""\
-    def resolve(
-        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
-    ) -> RequirementSet:
-        collected = self.factory.collect_root_requirements(root_reqs)
-""",
-                new="""\
-    def resolve(
-        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
-    ) -> RequirementSet:
-        with prefetching(self.factory):
-            return self._resolve(root_reqs, check_supported_wheels)
-
-    def _resolve(
-        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
-    ) -> RequirementSet:
-        collected = self.factory.collect_root_requirements(root_reqs)
+                """\
+     def resolve(
+         self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
+     ) -> RequirementSet:
++        with prefetching(self.factory):
++            return self._resolve(root_reqs, check_supported_wheels)
++
++    def _resolve(
++        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
++    ) -> RequirementSet:
+         collected = self.factory.collect_root_requirements(root_reqs)
 """,
                 imports=((PREFETCH, "prefetching"),),
             ),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/factory.py",
-                old="""\
-        collected.requirements.sort(key=lambda r: r.name != r.project_name)
-        return collected
-""",
-                new="""\
-        collected.requirements.sort(key=lambda r: r.name != r.project_name)
-        prefetcher = prefetcher_of(self)
-        if prefetcher is not None:
-            prefetch_requirements(
-                prefetcher, collected.requirements, collected.constraints
-            )
-        return collected
+                """\
+         collected.requirements.sort(key=lambda r: r.name != r.project_name)
++        prefetcher = prefetcher_of(self)
++        if prefetcher is not None:
++            prefetch_requirements(
++                prefetcher, collected.requirements, collected.constraints
++            )
+         return collected
 """,
                 imports=(
                     (PREFETCH, "prefetch_requirements"),
@@ -319,14 +278,11 @@ SERIES: tuple[Patch, ...] = (
             ),
             Edit(
                 "src/pip/_internal/resolution/resolvelib/provider.py",
-                old="""\
-        return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
-""",
-                new="""\
-        prefetcher = prefetcher_of(self._factory)
-        if prefetcher is not None:
-            prefetch_dependencies(prefetcher, candidate)
-        return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
+                """\
++        prefetcher = prefetcher_of(self._factory)
++        if prefetcher is not None:
++            prefetch_dependencies(prefetcher, candidate)
+         return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
 """,
                 imports=(
                     (PREFETCH, "prefetch_dependencies"),

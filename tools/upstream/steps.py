@@ -184,25 +184,32 @@ def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
 
 @dataclass
 class Edit:
-    """A hand-written change to a pip file: ``old`` must occur exactly once;
-    ``imports`` are what ``new`` needs, as ``(module, name)``."""
+    """A hand-written change to a pip file, as a diff hunk: each line starts
+    with " " (kept), "-" (removed) or "+" (added). The lines before must occur
+    exactly once; ``imports`` are what the added ones need, as ``(module, name)``.
+    """
 
     path: str
-    old: str
-    new: str
+    hunk: str
     imports: tuple[tuple[str, str], ...] = ()
 
     def apply(self, context: Context) -> None:
+        lines = self.hunk.splitlines(keepends=True)
+        for line in lines:
+            if line[0] not in " -+":
+                raise ExportError(f"{self.path}: not a hunk line: {line!r}")
+        old = "".join(line[1:] for line in lines if line[0] != "+")
+        new = "".join(line[1:] for line in lines if line[0] != "-")
         text = context.read(self.path)
-        count = text.count(self.old)
+        count = text.count(old)
         if count != 1:
             raise ExportError(
                 f"{self.path}: the anchor occurs {count} times, expected once; "
-                f"update tools/upstream/series.py:\n{self.old}"
+                f"update tools/upstream/series.py:\n{old}"
             )
-        context.write(self.path, text.replace(self.old, self.new))
-        lines = [ImportLine(origin, name) for origin, name in self.imports]
-        add_imports(context, self.path, lines)
+        context.write(self.path, text.replace(old, new))
+        imports = [ImportLine(origin, name) for origin, name in self.imports]
+        add_imports(context, self.path, imports)
 
 
 def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
