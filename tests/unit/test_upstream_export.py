@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from tools.upstream.export import _PLUGIN_REFERENCE, identity_of
-from tools.upstream.patched import changed_files
+from tools.upstream.patched import changed_files, outcomes_of, report, run_tests
 from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.source import (
     ExportError,
@@ -32,7 +32,6 @@ from tools.upstream.steps import (
     RemoveDefinition,
     ReplaceTest,
 )
-from tools.upstream.suite import outcomes_of, report, run_tests
 
 from fastdeps.pip_versions import NEWEST_PIP
 

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from tools.upstream.export import export, identity_of
-from tools.upstream.patched import prepare
+from tools.upstream.patched import DEFAULT_TEST_FILES, check, prepare
 from tools.upstream.series import PIP_VERSION
 from tools.upstream.source import ExportError
-from tools.upstream.suite import DEFAULT_TEST_FILES, check
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,5 +1,8 @@
-"""A venv holding pip built from its sdist plus the series, and no plugin:
-what ``nox -s upstream`` runs the functional tests against."""
+"""pip with the series applied: built from its sdist into a venv without the
+plugin, which ``nox -s upstream`` runs the functional tests against
+(:func:`prepare`), or tested with pip's own suite on a checkout of pip, with
+and without fast-deps, as a reviewer would (:func:`check`; pip's repository
+is not on PyPI, so CI cannot run this)."""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ import importlib.util
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,17 +24,33 @@ from tools.upstream.source import ExportError, run
 
 logger = logging.getLogger(__name__)
 
+#: The test files the series' changes reach; pip's reviewers would run all.
+DEFAULT_TEST_FILES = (
+    "tests/unit",
+    "tests/functional/test_fast_deps.py",
+    "tests/functional/test_download.py",
+    "tests/functional/test_install.py",
+    "tests/functional/test_install_reqs.py",
+    "tests/functional/test_install_upgrade.py",
+    "tests/functional/test_install_index.py",
+    "tests/functional/test_install_config.py",
+    "tests/functional/test_new_resolver.py",
+    "tests/functional/test_new_resolver_hashes.py",
+    "tests/functional/test_lock.py",
+    "tests/functional/test_cache.py",
+    "tests/functional/test_wheel.py",
+)
 
-def fetch_sdist(cache: Path) -> Path:
-    """pip's sdist from PyPI, with pip itself, kept in ``cache``."""
-    sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
-    if not sdist.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
-            + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
-        )
-    return sdist
+#: Outcomes per test, keyed by "file::name".
+Outcomes = dict[str, str]
+
+
+def new_venv(venv: Path, *options: str) -> Path:
+    """A new venv at ``venv``, replacing the one there; its python."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    run([sys.executable, "-m", "venv", *options, str(venv)])
+    return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
 
 
 def unpack(sdist: Path, into: Path) -> Path:
@@ -43,42 +65,15 @@ def unpack(sdist: Path, into: Path) -> Path:
 
 
 def apply_series(patches: Sequence[Path], tree: Path) -> None:
-    """Apply each patch in order (git apply applies all of it or nothing),
-    then check that it is in place (it reverses).
-
-    Inside another repository's working tree (this checkout's .nox/), git
-    apply would silently skip every file outside the current directory: git
-    must not look above ``tree``.
-    """
+    """Apply each patch in order (all of it or nothing), then check that it is
+    in place (it reverses). Inside another repository's work tree (this
+    checkout's .nox/), git apply would silently skip every file outside the
+    current directory: git must not look above ``tree``."""
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
         run(["git", "apply", str(patch)], cwd=tree, env=env)
         run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
         logger.info("applied %s", patch.name)
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
-
-
-def install_patched_pip(tree: Path, venv: Path) -> Path:
-    """A new venv at ``venv`` with the pip built from ``tree``; its python."""
-    if venv.exists():
-        shutil.rmtree(venv)
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    python = venv_python(venv)
-    run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
-        + ["--no-deps", str(tree)]
-    )
-    probe = (
-        "import importlib.util as u, pip; "
-        "print(u.find_spec('fastdeps'), pip.__version__)"
-    )
-    found, version = run([str(python), "-c", probe]).split()
-    if found != "None" or version != PIP_VERSION:
-        raise ExportError(f"{venv}: fastdeps importable ({found}) or pip {version}")
-    return python
 
 
 def changed_files(patches: Sequence[Path]) -> list[str]:
@@ -92,15 +87,6 @@ def changed_files(patches: Sequence[Path]) -> list[str]:
     return sorted(files)
 
 
-def check_installed(patches: Sequence[Path], tree: Path, python: Path) -> None:
-    """Every pip file the series changes is installed as patched."""
-    site = Path(run([str(python), "-c", "import pip; print(pip.__path__[0])"]).strip())
-    for path in changed_files(patches):
-        installed = site / path.removeprefix("src/pip/")
-        if installed.read_bytes() != (tree / path).read_bytes():
-            raise ExportError(f"{installed} is not the patched file")
-
-
 def typecheck(patches: Sequence[Path], tree: Path) -> None:
     """mypy with pip's own configuration, as pip's CI runs it, over the
     modules the series changes; skipped, with a warning, without mypy."""
@@ -112,16 +98,135 @@ def typecheck(patches: Sequence[Path], tree: Path) -> None:
     logger.info("mypy, with pip's configuration: no issues")
 
 
+def install_patched_pip(patches: Sequence[Path], tree: Path, venv: Path) -> Path:
+    """A new venv with the pip built from ``tree`` and no plugin; its python.
+    Every pip file the series changes must be installed as patched."""
+    python = new_venv(venv, "--without-pip")
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]
+    run([*pip, "install", "-q", "--no-deps", str(tree)])
+    probe = (
+        "import importlib.util as u, pip; "
+        "print(u.find_spec('fastdeps'), pip.__version__, pip.__path__[0], sep='\\n')"
+    )
+    found, version, site = run([str(python), "-c", probe]).splitlines()
+    if found != "None" or version != PIP_VERSION:
+        raise ExportError(f"{venv}: fastdeps importable ({found}) or pip {version}")
+    for path in changed_files(patches):
+        installed = Path(site) / path.removeprefix("src/pip/")
+        if installed.read_bytes() != (tree / path).read_bytes():
+            raise ExportError(f"{installed} is not the patched file")
+    return python
+
+
 def prepare(
     cache: Path, work: Path, identity: Identity, news_name: str
 ) -> tuple[list[Path], Path]:
-    """Export, apply, install; return the patches and the patched python."""
-    sdist = fetch_sdist(cache)
+    """Download pip's sdist (kept in ``cache``), export, apply, install; return
+    the patches and the patched python."""
+    sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
+    if not sdist.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
+            + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
+        )
     pristine = unpack(sdist, work / "pristine")
     patches = export(pristine, work / "patches", identity, news_name)
     patched = unpack(sdist, work / "patched")
     apply_series(patches, patched)
     typecheck(patches, patched)
-    python = install_patched_pip(patched, work / "venv")
-    check_installed(patches, patched, python)
-    return patches, python
+    return patches, install_patched_pip(patches, patched, work / "venv")
+
+
+def test_venv(tree: Path, venv: Path) -> Path:
+    """A venv with pip's test dependencies and the patched pip; its python.
+
+    pip's harness builds the pip under test from ``tree``'s sources; the
+    editable install is what the unit tests import.
+    """
+    python = new_venv(venv)
+    pip = [str(python), "-m", "pip"]
+    run([*pip, "install", "-q", "--upgrade", "pip"])
+    run([*pip, "install", "-q", "--group", "test", "-e", "."], tree)
+    wheels = str(tree / "tests" / "data" / "common_wheels")
+    run([*pip, "wheel", "-q", "-w", wheels, "--group", "test-common-wheels"], tree)
+    return python
+
+
+def run_tests(
+    python: Path, tree: Path, files: Sequence[str], fast_deps: bool
+) -> Outcomes:
+    """pytest over ``files`` (network tests deselected); each test's outcome."""
+    report = tree.parent / f"junit-{'fast-deps' if fast_deps else 'stock'}.xml"
+    # This machine's pip configuration must not reach the pips under test.
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("PIP_")
+    }
+    if fast_deps:
+        env["PIP_USE_FEATURE"] = "fast-deps"
+    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q"]
+    # xunit1 reports name each test's file.
+    command += ["-m", "not network", "-o", "junit_family=xunit1"]
+    command += [f"--junitxml={report}", *files]
+    logger.info("running %s%s", " ".join(files), " with fast-deps" if fast_deps else "")
+    result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    # 1 means some tests failed: their outcomes are the result. Anything else
+    # (interrupted, a usage error, nothing collected) leaves none to compare.
+    if result.returncode not in (0, 1):
+        raise ExportError(
+            f"pytest exited with {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
+    return outcomes_of(report)
+
+
+def outcomes_of(report: Path) -> Outcomes:
+    """Each test case of a JUnit XML report: passed, failed, error or skipped."""
+    outcomes: Outcomes = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+        outcomes[f"{case.get('file', '?')}::{case.get('name')}"] = outcome
+    return outcomes
+
+
+def report(stock: Outcomes, fast_deps: Outcomes) -> str:
+    """Per file: outcome counts in both runs; then the tests only fast-deps fails."""
+    lines = ["file | without fast-deps | with fast-deps", "---|---|---"]
+    for file in sorted({test.split("::")[0] for test in stock | fast_deps}):
+        counts = [
+            Counter(o for t, o in run.items() if t.split("::")[0] == file)
+            for run in (stock, fast_deps)
+        ]
+        lines.append(f"{file} | {_counts(counts[0])} | {_counts(counts[1])}")
+    regressions = sorted(
+        test
+        for test, outcome in fast_deps.items()
+        if outcome in ("failed", "error") and stock.get(test) == "passed"
+    )
+    lines += ["", f"failing only with fast-deps: {len(regressions)}"]
+    lines.extend(f"  {test}" for test in regressions)
+    return "\n".join(lines)
+
+
+def _counts(counter: Counter[str]) -> str:
+    order = ("passed", "failed", "error", "skipped")
+    return ", ".join(f"{counter[key]} {key}" for key in order if counter[key])
+
+
+def check(
+    pip_repo: Path, work: Path, identity: Identity, files: Sequence[str], news_name: str
+) -> str:
+    """Apply the series to a copy of ``pip_repo``, run its tests both ways; the
+    report."""
+    patches = export(pip_repo, work / "patches", identity, news_name)
+    tree = work / "pip"
+    if tree.exists():
+        shutil.rmtree(tree)
+    ignore = shutil.ignore_patterns(".git", ".nox", "__pycache__")
+    shutil.copytree(pip_repo, tree, ignore=ignore)
+    apply_series(patches, tree)
+    python = test_venv(tree, work / "venv")
+    stock = run_tests(python, tree, files, fast_deps=False)
+    return report(stock, run_tests(python, tree, files, fast_deps=True))
