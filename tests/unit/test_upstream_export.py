@@ -14,23 +14,21 @@ import pytest
 from tools.upstream.export import _PLUGIN_REFERENCE, identity_of
 from tools.upstream.patched import changed_files, outcomes_of, report, run_tests
 from tools.upstream.series import PIP_VERSION, SERIES
-from tools.upstream.source import (
-    ExportError,
-    Module,
-    path_of,
-    pip_module_for,
-    rewrite_import_statements,
-)
 from tools.upstream.steps import (
     PIP_TESTS,
     Context,
     Edit,
+    ExportError,
     MergeModule,
+    Module,
     NewModule,
     NewsFragment,
     PipTests,
     RemoveDefinition,
     ReplaceTest,
+    path_of,
+    pip_module_for,
+    rewrite_import_statements,
 )
 
 from fastdeps.pip_versions import NEWEST_PIP
@@ -493,5 +491,5 @@ def test_a_pytest_run_that_tests_nothing_is_an_error_not_an_empty_report(
     tree = tmp_path / "pip"
     tree.mkdir()
 
-    with pytest.raises(ExportError, match="pytest exited with 5:"):
+    with pytest.raises(ExportError, match="no_such_tests.py exited with 5 in "):
         run_tests(Path(sys.executable), tree, ["no_such_tests.py"], fast_deps=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 from tools.upstream.export import export, identity_of
 from tools.upstream.patched import DEFAULT_TEST_FILES, check, prepare
 from tools.upstream.series import PIP_VERSION
-from tools.upstream.source import ExportError
+from tools.upstream.steps import ExportError
 
 
 def _parser() -> argparse.ArgumentParser:

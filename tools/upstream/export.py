@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.upstream.series import MODULE_RENAMES, SERIES, TEXT_SUBSTITUTIONS, Patch
-from tools.upstream.source import PIP_PACKAGE, PLUGIN_PACKAGE, ExportError, run
-from tools.upstream.steps import Context
+from tools.upstream.steps import PIP_PACKAGE, PLUGIN_PACKAGE, Context, ExportError, run
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class Series:
         self.git("tag", "base")
 
     def git(self, *args: str) -> str:
-        return run(["git", "-c", "core.autocrlf=false", *args], self.tree, self.env)
+        return run(["git", "-c", "core.autocrlf=false", *args], self.tree, env=self.env)
 
     def format_text(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
         """``text`` formatted by ruff with pip's configuration."""

@@ -10,7 +10,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import xml.etree.ElementTree as ElementTree
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from tools.upstream.export import Identity, export
 from tools.upstream.series import PIP_VERSION
-from tools.upstream.source import ExportError, run
+from tools.upstream.steps import ExportError, run
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +168,9 @@ def run_tests(
     command += ["-m", "not network", "-o", "junit_family=xunit1"]
     command += [f"--junitxml={report}", *files]
     logger.info("running %s%s", " ".join(files), " with fast-deps" if fast_deps else "")
-    result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     # 1 means some tests failed: their outcomes are the result. Anything else
     # (interrupted, a usage error, nothing collected) leaves none to compare.
-    if result.returncode not in (0, 1):
-        raise ExportError(
-            f"pytest exited with {result.returncode}:\n{result.stdout}{result.stderr}"
-        )
+    run(command, tree, ok=(0, 1), env=env)
     return outcomes_of(report)
 
 
