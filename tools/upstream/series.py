@@ -3,7 +3,6 @@ hand-written edits of pip's own code where the plugin binds in instead."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from tools.upstream.steps import (
@@ -63,13 +62,13 @@ TEST_INSTALL = "tests/functional/test_install.py"
 MESSAGES = Path(__file__).with_name("messages")
 
 
-@dataclass
 class Patch:
     """One patch: a news entry, whose slug names the commit message's file in
     :data:`MESSAGES`, and the steps."""
 
-    news: NewsFragment
-    steps: tuple[Step, ...]
+    def __init__(self, news: NewsFragment, *steps: Step) -> None:
+        self.news = news
+        self.steps = steps
 
     @property
     def commit_message(self) -> str:
@@ -82,7 +81,7 @@ class Patch:
 
 SERIES: tuple[Patch, ...] = (
     Patch(
-        news=NewsFragment(
+        NewsFragment(
             11447,
             "fast-deps-lazy-wheel",
             "feature",
@@ -91,32 +90,28 @@ SERIES: tuple[Patch, ...] = (
             "falls back to a normal download for servers that do not serve ranges "
             "correctly.",
         ),
-        steps=(
-            NewModule("fastdeps.seams"),
-            NewModule("fastdeps.network.limits"),
-            NewModule("fastdeps.network.speculative"),
-            MergeModule("fastdeps.network.utils"),
-            NewModule("fastdeps.network.ranges"),
-            MergeModule("fastdeps.utils.wheel"),
-            NewModule("fastdeps.network.lazy_wheel", replaces=True),
-            PipTests("tests/lib/server.py"),
-            PipTests("tests/unit/test_network_lazy_wheel.py"),
-        ),
+        NewModule("fastdeps.seams"),
+        NewModule("fastdeps.network.limits"),
+        NewModule("fastdeps.network.speculative"),
+        MergeModule("fastdeps.network.utils"),
+        NewModule("fastdeps.network.ranges"),
+        MergeModule("fastdeps.utils.wheel"),
+        NewModule("fastdeps.network.lazy_wheel", replaces=True),
+        PipTests("tests/lib/server.py"),
+        PipTests("tests/unit/test_network_lazy_wheel.py"),
     ),
     Patch(
-        news=NewsFragment(
+        NewsFragment(
             825,
             "fast-deps-parallel-map",
             "trivial",
             "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
         ),
-        steps=(
-            NewModule("fastdeps.utils.parallel"),
-            PipTests("tests/unit/test_utils_parallel.py"),
-        ),
+        NewModule("fastdeps.utils.parallel"),
+        PipTests("tests/unit/test_utils_parallel.py"),
     ),
     Patch(
-        news=NewsFragment(
+        NewsFragment(
             12921,
             "fast-deps-metadata-cache",
             "feature",
@@ -125,14 +120,13 @@ SERIES: tuple[Patch, ...] = (
             "requirements again sends no range requests. ``pip cache purge`` "
             "clears it.",
         ),
-        steps=(
-            MergeModule("fastdeps.utils.filesystem"),
-            MergeModule("fastdeps.cache"),
-            NewModule("fastdeps.operations.whole_files"),
-            NewModule("fastdeps.operations.metadata"),
-            Edit(
-                "src/pip/_internal/commands/cache.py",
-                """\
+        MergeModule("fastdeps.utils.filesystem"),
+        MergeModule("fastdeps.cache"),
+        NewModule("fastdeps.operations.whole_files"),
+        NewModule("fastdeps.operations.metadata"),
+        Edit(
+            "src/pip/_internal/commands/cache.py",
+            """\
 -        return filesystem.find_files(old_http_dir, "*") + filesystem.find_files(
 -            new_http_dir, "*"
 +        # Metadata of wheels read with fast-deps, kept because HTTP answers
@@ -147,11 +141,10 @@ SERIES: tuple[Patch, ...] = (
 +            + [str(path) for path in metadata_cache.entries()]
          )
 """,
-            ),
         ),
     ),
     Patch(
-        news=NewsFragment(
+        NewsFragment(
             825,
             "fast-deps-parallel-downloads",
             "feature",
@@ -161,45 +154,44 @@ SERIES: tuple[Patch, ...] = (
             "metadata-only resolution in hash-checking mode when the files are "
             "downloaded and verified afterwards.",
         ),
-        steps=(
-            MergeModule("fastdeps.cli.progress_bars"),
-            MergeModule("fastdeps.network.download"),
-            NewModule("fastdeps.operations.metadata_check"),
-            # After RequirementPreparer, which the class extends.
-            MergeModule("fastdeps.operations.prepare"),
-            # The fast-deps preparer replaces pip's own lazy-wheel path,
-            # which only ran under fast-deps.
-            Edit(
-                PREPARE_PATH,
-                """\
+        MergeModule("fastdeps.cli.progress_bars"),
+        MergeModule("fastdeps.network.download"),
+        NewModule("fastdeps.operations.metadata_check"),
+        # After RequirementPreparer, which the class extends.
+        MergeModule("fastdeps.operations.prepare"),
+        # The fast-deps preparer replaces pip's own lazy-wheel path,
+        # which only ran under fast-deps.
+        Edit(
+            PREPARE_PATH,
+            """\
 -        # Try PEP 658 metadata first, then fall back to lazy wheel if unavailable.
 -        return self._fetch_metadata_using_link_data_attr(
 -            req
 -        ) or self._fetch_metadata_using_lazy_wheel(req.link)
 +        return self._fetch_metadata_using_link_data_attr(req)
 """,
-            ),
-            RemoveDefinition(
-                PREPARE_PATH, "RequirementPreparer._fetch_metadata_using_lazy_wheel"
-            ),
-            MergeModule("fastdeps.cli.cmdoptions"),
-            MergeModule("fastdeps.cli.req_command"),
-            PipTests("tests/unit/test_operations_prepare.py"),
-            # pip's suite can be run with PIP_USE_FEATURE=fast-deps; the
-            # legacy resolver then warns that the feature has no effect.
-            ReplaceTest(
-                TEST_INSTALL, "test_basic_install_from_local_directory", "a4c99c8b008f"
-            ),
-            Edit(
-                REQ_COMMAND,
-                """\
+        ),
+        RemoveDefinition(
+            PREPARE_PATH, "RequirementPreparer._fetch_metadata_using_lazy_wheel"
+        ),
+        MergeModule("fastdeps.cli.cmdoptions"),
+        MergeModule("fastdeps.cli.req_command"),
+        PipTests("tests/unit/test_operations_prepare.py"),
+        # pip's suite can be run with PIP_USE_FEATURE=fast-deps; the
+        # legacy resolver then warns that the feature has no effect.
+        ReplaceTest(
+            TEST_INSTALL, "test_basic_install_from_local_directory", "a4c99c8b008f"
+        ),
+        Edit(
+            REQ_COMMAND,
+            """\
          self.cmd_opts.add_option(cmdoptions.no_clean())
 +        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
 """,
-            ),
-            Edit(
-                REQ_COMMAND,
-                """\
+        ),
+        Edit(
+            REQ_COMMAND,
+            """\
              lazy_wheel = "fast-deps" in options.features_enabled
 -            if lazy_wheel:
 -                logger.warning(
@@ -210,10 +202,10 @@ SERIES: tuple[Patch, ...] = (
 -                    "production."
 -                )
 """,
-            ),
-            Edit(
-                REQ_COMMAND,
-                """\
+        ),
+        Edit(
+            REQ_COMMAND,
+            """\
 -        return RequirementPreparer(
 +        preparer_class: Callable[..., RequirementPreparer] = RequirementPreparer
 +        if lazy_wheel:
@@ -224,29 +216,25 @@ SERIES: tuple[Patch, ...] = (
 +        return preparer_class(
              build_dir=temp_build_dir_path,
 """,
-                imports=((PREPARE, "FastDepsRequirementPreparer"),),
-            ),
+            imports=((PREPARE, "FastDepsRequirementPreparer"),),
         ),
     ),
     Patch(
-        news=NewsFragment(
+        NewsFragment(
             8670,
             "fast-deps-prefetch",
             "feature",
             "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
             "ahead of the resolver, in parallel, without changing its results.",
         ),
-        steps=(
-            NewModule("fastdeps.resolution.prefetch"),
-            PipTests("tests/functional/test_fast_deps.py"),
-            # The test's mock server answered in the order of the requests;
-            # the prefetcher asks for both project pages before either file.
-            ReplaceTest(
-                TEST_INSTALL, "test_refresh_package_per_package", "0ffa249a78de"
-            ),
-            Edit(
-                "src/pip/_internal/resolution/resolvelib/resolver.py",
-                """\
+        NewModule("fastdeps.resolution.prefetch"),
+        PipTests("tests/functional/test_fast_deps.py"),
+        # The test's mock server answered in the order of the requests;
+        # the prefetcher asks for both project pages before either file.
+        ReplaceTest(TEST_INSTALL, "test_refresh_package_per_package", "0ffa249a78de"),
+        Edit(
+            "src/pip/_internal/resolution/resolvelib/resolver.py",
+            """\
      def resolve(
          self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
      ) -> RequirementSet:
@@ -258,11 +246,11 @@ SERIES: tuple[Patch, ...] = (
 +    ) -> RequirementSet:
          collected = self.factory.collect_root_requirements(root_reqs)
 """,
-                imports=((PREFETCH, "prefetching"),),
-            ),
-            Edit(
-                "src/pip/_internal/resolution/resolvelib/factory.py",
-                """\
+            imports=((PREFETCH, "prefetching"),),
+        ),
+        Edit(
+            "src/pip/_internal/resolution/resolvelib/factory.py",
+            """\
          collected.requirements.sort(key=lambda r: r.name != r.project_name)
 +        prefetcher = prefetcher_of(self)
 +        if prefetcher is not None:
@@ -271,23 +259,22 @@ SERIES: tuple[Patch, ...] = (
 +            )
          return collected
 """,
-                imports=(
-                    (PREFETCH, "prefetch_requirements"),
-                    (PREFETCH, "prefetcher_of"),
-                ),
+            imports=(
+                (PREFETCH, "prefetch_requirements"),
+                (PREFETCH, "prefetcher_of"),
             ),
-            Edit(
-                "src/pip/_internal/resolution/resolvelib/provider.py",
-                """\
+        ),
+        Edit(
+            "src/pip/_internal/resolution/resolvelib/provider.py",
+            """\
 +        prefetcher = prefetcher_of(self._factory)
 +        if prefetcher is not None:
 +            prefetch_dependencies(prefetcher, candidate)
          return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
 """,
-                imports=(
-                    (PREFETCH, "prefetch_dependencies"),
-                    (PREFETCH, "prefetcher_of"),
-                ),
+            imports=(
+                (PREFETCH, "prefetch_dependencies"),
+                (PREFETCH, "prefetcher_of"),
             ),
         ),
     ),
