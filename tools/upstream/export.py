@@ -53,25 +53,24 @@ def identity_of(author: str | None = None) -> Identity:
     return Identity(name, email, date)
 
 
-class Series:
-    """A scratch git repository of pip's sources, in which the patches are
-    made one by one."""
+class Series(Context):
+    """A scratch git repository of pip's sources, where the steps make the
+    patches one by one."""
 
     def __init__(
         self, pip_source: Path, tree: Path, identity: Identity, news_name: str
     ) -> None:
+        super().__init__(REPOSITORY / "src", tree, MODULE_RENAMES, news_name)
         if not (pip_source / "src" / "pip" / "_internal").is_dir():
             raise ExportError(f"{pip_source} is not a pip source tree (no src/pip)")
         # The vendored packages are neither changed nor checked (pip's ruff
-        # configuration excludes them), and are most of the bytes.
+        # configuration excludes them), and are most of the bytes. A checkout
+        # of pip's repository has its test suite; an sdist has none.
         ignore = shutil.ignore_patterns("_vendor", "__pycache__")
-        shutil.copytree(pip_source / "src" / "pip", tree / "src" / "pip", ignore=ignore)
+        for part in ("src/pip", "tests"):
+            if (pip_source / part).is_dir():
+                shutil.copytree(pip_source / part, tree / part, ignore=ignore)
         shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
-        # A checkout of pip's repository has its test suite; an sdist has none.
-        if (pip_source / "tests").is_dir():
-            ignore = shutil.ignore_patterns("__pycache__")
-            shutil.copytree(pip_source / "tests", tree / "tests", ignore=ignore)
-        self.tree = tree
         self.env = dict(os.environ)
         for role in ("AUTHOR", "COMMITTER"):
             self.env[f"GIT_{role}_NAME"] = identity.name
@@ -82,13 +81,6 @@ class Series:
         self.ruff = ruff or shutil.which("ruff") or ""
         if not self.ruff:
             raise ExportError("ruff is needed to check the patches; pip install ruff")
-        self.context = Context(
-            plugin_src=REPOSITORY / "src",
-            pip_tree=tree,
-            module_renames=MODULE_RENAMES,
-            formatter=self.format_text,
-            news_name=news_name,
-        )
         self.unused_substitutions = set(TEXT_SUBSTITUTIONS)
         self.git("init", "-q", "-b", "base")
         (tree / ".git" / "info" / "exclude").write_text(
@@ -99,13 +91,13 @@ class Series:
         self.git("tag", "base")
 
     def git(self, *args: str) -> str:
-        return run(["git", "-c", "core.autocrlf=false", *args], self.tree, env=self.env)
+        command = ["git", "-c", "core.autocrlf=false", *args]
+        return run(command, self.pip_tree, env=self.env)
 
-    def format_text(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
-        """``text`` formatted by ruff with pip's configuration."""
+    def format(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
         command = [self.ruff, "format", "--no-cache", "--stdin-filename", filename]
         try:
-            return run([*command, "-"], self.tree, input=text)
+            return run([*command, "-"], self.pip_tree, input=text)
         except ExportError as exc:
             numbered = "".join(
                 f"{number:4} {line}"
@@ -114,14 +106,13 @@ class Series:
             raise ExportError(f"generated code: {exc}{numbered}") from None
 
     def make(self, patch: Patch) -> None:
-        context = self.context
-        context.touched = set()
+        self.touched = set()
         for step in patch.steps:
-            step.apply(context)
-        patch.news.apply(context)
-        for path in sorted(context.touched):
-            context.write(path, self._substitute(context.read(path)))
-        python_paths = sorted(path for path in context.touched if path.endswith(".py"))
+            step.apply(self)
+        patch.news.apply(self)
+        for path in sorted(self.touched):
+            self.write(path, self._substitute(self.read(path)))
+        python_paths = sorted(path for path in self.touched if path.endswith(".py"))
         # pip's whole rule set stays selected, so that RUF100 knows which
         # suppression comments pip needs; only RUFF_FIXES are fixed.
         self._ruff_check(python_paths, "--fix-only", f"--fixable={RUFF_FIXES}")
@@ -135,7 +126,7 @@ class Series:
 
     def _ruff_check(self, paths: Sequence[str], *options: str) -> None:
         if paths:
-            run([self.ruff, "check", "--no-cache", *options, *paths], self.tree)
+            run([self.ruff, "check", "--no-cache", *options, *paths], self.pip_tree)
 
     def _substitute(self, text: str) -> str:
         for old, new in TEXT_SUBSTITUTIONS.items():
@@ -150,11 +141,11 @@ class Series:
         """Every ``pip._internal`` module a changed file imports must exist:
         nothing else would notice a plugin module no patch brings into pip."""
         for path in python_paths:
-            for node in ast.walk(ast.parse(self.context.read(path))):
+            for node in ast.walk(ast.parse(self.read(path))):
                 if not isinstance(node, ast.ImportFrom) or node.level:
                     continue
                 module = node.module or ""
-                base = self.tree / "src" / module.replace(".", "/")
+                base = self.pip_tree / "src" / module.replace(".", "/")
                 if module.startswith(PIP_PACKAGE + ".") and not (
                     base.with_suffix(".py").is_file() or base.is_dir()
                 ):
@@ -170,7 +161,7 @@ class Series:
             original = self.git("show", f"base:{path}")
         except ExportError:
             original = ""  # a new file
-        complaints = self._unformatted(self.context.read(path), path)
+        complaints = self._unformatted(self.read(path), path)
         complaints -= self._unformatted(original, path) if original else set()
         if complaints:
             raise ExportError(
@@ -180,7 +171,7 @@ class Series:
 
     def _unformatted(self, text: str, filename: str) -> set[str]:
         """Lines that ruff format would change in ``text``."""
-        formatted = self.format_text(text, filename)
+        formatted = self.format(text, filename)
         return {
             line[2:]
             for line in difflib.ndiff(text.splitlines(), formatted.splitlines())
@@ -202,7 +193,7 @@ class Series:
                 "substitution in tools/upstream/series.py:\n" + "\n".join(leaks)
             )
 
-    def write(self, out: Path) -> list[Path]:
+    def write_patches(self, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("[0-9][0-9][0-9][0-9]-*.patch"):
             old.unlink()
@@ -222,4 +213,4 @@ def export(
             series.make(patch)
         for old in sorted(series.unused_substitutions):
             logger.warning("substitution no longer used: %r", old)
-        return series.write(out)
+        return series.write_patches(out)

@@ -1,7 +1,5 @@
-"""The steps of a patch, and the Python source they move: most derive pip's
-code from the plugin's modules; :class:`Edit` and the like change pip's own
-code where the plugin binds in. The AST only says where things are; the text
-is what moves, so that comments and formatting survive."""
+"""The steps of a patch, and the Python source they move. The AST only says
+where things are; the text is what moves, so that comments survive."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ import hashlib
 import re
 import subprocess
 import textwrap
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,8 +39,8 @@ def run(
     input: str | None = None,
     ok: Sequence[int] = (0,),
 ) -> str:
-    """Run ``command``; its output, or an :class:`ExportError` with it unless
-    its exit code is in ``ok``."""
+    """Run ``command``; its output, or an :class:`ExportError` unless its exit
+    code is in ``ok``."""
     result = subprocess.run(
         command, cwd=cwd, env=env, input=input, capture_output=True, text=True
     )
@@ -94,21 +92,17 @@ def bound_names(node: ast.stmt) -> frozenset[str]:
     )
 
 
-@dataclass
 class Module:
-    """One module's text and where its parts are (lines are 1-based)."""
+    """One module's text and its AST (whose lines are 1-based)."""
 
-    name: str
-    text: str
-    tree: ast.Module = field(init=False)
-    lines: list[str] = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
         try:
-            self.tree = ast.parse(self.text)
+            self.tree = ast.parse(text)
         except SyntaxError as exc:
-            raise ExportError(f"{self.name} does not parse: {exc}") from exc
-        self.lines = self.text.splitlines(keepends=True)
+            raise ExportError(f"{name} does not parse: {exc}") from exc
+        self.lines = text.splitlines(keepends=True)
 
     def segment(self, start: int, end: int) -> str:
         return "".join(self.lines[start - 1 : end])
@@ -120,8 +114,8 @@ class Module:
         return first, node.end_lineno or node.lineno
 
     def import_lines(self, renames: Mapping[str, str]) -> list[ImportLine]:
-        """The names of top-level imports, those under ``if TYPE_CHECKING:``
-        too, but not ``__future__``'s, which every module has."""
+        """The names top-level imports bind, under ``if TYPE_CHECKING:`` too,
+        but not ``__future__``'s, which every module has."""
         lines = []
         for node in self.tree.body:
             nodes = [node]
@@ -137,20 +131,9 @@ class Module:
                     lines += import_lines(sub, renames)
         return lines
 
-    def last_import_line(self) -> int:
-        """Last line of the module's main import block (TYPE_CHECKING aside)."""
-        ends = [
-            node.end_lineno or node.lineno
-            for node in self.tree.body
-            if isinstance(node, (ast.Import, ast.ImportFrom))
-        ]
-        if not ends:
-            raise ExportError(f"{self.name} has no imports to add to")
-        return max(ends)
-
     def chunks(self) -> Iterator[tuple[ast.stmt, str]]:
-        """Every top-level statement after the docstring, with its text from
-        the line after the previous one (so with its comments)."""
+        """Each top-level statement after the docstring, with its text from the
+        line after the previous one's (so with its comments)."""
         previous_end = 0
         for index, node in enumerate(self.tree.body):
             end = node.end_lineno or node.lineno
@@ -192,8 +175,7 @@ class ImportLine:
 def import_lines(
     node: ast.Import | ast.ImportFrom, renames: Mapping[str, str]
 ) -> list[ImportLine]:
-    """An import statement as one :class:`ImportLine` per name, pointing into
-    pip."""
+    """An import statement as one :class:`ImportLine` per name, into pip."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.name.partition(".")[0] == PLUGIN_PACKAGE:
@@ -231,12 +213,15 @@ class Context:
     pip_tree: Path
     #: plugin module -> pip module, where the mirror rule does not apply.
     module_renames: Mapping[str, str]
-    #: pip files changed by the current patch.
-    touched: set[str] = field(default_factory=set)
-    #: Formats a snippet of generated code as pip's formatter would.
-    formatter: Callable[[str], str] = lambda text: text
     #: How news fragments are named: ``{issue}`` and ``{slug}`` are filled in.
     news_name: str = "{issue}"
+    #: pip files changed by the current patch.
+    touched: set[str] = field(default_factory=set)
+
+    def format(self, text: str) -> str:
+        """Generated code as pip's formatter would write it (the export runs
+        ruff)."""
+        return text
 
     @property
     def has_tests(self) -> bool:
@@ -289,10 +274,19 @@ def add_imports(context: Context, path: str, lines: Iterable[ImportLine]) -> Non
             )
         if line.key not in existing and line not in needed:
             needed.append(line)
-    if needed:
-        at = module.last_import_line()
-        text = "".join(line.render() for line in needed)
-        context.write(path, "".join([*module.lines[:at], text, *module.lines[at:]]))
+    # The main import block's end, TYPE_CHECKING aside.
+    ends = [
+        node.end_lineno or node.lineno
+        for node in module.tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    if not needed:
+        return
+    if not ends:
+        raise ExportError(f"{module.name} has no imports to add to")
+    at = max(ends)
+    text = "".join(line.render() for line in needed)
+    context.write(path, "".join([*module.lines[:at], text, *module.lines[at:]]))
 
 
 @dataclass
@@ -322,9 +316,9 @@ class MergeModule:
 
 
 def merge_module(context: Context, module: Module, path: str) -> None:
-    """Append ``module``'s definitions to pip's module at ``path``, and add
-    their imports. Not the docstring, ``__all__``, :data:`SAME_MEANING` names,
-    nor compatibility imports of the pip module's own names."""
+    """Append ``module``'s definitions to pip's module at ``path``, with their
+    imports; not the docstring, ``__all__``, :data:`SAME_MEANING` names, nor
+    compatibility imports of the pip module's own names."""
     target = context.module(path)
     taken = target.defined_names() | {line.local for line in target.import_lines({})}
     pieces = []
@@ -346,7 +340,7 @@ def merge_module(context: Context, module: Module, path: str) -> None:
         if not clash:
             pieces.append(_SECTION_RULE.sub("", text))
     add_imports(context, path, module.import_lines(context.module_renames))
-    text = context.formatter("".join(pieces).strip("\n") + "\n")
+    text = context.format("".join(pieces).strip("\n") + "\n")
     context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text)
 
 
@@ -367,10 +361,9 @@ def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
 
 @dataclass
 class Edit:
-    """A hand-written change to a pip file, as a diff hunk: each line starts
-    with " " (kept), "-" (removed) or "+" (added). The lines before must occur
-    exactly once; ``imports`` are what the added ones need, as ``(module, name)``.
-    """
+    """A hand-written change to a pip file, as a diff hunk: " " starts a line
+    kept, "-" one removed, "+" one added. What it removes and keeps must occur
+    exactly once; ``imports`` are what it adds needs, as ``(module, name)``."""
 
     path: str
     hunk: str
@@ -410,8 +403,7 @@ def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, boo
 
 @dataclass
 class RemoveDefinition:
-    """Delete a function or method of pip's by qualified name: no copy of its
-    text is needed as an anchor, and its body may change."""
+    """Delete a function or method of pip's by name: its body may change."""
 
     path: str
     qualname: str
@@ -432,8 +424,8 @@ class RemoveDefinition:
 
 @dataclass
 class NewsFragment:
-    """A news entry in pip's ``news/`` (towncrier), named after the ``issue``
-    as pip names them, or else the ``slug``: see :attr:`Context.news_name`."""
+    """A news entry in pip's ``news/``, named after the ``issue`` as pip's are,
+    or else the ``slug``: see :attr:`Context.news_name`."""
 
     issue: int
     slug: str
@@ -461,9 +453,8 @@ def _pip_test(path: str) -> Module:
 
 @dataclass
 class ReplaceTest:
-    """A test function of pip's replaced by the one of that name in
-    :data:`PIP_TESTS`; ``was``, the start of the sha256 of pip's function,
-    stops the export when pip changes it, as an anchor would."""
+    """A test function of pip's replaced by ours of that name; ``was``, the
+    start of the sha256 of pip's, stops the export when pip changes it."""
 
     path: str
     name: str
