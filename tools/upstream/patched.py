@@ -1,8 +1,6 @@
-"""pip with the series applied: built from its sdist into a venv without the
-plugin, which ``nox -s upstream`` runs the functional tests against
-(:func:`prepare`), or tested with pip's own suite on a checkout of pip, with
-and without fast-deps, as a reviewer would (:func:`check`; pip's repository
-is not on PyPI, so CI cannot run this)."""
+"""pip with the series applied: built from the sdist for ``nox -s upstream``
+(:func:`prepare`), or a checkout of pip running its own suite (:func:`check`,
+by hand: CI cannot reach pip's repository)."""
 
 from __future__ import annotations
 
@@ -11,7 +9,6 @@ import logging
 import os
 import shutil
 import sys
-import tarfile
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
@@ -40,9 +37,6 @@ DEFAULT_TEST_FILES = (
     "tests/functional/test_wheel.py",
 )
 
-#: Outcomes per test, keyed by "file::name".
-Outcomes = dict[str, str]
-
 
 def new_venv(venv: Path, *options: str) -> Path:
     """A new venv at ``venv``, replacing the one there; its python."""
@@ -56,18 +50,14 @@ def unpack(sdist: Path, into: Path) -> Path:
     """Unpack a fresh copy of the sdist; return its top directory."""
     if into.exists():
         shutil.rmtree(into)
-    into.mkdir(parents=True)
-    with tarfile.open(sdist) as archive:
-        archive.extractall(into, filter="data")
+    shutil.unpack_archive(sdist, into, filter="data")
     (top,) = into.iterdir()
     return top
 
 
 def apply_series(patches: Sequence[Path], tree: Path) -> None:
-    """Apply each patch in order (all of it or nothing), then check that it is
-    in place (it reverses). Inside another repository's work tree (this
-    checkout's .nox/), git apply would silently skip every file outside the
-    current directory: git must not look above ``tree``."""
+    """Apply each patch and check that it is in place (it reverses). git must
+    not look above ``tree``: in this checkout's .nox/, it would skip files."""
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
         run(["git", "apply", str(patch)], cwd=tree, env=env)
@@ -138,11 +128,8 @@ def prepare(
 
 
 def test_venv(tree: Path, venv: Path) -> Path:
-    """A venv with pip's test dependencies and the patched pip; its python.
-
-    pip's harness builds the pip under test from ``tree``'s sources; the
-    editable install is what the unit tests import.
-    """
+    """A venv with pip's test dependencies and the patched pip (editable, for
+    the unit tests; the functional ones build it from ``tree``); its python."""
     python = new_venv(venv)
     pip = [str(python), "-m", "pip"]
     run([*pip, "install", "-q", "--upgrade", "pip"])
@@ -154,7 +141,7 @@ def test_venv(tree: Path, venv: Path) -> Path:
 
 def run_tests(
     python: Path, tree: Path, files: Sequence[str], fast_deps: bool
-) -> Outcomes:
+) -> dict[str, str]:
     """pytest over ``files`` (network tests deselected); each test's outcome."""
     report = tree.parent / f"junit-{'fast-deps' if fast_deps else 'stock'}.xml"
     # This machine's pip configuration must not reach the pips under test.
@@ -174,9 +161,9 @@ def run_tests(
     return outcomes_of(report)
 
 
-def outcomes_of(report: Path) -> Outcomes:
+def outcomes_of(report: Path) -> dict[str, str]:
     """Each test case of a JUnit XML report: passed, failed, error or skipped."""
-    outcomes: Outcomes = {}
+    outcomes: dict[str, str] = {}
     for case in ElementTree.parse(report).iter("testcase"):
         outcome = "passed"
         for child in case:
@@ -186,15 +173,14 @@ def outcomes_of(report: Path) -> Outcomes:
     return outcomes
 
 
-def report(stock: Outcomes, fast_deps: Outcomes) -> str:
+def report(stock: dict[str, str], fast_deps: dict[str, str]) -> str:
     """Per file: outcome counts in both runs; then the tests only fast-deps fails."""
+    files = sorted({test.split("::")[0] for test in stock | fast_deps})
     lines = ["file | without fast-deps | with fast-deps", "---|---|---"]
-    for file in sorted({test.split("::")[0] for test in stock | fast_deps}):
-        counts = [
-            Counter(o for t, o in run.items() if t.split("::")[0] == file)
-            for run in (stock, fast_deps)
-        ]
-        lines.append(f"{file} | {_counts(counts[0])} | {_counts(counts[1])}")
+    lines += [
+        f"{file} | {_counts(stock, file)} | {_counts(fast_deps, file)}"
+        for file in files
+    ]
     regressions = sorted(
         test
         for test, outcome in fast_deps.items()
@@ -205,7 +191,8 @@ def report(stock: Outcomes, fast_deps: Outcomes) -> str:
     return "\n".join(lines)
 
 
-def _counts(counter: Counter[str]) -> str:
+def _counts(outcomes: dict[str, str], file: str) -> str:
+    counter = Counter(o for t, o in outcomes.items() if t.split("::")[0] == file)
     order = ("passed", "failed", "error", "skipped")
     return ", ".join(f"{counter[key]} {key}" for key in order if counter[key])
 
@@ -213,8 +200,7 @@ def _counts(counter: Counter[str]) -> str:
 def check(
     pip_repo: Path, work: Path, identity: Identity, files: Sequence[str], news_name: str
 ) -> str:
-    """Apply the series to a copy of ``pip_repo``, run its tests both ways; the
-    report."""
+    """The report of pip's tests run both ways on a patched copy of ``pip_repo``."""
     patches = export(pip_repo, work / "patches", identity, news_name)
     tree = work / "pip"
     if tree.exists():
