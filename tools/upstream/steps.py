@@ -24,6 +24,9 @@ SAME_MEANING = frozenset({"logger"})
 #: Tests written for pip's own suite, laid out as in pip's repository.
 PIP_TESTS = Path(__file__).with_name("pip_tests")
 
+# "from fastdeps.x import": the module path is what moves into pip.
+_PLUGIN_IMPORT = re.compile(rf"\bfrom\s+({PLUGIN_PACKAGE}(?:\.\w+)*)\s+import\b")
+
 # The plugin's "# -- section ----" rules: pip's modules have none.
 _SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
 
@@ -188,21 +191,12 @@ def import_lines(
 def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str:
     """The module's text with its plugin imports pointing into pip: only each
     statement's module path changes, so that it keeps its formatting."""
-    lines = list(module.lines)
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             import_lines(node, renames)  # raises for ``import fastdeps``
-        if not isinstance(node, ast.ImportFrom) or node.module is None:
-            continue
-        target = pip_module_for(node.module, renames)
-        if target == node.module:
-            continue
-        index = node.lineno - 1
-        pattern = re.compile(rf"\bfrom\s+{re.escape(node.module)}\s+import\b")
-        lines[index], count = pattern.subn(f"from {target} import", lines[index], 1)
-        if count != 1:
-            raise ExportError(f"{module.name}:{node.lineno}: import not on one line")
-    return "".join(lines)
+    return _PLUGIN_IMPORT.sub(
+        lambda match: f"from {pip_module_for(match[1], renames)} import", module.text
+    )
 
 
 @dataclass
