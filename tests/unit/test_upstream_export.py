@@ -373,8 +373,10 @@ def test_the_series_news_fragments_have_distinct_names() -> None:
 def test_the_author_is_given_as_git_writes_it() -> None:
     identity = identity_of("Ada Lovelace <ada@example.org>")
 
-    assert (identity.name, identity.email) == ("Ada Lovelace", "ada@example.org")
-    assert identity.date == identity_of().date
+    assert identity["GIT_AUTHOR_NAME"] == identity["GIT_COMMITTER_NAME"]
+    assert identity["GIT_AUTHOR_NAME"] == "Ada Lovelace"
+    assert identity["GIT_AUTHOR_EMAIL"] == "ada@example.org"
+    assert identity["GIT_AUTHOR_DATE"] == identity_of()["GIT_COMMITTER_DATE"]
     with pytest.raises(ExportError, match="--author must be 'Name <email>'"):
         identity_of("ada@example.org")
 

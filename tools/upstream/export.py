@@ -12,7 +12,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from tools.upstream.series import MODULE_RENAMES, SERIES, TEXT_SUBSTITUTIONS, Patch
@@ -31,13 +30,8 @@ RUFF_FIXES = "I,F401,RUF100,UP"
 _PLUGIN_REFERENCE = re.compile(rf"(?<![\w.-]){PLUGIN_PACKAGE}\.(?=[a-z_])")
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Author and date of the commits, as git wants them."""
-
-    name: str
-    email: str
-    date: str
+#: The commits' author and date, as git's environment variables.
+Identity = dict[str, str]
 
 
 def identity_of(author: str | None = None) -> Identity:
@@ -50,7 +44,11 @@ def identity_of(author: str | None = None) -> Identity:
         if match is None:
             raise ExportError(f"--author must be 'Name <email>', not {author!r}")
         name, email = match.groups()
-    return Identity(name, email, date)
+    return {
+        f"GIT_{role}_{key}": value
+        for role in ("AUTHOR", "COMMITTER")
+        for key, value in (("NAME", name), ("EMAIL", email), ("DATE", date))
+    }
 
 
 class Series(Context):
@@ -71,11 +69,7 @@ class Series(Context):
             if (pip_source / part).is_dir():
                 shutil.copytree(pip_source / part, tree / part, ignore=ignore)
         shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
-        self.env = dict(os.environ)
-        for role in ("AUTHOR", "COMMITTER"):
-            self.env[f"GIT_{role}_NAME"] = identity.name
-            self.env[f"GIT_{role}_EMAIL"] = identity.email
-            self.env[f"GIT_{role}_DATE"] = identity.date
+        self.env = {**os.environ, **identity}
         # The ruff installed next to this Python, else PATH's.
         ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
         self.ruff = ruff or shutil.which("ruff") or ""
