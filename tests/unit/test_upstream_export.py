@@ -11,8 +11,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tools.upstream.export import _PLUGIN_REFERENCE, identity_of
-from tools.upstream.patched import changed_files, outcomes_of, report, run_tests
+from tools.upstream.export import (
+    _PLUGIN_REFERENCE,
+    changed_files,
+    identity_of,
+    outcomes_of,
+    report,
+    run_tests,
+)
 from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.steps import (
     PIP_TESTS,

@@ -7,8 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-from tools.upstream.export import export, identity_of
-from tools.upstream.patched import DEFAULT_TEST_FILES, check, prepare
+from tools.upstream.export import (
+    DEFAULT_TEST_FILES,
+    check,
+    export,
+    identity_of,
+    prepare,
+)
 from tools.upstream.series import PIP_VERSION
 from tools.upstream.steps import ExportError
 
