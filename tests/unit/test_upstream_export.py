@@ -292,7 +292,7 @@ def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
         path,
         '         """pip\'s docstring."""\n'
         "-        return None\n+        return fast()\n",
-        imports=(("pip._internal.fast", "fast"),),
+        imports=("pip._internal.fast", "fast"),
     ).apply(context)
     text = context.read(path)
     assert 'docstring."""\n        return fast()\n' in text

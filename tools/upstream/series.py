@@ -187,11 +187,7 @@ SERIES: tuple[Patch, ...] = (
             """\
          self.cmd_opts.add_option(cmdoptions.no_clean())
 +        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
-""",
-        ),
-        Edit(
-            REQ_COMMAND,
-            """\
+@@
              lazy_wheel = "fast-deps" in options.features_enabled
 -            if lazy_wheel:
 -                logger.warning(
@@ -201,11 +197,7 @@ SERIES: tuple[Patch, ...] = (
 -                    "--use-feature=fast-deps and it is not ready for "
 -                    "production."
 -                )
-""",
-        ),
-        Edit(
-            REQ_COMMAND,
-            """\
+@@
 -        return RequirementPreparer(
 +        preparer_class: Callable[..., RequirementPreparer] = RequirementPreparer
 +        if lazy_wheel:
@@ -216,7 +208,7 @@ SERIES: tuple[Patch, ...] = (
 +        return preparer_class(
              build_dir=temp_build_dir_path,
 """,
-            imports=((PREPARE, "FastDepsRequirementPreparer"),),
+            imports=(PREPARE, "FastDepsRequirementPreparer"),
         ),
     ),
     Patch(
@@ -246,7 +238,7 @@ SERIES: tuple[Patch, ...] = (
 +    ) -> RequirementSet:
          collected = self.factory.collect_root_requirements(root_reqs)
 """,
-            imports=((PREFETCH, "prefetching"),),
+            imports=(PREFETCH, "prefetching"),
         ),
         Edit(
             "src/pip/_internal/resolution/resolvelib/factory.py",
@@ -259,10 +251,7 @@ SERIES: tuple[Patch, ...] = (
 +            )
          return collected
 """,
-            imports=(
-                (PREFETCH, "prefetch_requirements"),
-                (PREFETCH, "prefetcher_of"),
-            ),
+            imports=(PREFETCH, "prefetch_requirements", "prefetcher_of"),
         ),
         Edit(
             "src/pip/_internal/resolution/resolvelib/provider.py",
@@ -272,10 +261,7 @@ SERIES: tuple[Patch, ...] = (
 +            prefetch_dependencies(prefetcher, candidate)
          return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
 """,
-            imports=(
-                (PREFETCH, "prefetch_dependencies"),
-                (PREFETCH, "prefetcher_of"),
-            ),
+            imports=(PREFETCH, "prefetch_dependencies", "prefetcher_of"),
         ),
     ),
 )

@@ -355,31 +355,35 @@ def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
 
 @dataclass
 class Edit:
-    """A hand-written change to a pip file, as a diff hunk: " " starts a line
-    kept, "-" one removed, "+" one added. What it removes and keeps must occur
-    exactly once; ``imports`` are what it adds needs, as ``(module, name)``."""
+    """A hand-written change to a pip file, as diff hunks: " " starts a line
+    kept, "-" one removed, "+" one added, and "@@" alone starts the next hunk.
+    What a hunk removes and keeps must occur exactly once. ``imports`` is a
+    module and the names that the added lines need from it."""
 
     path: str
-    hunk: str
-    imports: tuple[tuple[str, str], ...] = ()
+    hunks: str
+    imports: tuple[str, ...] = ()
 
     def apply(self, context: Context) -> None:
-        lines = self.hunk.splitlines(keepends=True)
-        for line in lines:
-            if line[0] not in " -+":
-                raise ExportError(f"{self.path}: not a hunk line: {line!r}")
-        old = "".join(line[1:] for line in lines if line[0] != "+")
-        new = "".join(line[1:] for line in lines if line[0] != "-")
-        text = context.read(self.path)
-        count = text.count(old)
-        if count != 1:
-            raise ExportError(
-                f"{self.path}: the anchor occurs {count} times, expected once; "
-                f"update tools/upstream/series.py:\n{old}"
-            )
-        context.write(self.path, text.replace(old, new))
-        imports = [ImportLine(origin, name) for origin, name in self.imports]
-        add_imports(context, self.path, imports)
+        for hunk in re.split(r"^@@\n", self.hunks, flags=re.MULTILINE):
+            lines = hunk.splitlines(keepends=True)
+            for line in lines:
+                if line[0] not in " -+":
+                    raise ExportError(f"{self.path}: not a hunk line: {line!r}")
+            old = "".join(line[1:] for line in lines if line[0] != "+")
+            new = "".join(line[1:] for line in lines if line[0] != "-")
+            text = context.read(self.path)
+            count = text.count(old)
+            if count != 1:
+                raise ExportError(
+                    f"{self.path}: the anchor occurs {count} times, expected once; "
+                    f"update tools/upstream/series.py:\n{old}"
+                )
+            context.write(self.path, text.replace(old, new))
+        if self.imports:
+            origin, *names = self.imports
+            needed = [ImportLine(origin, name) for name in names]
+            add_imports(context, self.path, needed)
 
 
 def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
