@@ -63,11 +63,13 @@ MESSAGES = Path(__file__).with_name("messages")
 
 
 class Patch:
-    """One patch: a news entry, whose slug names the commit message's file in
-    :data:`MESSAGES`, and the steps."""
+    """One patch: its pip news entry, whose slug also names its commit message's
+    file in :data:`MESSAGES`, and its steps."""
 
-    def __init__(self, news: NewsFragment, *steps: Step) -> None:
-        self.news = news
+    def __init__(
+        self, issue: int, slug: str, kind: str, news: str, *steps: Step
+    ) -> None:
+        self.news = NewsFragment(issue, slug, kind, news)
         self.steps = steps
 
     @property
@@ -81,15 +83,13 @@ class Patch:
 
 SERIES: tuple[Patch, ...] = (
     Patch(
-        NewsFragment(
-            11447,
-            "fast-deps-lazy-wheel",
-            "feature",
-            "``--use-feature=fast-deps`` reads a wheel's metadata with one HTTP range "
-            "request in the common case and at most three, with no HEAD request, and "
-            "falls back to a normal download for servers that do not serve ranges "
-            "correctly.",
-        ),
+        11447,
+        "fast-deps-lazy-wheel",
+        "feature",
+        "``--use-feature=fast-deps`` reads a wheel's metadata with one HTTP range "
+        "request in the common case and at most three, with no HEAD request, and "
+        "falls back to a normal download for servers that do not serve ranges "
+        "correctly.",
         NewModule("fastdeps.seams"),
         NewModule("fastdeps.network.limits"),
         NewModule("fastdeps.network.speculative"),
@@ -101,25 +101,21 @@ SERIES: tuple[Patch, ...] = (
         PipTests("tests/unit/test_network_lazy_wheel.py"),
     ),
     Patch(
-        NewsFragment(
-            825,
-            "fast-deps-parallel-map",
-            "trivial",
-            "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
-        ),
+        825,
+        "fast-deps-parallel-map",
+        "trivial",
+        "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
         NewModule("fastdeps.utils.parallel"),
         PipTests("tests/unit/test_utils_parallel.py"),
     ),
     Patch(
-        NewsFragment(
-            12921,
-            "fast-deps-metadata-cache",
-            "feature",
-            "With ``--use-feature=fast-deps``, keep the metadata read from remote "
-            "wheels in pip's cache directory, so that resolving the same "
-            "requirements again sends no range requests. ``pip cache purge`` "
-            "clears it.",
-        ),
+        12921,
+        "fast-deps-metadata-cache",
+        "feature",
+        "With ``--use-feature=fast-deps``, keep the metadata read from remote "
+        "wheels in pip's cache directory, so that resolving the same "
+        "requirements again sends no range requests. ``pip cache purge`` "
+        "clears it.",
         MergeModule("fastdeps.utils.filesystem"),
         MergeModule("fastdeps.cache"),
         NewModule("fastdeps.operations.whole_files"),
@@ -144,16 +140,14 @@ SERIES: tuple[Patch, ...] = (
         ),
     ),
     Patch(
-        NewsFragment(
-            825,
-            "fast-deps-parallel-downloads",
-            "feature",
-            "With ``--use-feature=fast-deps``, download the files chosen by the "
-            "resolver in parallel (``--fast-deps-jobs``, default 8), check the "
-            "metadata used during resolution against each downloaded wheel, and keep "
-            "metadata-only resolution in hash-checking mode when the files are "
-            "downloaded and verified afterwards.",
-        ),
+        825,
+        "fast-deps-parallel-downloads",
+        "feature",
+        "With ``--use-feature=fast-deps``, download the files chosen by the "
+        "resolver in parallel (``--fast-deps-jobs``, default 8), check the "
+        "metadata used during resolution against each downloaded wheel, and keep "
+        "metadata-only resolution in hash-checking mode when the files are "
+        "downloaded and verified afterwards.",
         MergeModule("fastdeps.cli.progress_bars"),
         MergeModule("fastdeps.network.download"),
         NewModule("fastdeps.operations.metadata_check"),
@@ -212,13 +206,11 @@ SERIES: tuple[Patch, ...] = (
         ),
     ),
     Patch(
-        NewsFragment(
-            8670,
-            "fast-deps-prefetch",
-            "feature",
-            "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
-            "ahead of the resolver, in parallel, without changing its results.",
-        ),
+        8670,
+        "fast-deps-prefetch",
+        "feature",
+        "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
+        "ahead of the resolver, in parallel, without changing its results.",
         NewModule("fastdeps.resolution.prefetch"),
         PipTests("tests/functional/test_fast_deps.py"),
         # The test's mock server answered in the order of the requests;
