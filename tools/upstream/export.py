@@ -245,23 +245,24 @@ def new_venv(venv: Path, *options: str) -> Path:
     return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
 
 
-def unpack(sdist: Path, into: Path) -> Path:
-    """Unpack a fresh copy of the sdist; return its top directory."""
-    if into.exists():
-        shutil.rmtree(into)
-    shutil.unpack_archive(sdist, into, filter="data")
-    (top,) = into.iterdir()
-    return top
-
-
-def apply_series(patches: Sequence[Path], tree: Path) -> None:
-    """Apply each patch and check that it is in place (it reverses). git must
-    not look above ``tree``: in this checkout's .nox/, it would skip files."""
+def patched_copy(
+    pip_source: Path, work: Path, identity: Identity, news_name: str
+) -> tuple[list[Path], Path]:
+    """The series made against ``pip_source`` and applied to a fresh copy of it;
+    each patch is checked to be in place (it reverses). git must not look above
+    the copy: in this checkout's .nox/, it would skip files."""
+    patches = export(pip_source, work / "patches", identity, news_name)
+    tree = work / "pip"
+    if tree.exists():
+        shutil.rmtree(tree)
+    ignore = shutil.ignore_patterns(".git", ".nox", "__pycache__")
+    shutil.copytree(pip_source, tree, ignore=ignore)
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
         run(["git", "apply", str(patch)], cwd=tree, env=env)
         run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
         logger.info("applied %s", patch.name)
+    return patches, tree
 
 
 def changed_files(patches: Sequence[Path]) -> list[str]:
@@ -276,8 +277,8 @@ def changed_files(patches: Sequence[Path]) -> list[str]:
 
 
 def install_patched_pip(patches: Sequence[Path], tree: Path, venv: Path) -> Path:
-    """A new venv with the pip built from ``tree`` and no plugin; its python.
-    Every pip file the series changes must be installed as patched."""
+    """A new venv with the pip built from ``tree``, every file the series changes
+    installed as patched, and no plugin; its python."""
     python = new_venv(venv, "--without-pip")
     pip = [sys.executable, "-m", "pip", "--python", str(python)]
     run([*pip, "install", "-q", "--no-deps", str(tree)])
@@ -298,8 +299,8 @@ def install_patched_pip(patches: Sequence[Path], tree: Path, venv: Path) -> Path
 def prepare(
     cache: Path, work: Path, identity: Identity, news_name: str
 ) -> tuple[list[Path], Path]:
-    """Download pip's sdist (kept in ``cache``), export, apply, install; return
-    the patches and the patched python."""
+    """The series applied to pip's sdist (kept in ``cache``) and installed in a
+    new venv without the plugin; the patches and the venv's python."""
     sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
     if not sdist.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -307,10 +308,12 @@ def prepare(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
             + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
         )
-    pristine = unpack(sdist, work / "pristine")
-    patches = export(pristine, work / "patches", identity, news_name)
-    patched = unpack(sdist, work / "patched")
-    apply_series(patches, patched)
+    pristine = work / "pristine"
+    if pristine.exists():
+        shutil.rmtree(pristine)
+    shutil.unpack_archive(sdist, pristine, filter="data")
+    (top,) = pristine.iterdir()
+    patches, patched = patched_copy(top, work, identity, news_name)
     # mypy with pip's own configuration, as pip's CI runs it.
     if importlib.util.find_spec("mypy") is None:
         logger.warning("mypy is not installed: pip's type check is skipped")
@@ -395,13 +398,7 @@ def check(
     pip_repo: Path, work: Path, identity: Identity, files: Sequence[str], news_name: str
 ) -> str:
     """The report of pip's tests run both ways on a patched copy of ``pip_repo``."""
-    patches = export(pip_repo, work / "patches", identity, news_name)
-    tree = work / "pip"
-    if tree.exists():
-        shutil.rmtree(tree)
-    ignore = shutil.ignore_patterns(".git", ".nox", "__pycache__")
-    shutil.copytree(pip_repo, tree, ignore=ignore)
-    apply_series(patches, tree)
+    _, tree = patched_copy(pip_repo, work, identity, news_name)
     python = test_venv(tree, work / "venv")
     stock = run_tests(python, tree, files, fast_deps=False)
     return report(stock, run_tests(python, tree, files, fast_deps=True))
