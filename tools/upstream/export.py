@@ -1,7 +1,5 @@
-"""Make the series in a scratch git repository of pip's sources, checking
-each patch with pip's own ruff configuration before committing it; then apply
-it, for ``nox -s upstream`` (:func:`prepare`) or to run pip's own suite on a
-checkout of pip (:func:`check`, by hand: CI cannot reach pip's repository)."""
+"""Make the series in a scratch git repository of pip's sources, checking each
+patch with pip's ruff configuration; apply it for :func:`prepare` and :func:`check`."""
 
 from __future__ import annotations
 
@@ -63,8 +61,7 @@ def identity_of(author: str | None = None) -> Identity:
 
 
 class Series(Context):
-    """A scratch git repository of pip's sources, where the steps make the
-    patches one by one."""
+    """A scratch git repository of pip's sources, where the patches are made."""
 
     def __init__(
         self, pip_source: Path, tree: Path, identity: Identity, news_name: str
@@ -104,9 +101,7 @@ class Series(Context):
         try:
             return run([*command, "-"], self.pip_tree, input=text)
         except ExportError as exc:
-            lines = text.splitlines(keepends=True)
-            numbered = "".join(f"{n:4} {line}" for n, line in enumerate(lines, 1))
-            raise ExportError(f"generated code: {exc}{numbered}") from None
+            raise ExportError(f"generated code: {exc}{text}") from None
 
     def make(self, patch: Patch) -> None:
         self.touched = set()
@@ -299,8 +294,7 @@ def install_patched_pip(patches: Sequence[Path], tree: Path, venv: Path) -> Path
 def prepare(
     cache: Path, work: Path, identity: Identity, news_name: str
 ) -> tuple[list[Path], Path]:
-    """The series applied to pip's sdist (kept in ``cache``) and installed in a
-    new venv without the plugin; the patches and the venv's python."""
+    """The series applied to pip's sdist (kept in ``cache``) and installed."""
     sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
     if not sdist.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -325,8 +319,7 @@ def prepare(
 
 
 def test_venv(tree: Path, venv: Path) -> Path:
-    """A venv with pip's test dependencies and the patched pip (editable, for
-    the unit tests; the functional ones build it from ``tree``); its python."""
+    """A venv with pip's test dependencies and the patched pip, editable."""
     python = new_venv(venv)
     pip = [str(python), "-m", "pip"]
     run([*pip, "install", "-q", "--upgrade", "pip"])

@@ -63,8 +63,7 @@ MESSAGES = Path(__file__).with_name("messages")
 
 
 class Patch:
-    """One patch: its pip news entry, whose slug also names its commit message's
-    file in :data:`MESSAGES`, and its steps."""
+    """One patch: its news entry, whose slug names its :data:`MESSAGES` file."""
 
     def __init__(
         self, issue: int, slug: str, kind: str, news: str, *steps: Step

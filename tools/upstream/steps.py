@@ -42,8 +42,7 @@ def run(
     input: str | None = None,
     ok: Sequence[int] = (0,),
 ) -> str:
-    """Run ``command``; its output, or an :class:`ExportError` unless its exit
-    code is in ``ok``."""
+    """Run ``command``; its output, or an :class:`ExportError` with it."""
     result = subprocess.run(
         command, cwd=cwd, env=env, input=input, capture_output=True, text=True
     )
@@ -56,8 +55,7 @@ def run(
 
 
 def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
-    """The mirror path under ``pip._internal``, unless ``renames`` says
-    otherwise; modules outside the plugin stay as they are."""
+    """The mirror path under ``pip._internal``, unless ``renames`` says otherwise."""
     if plugin_module in renames:
         return renames[plugin_module]
     if plugin_module == PLUGIN_PACKAGE:
@@ -135,8 +133,7 @@ class Module:
         return lines
 
     def chunks(self) -> Iterator[tuple[ast.stmt, str]]:
-        """Each top-level statement after the docstring, with its text from the
-        line after the previous one's (so with its comments)."""
+        """Each top-level statement after the docstring, with the lines before it."""
         previous_end = 0
         for index, node in enumerate(self.tree.body):
             end = node.end_lineno or node.lineno
@@ -189,8 +186,7 @@ def import_lines(
 
 
 def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str:
-    """The module's text with its plugin imports pointing into pip: only each
-    statement's module path changes, so that it keeps its formatting."""
+    """The module's text with its plugin imports pointing into pip."""
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             import_lines(node, renames)  # raises for ``import fastdeps``
@@ -213,8 +209,7 @@ class Context:
     touched: set[str] = field(default_factory=set)
 
     def format(self, text: str) -> str:
-        """Generated code as pip's formatter would write it (the export runs
-        ruff)."""
+        """Generated code as pip's formatter would write it (Series runs ruff)."""
         return text
 
     @property
@@ -387,8 +382,7 @@ class Edit:
 
 
 def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
-    """The function or class ``qualname`` (``Class.method``), and whether it is
-    the first statement of its body."""
+    """The function or class ``qualname`` (``Class.method``), and if it is first."""
     nodes: list[ast.stmt] = module.tree.body
     for name in qualname.split("."):
         siblings = nodes
@@ -422,8 +416,7 @@ class RemoveDefinition:
 
 @dataclass
 class NewsFragment:
-    """A news entry in pip's ``news/``, named after the ``issue`` as pip's are,
-    or else the ``slug``: see :attr:`Context.news_name`."""
+    """A news entry in pip's ``news/``, named as :attr:`Context.news_name` says."""
 
     issue: int
     slug: str
