@@ -297,7 +297,6 @@ def prepare(
     """The series applied to pip's sdist (kept in ``cache``) and installed."""
     sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
     if not sdist.exists():
-        cache.mkdir(parents=True, exist_ok=True)
         run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
             + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
@@ -318,26 +317,13 @@ def prepare(
     return patches, install_patched_pip(patches, patched, work / "venv")
 
 
-def test_venv(tree: Path, venv: Path) -> Path:
-    """A venv with pip's test dependencies and the patched pip, editable."""
-    python = new_venv(venv)
-    pip = [str(python), "-m", "pip"]
-    run([*pip, "install", "-q", "--upgrade", "pip"])
-    run([*pip, "install", "-q", "--group", "test", "-e", "."], tree)
-    wheels = str(tree / "tests" / "data" / "common_wheels")
-    run([*pip, "wheel", "-q", "-w", wheels, "--group", "test-common-wheels"], tree)
-    return python
-
-
 def run_tests(
     python: Path, tree: Path, files: Sequence[str], fast_deps: bool
 ) -> dict[str, str]:
     """pytest over ``files`` (network tests deselected); each test's outcome."""
     report = tree.parent / f"junit-{'fast-deps' if fast_deps else 'stock'}.xml"
     # This machine's pip configuration must not reach the pips under test.
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("PIP_")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     if fast_deps:
         env["PIP_USE_FEATURE"] = "fast-deps"
     command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q"]
@@ -392,6 +378,13 @@ def check(
 ) -> str:
     """The report of pip's tests run both ways on a patched copy of ``pip_repo``."""
     _, tree = patched_copy(pip_repo, work, identity, news_name)
-    python = test_venv(tree, work / "venv")
+    # The unit tests import the editable install; pip's harness builds the pip
+    # that the functional tests run from the tree.
+    python = new_venv(work / "venv")
+    pip = [str(python), "-m", "pip"]
+    run([*pip, "install", "-q", "--upgrade", "pip"])
+    run([*pip, "install", "-q", "--group", "test", "-e", "."], tree)
+    wheels = str(tree / "tests" / "data" / "common_wheels")
+    run([*pip, "wheel", "-q", "-w", wheels, "--group", "test-common-wheels"], tree)
     stock = run_tests(python, tree, files, fast_deps=False)
     return report(stock, run_tests(python, tree, files, fast_deps=True))

@@ -50,10 +50,7 @@ TEXT_SUBSTITUTIONS: dict[str, str] = {
     "stock pip": "pip",
 }
 
-PREPARE = "pip._internal.operations.prepare"
 PREFETCH = "pip._internal.resolution.prefetch"
-
-REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
 PREPARE_PATH = "src/pip/_internal/operations/prepare.py"
 TEST_INSTALL = "tests/functional/test_install.py"
 
@@ -176,7 +173,7 @@ SERIES: tuple[Patch, ...] = (
             TEST_INSTALL, "test_basic_install_from_local_directory", "a4c99c8b008f"
         ),
         Edit(
-            REQ_COMMAND,
+            "src/pip/_internal/cli/req_command.py",
             """\
          self.cmd_opts.add_option(cmdoptions.no_clean())
 +        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
@@ -201,7 +198,7 @@ SERIES: tuple[Patch, ...] = (
 +        return preparer_class(
              build_dir=temp_build_dir_path,
 """,
-            imports=(PREPARE, "FastDepsRequirementPreparer"),
+            imports=("pip._internal.operations.prepare", "FastDepsRequirementPreparer"),
         ),
     ),
     Patch(
