@@ -29,7 +29,6 @@ from tools.upstream.steps import (
     Module,
     NewModule,
     NewsFragment,
-    PipTests,
     RemoveDefinition,
     ReplaceTest,
     path_of,
@@ -398,7 +397,7 @@ def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> N
 
     for context in (sdist, checkout):
         ReplaceTest("tests/functional/test_install.py", name, "2dc5").apply(context)
-        PipTests("tests/unit/test_utils_parallel.py").apply(context)
+        NewModule("tests.unit.test_utils_parallel").apply(context)
 
     assert not sdist.touched
     assert checkout.touched == {
@@ -416,16 +415,12 @@ def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> N
 def test_every_plugin_name_the_series_uses_exists() -> None:
     """The offline half of ``nox -s upstream``: a renamed plugin function or
     module is caught by the unit tests, not only by the end-to-end run."""
-    plugin_src = REPOSITORY / "src"
-
-    def plugin(name: str) -> Module:
-        path = plugin_src / (name.replace(".", "/") + ".py")
-        return Module(name, path.read_text(encoding="utf-8"))
+    context = Context(REPOSITORY / "src", REPOSITORY / "no-pip", {})
 
     for patch in SERIES:
         for step in patch.steps:
             if isinstance(step, (NewModule, MergeModule)):
-                plugin(step.plugin_module)
+                context.plugin_module(step.plugin_module)  # tests.*: PIP_TESTS
 
 
 def test_references_to_plugin_modules_follow_them_into_pip() -> None:

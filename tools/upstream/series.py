@@ -10,7 +10,6 @@ from tools.upstream.steps import (
     MergeModule,
     NewModule,
     NewsFragment,
-    PipTests,
     RemoveDefinition,
     ReplaceTest,
     Step,
@@ -93,8 +92,8 @@ SERIES: tuple[Patch, ...] = (
         NewModule("fastdeps.network.ranges"),
         MergeModule("fastdeps.utils.wheel"),
         NewModule("fastdeps.network.lazy_wheel", replaces=True),
-        PipTests("tests/lib/server.py"),
-        PipTests("tests/unit/test_network_lazy_wheel.py"),
+        MergeModule("tests.lib.server"),
+        MergeModule("tests.unit.test_network_lazy_wheel"),
     ),
     Patch(
         825,
@@ -102,7 +101,7 @@ SERIES: tuple[Patch, ...] = (
         "trivial",
         "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
         NewModule("fastdeps.utils.parallel"),
-        PipTests("tests/unit/test_utils_parallel.py"),
+        NewModule("tests.unit.test_utils_parallel"),
     ),
     Patch(
         12921,
@@ -166,7 +165,7 @@ SERIES: tuple[Patch, ...] = (
         ),
         MergeModule("fastdeps.cli.cmdoptions"),
         MergeModule("fastdeps.cli.req_command"),
-        PipTests("tests/unit/test_operations_prepare.py"),
+        MergeModule("tests.unit.test_operations_prepare"),
         # pip's suite can be run with PIP_USE_FEATURE=fast-deps; the
         # legacy resolver then warns that the feature has no effect.
         ReplaceTest(
@@ -208,7 +207,7 @@ SERIES: tuple[Patch, ...] = (
         "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
         "ahead of the resolver, in parallel, without changing its results.",
         NewModule("fastdeps.resolution.prefetch"),
-        PipTests("tests/functional/test_fast_deps.py"),
+        MergeModule("tests.functional.test_fast_deps"),
         # The test's mock server answered in the order of the requests;
         # the prefetcher asks for both project pages before either file.
         ReplaceTest(TEST_INSTALL, "test_refresh_package_per_package", "0ffa249a78de"),

@@ -212,14 +212,16 @@ class Context:
         """Generated code as pip's formatter would write it (Series runs ruff)."""
         return text
 
-    @property
-    def has_tests(self) -> bool:
-        """Whether pip's tree has its test suite (a checkout; an sdist has not)."""
-        return (self.pip_tree / "tests").is_dir()
+    def skips(self, name: str) -> bool:
+        """Whether module ``name`` is one of pip's tests and pip's tree has none
+        (an sdist): the steps for it then do nothing."""
+        return name.startswith("tests.") and not (self.pip_tree / "tests").is_dir()
 
     def plugin_module(self, name: str) -> tuple[Module, str]:
-        """A plugin module, and the path of its pip module."""
-        text = (self.plugin_src / (name.replace(".", "/") + ".py")).read_text("utf-8")
+        """A plugin module, or one of :data:`PIP_TESTS` (``tests.*``), and the
+        path of its pip module."""
+        root = PIP_TESTS if name.startswith("tests.") else self.plugin_src
+        text = (root / (name.replace(".", "/") + ".py")).read_text("utf-8")
         return Module(name, text), path_of(pip_module_for(name, self.module_renames))
 
     def module(self, path: str) -> Module:
@@ -287,6 +289,8 @@ class NewModule:
     replaces: bool = False
 
     def apply(self, context: Context) -> None:
+        if context.skips(self.plugin_module):
+            return
         module, path = context.plugin_module(self.plugin_module)
         if context.exists(path) != self.replaces:
             state = "has" if context.exists(path) else "has no"
@@ -301,7 +305,8 @@ class MergeModule:
     plugin_module: str
 
     def apply(self, context: Context) -> None:
-        merge_module(context, *context.plugin_module(self.plugin_module))
+        if not context.skips(self.plugin_module):
+            merge_module(context, *context.plugin_module(self.plugin_module))
 
 
 def merge_module(context: Context, module: Module, path: str) -> None:
@@ -438,10 +443,6 @@ class NewsFragment:
         context.write(path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
 
 
-def _pip_test(path: str) -> Module:
-    return Module(module_of(path), (PIP_TESTS / path).read_text(encoding="utf-8"))
-
-
 @dataclass
 class ReplaceTest:
     """A test function of pip's replaced by ours of that name; ``was``, the
@@ -452,9 +453,10 @@ class ReplaceTest:
     was: str
 
     def apply(self, context: Context) -> None:
-        if not context.has_tests:
+        name = module_of(self.path)
+        if context.skips(name):
             return
-        module, ours = context.module(self.path), _pip_test(self.path)
+        module, (ours, _) = context.module(self.path), context.plugin_module(name)
         old, new = (_definition(m, self.path, self.name)[0] for m in (module, ours))
         start, end = module.span(old)
         digest = hashlib.sha256(module.segment(start, end).encode()).hexdigest()
@@ -465,19 +467,3 @@ class ReplaceTest:
             )
         lines, text = module.lines, ours.segment(*ours.span(new))
         context.write(self.path, "".join([*lines[: start - 1], text, *lines[end:]]))
-
-
-@dataclass
-class PipTests:
-    """A test module for pip's suite, new or merged into pip's of that name."""
-
-    path: str
-
-    def apply(self, context: Context) -> None:
-        if not context.has_tests:
-            return
-        module = _pip_test(self.path)
-        if context.exists(self.path):
-            merge_module(context, module, self.path)
-        else:
-            context.write(self.path, module.text)
