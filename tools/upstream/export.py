@@ -4,7 +4,6 @@ patch with pip's ruff configuration; apply it for :func:`prepare` and :func:`che
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
 import importlib.util
 import logging
@@ -36,6 +35,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 #: for rules that pip does not select, and pyupgrade's rewrites for pip's
 #: newer target Python (``collections.abc.Callable``).
 RUFF_FIXES = "I,F401,RUF100,UP"
+
+# An added line importing from pip: "+    from pip._internal.x import y".
+_IMPORT = re.compile(rf"\+\s*from ({re.escape(PIP_PACKAGE)}\.[\w.]+) import\b")
 
 _PLUGIN_REFERENCE = re.compile(rf"(?<![\w.-]){PLUGIN_PACKAGE}\.(?=[a-z_])")
 
@@ -119,8 +121,7 @@ class Series(Context):
         for path in python_paths:
             self._check_format(path)
         self._ruff_check(python_paths)
-        self._check_imports(python_paths)
-        self._check_leaks(patch)
+        self._check_added_lines(patch)
         self.git("commit", "-q", "--no-verify", "-m", patch.commit_message)
 
     def _ruff_check(self, paths: Sequence[str], *options: str) -> None:
@@ -135,23 +136,6 @@ class Series(Context):
         # References in docstrings and comments (":mod:`fastdeps.cache`")
         # follow the modules into pip.
         return _PLUGIN_REFERENCE.sub(PIP_PACKAGE + ".", text)
-
-    def _check_imports(self, python_paths: Sequence[str]) -> None:
-        """Every ``pip._internal`` module a changed file imports must exist:
-        nothing else would notice a plugin module no patch brings into pip."""
-        for path in python_paths:
-            for node in ast.walk(ast.parse(self.read(path))):
-                if not isinstance(node, ast.ImportFrom) or node.level:
-                    continue
-                module = node.module or ""
-                base = self.pip_tree / "src" / module.replace(".", "/")
-                if module.startswith(PIP_PACKAGE + ".") and not (
-                    base.with_suffix(".py").is_file() or base.is_dir()
-                ):
-                    raise ExportError(
-                        f"{path} imports {module}, which pip does not have and "
-                        "no earlier step of the series adds"
-                    )
 
     def _check_format(self, path: str) -> None:
         """New files must be formatted; changed files no worse than pip's own
@@ -177,20 +161,26 @@ class Series(Context):
             if line.startswith("- ")
         }
 
-    def _check_leaks(self, patch: Patch) -> None:
-        leaks = [
-            line
-            for line in self.git("diff", "--cached", "-U0").splitlines()
-            # Case matters: FastDepsSettings is a fine name in pip.
-            if line.startswith("+")
-            and not line.startswith("+++")
-            and PLUGIN_PACKAGE in line
-        ]
+    def _check_added_lines(self, patch: Patch) -> None:
+        """The lines a patch adds must not name the plugin, nor import a pip
+        module that pip does not have and no earlier step of the series adds
+        (nothing else would notice until pip runs)."""
+        diff = self.git("diff", "--cached", "-U0").splitlines()
+        added = [line for line in diff if line[:1] == "+" and line[:3] != "+++"]
+        # Case matters: FastDepsSettings is a fine name in pip.
+        leaks = [line for line in added if PLUGIN_PACKAGE in line]
         if leaks:
             raise ExportError(
                 f"{patch.subject!r} would bring plugin names into pip; add a "
                 "substitution in tools/upstream/series.py:\n" + "\n".join(leaks)
             )
+        for module in (match[1] for line in added if (match := _IMPORT.match(line))):
+            base = self.pip_tree / "src" / module.replace(".", "/")
+            if not (base.with_suffix(".py").is_file() or base.is_dir()):
+                raise ExportError(
+                    f"{patch.subject!r} imports {module}, which pip does not have "
+                    "and no earlier step of the series adds"
+                )
 
     def write_patches(self, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
