@@ -11,28 +11,30 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tools.upstream.export import _PLUGIN_REFERENCE, identity_of
-from tools.upstream.patched import changed_files
-from tools.upstream.series import PIP_VERSION, SERIES
-from tools.upstream.source import (
-    ExportError,
-    Module,
-    path_of,
-    pip_module_for,
-    rewrite_import_statements,
+from tools.upstream.export import (
+    _PLUGIN_REFERENCE,
+    changed_files,
+    identity_of,
+    outcomes_of,
+    report,
+    run_tests,
 )
+from tools.upstream.series import PIP_VERSION, SERIES
 from tools.upstream.steps import (
     PIP_TESTS,
     Context,
     Edit,
+    ExportError,
     MergeModule,
+    Module,
     NewModule,
     NewsFragment,
-    PipTests,
     RemoveDefinition,
     ReplaceTest,
+    path_of,
+    pip_module_for,
+    rewrite_import_statements,
 )
-from tools.upstream.suite import outcomes_of, report, run_tests
 
 from fastdeps.pip_versions import NEWEST_PIP
 
@@ -280,17 +282,19 @@ def test_an_edit_whose_anchor_moved_names_itself(tmp_path: Path) -> None:
     path = path_of("pip._internal.operations.prep")
 
     with pytest.raises(ExportError, match="occurs 0 times") as raised:
-        Edit(path, old="return link.url\n", new="").apply(context)
+        Edit(path, "-return link.url\n").apply(context)
     assert "tools/upstream/series.py" in str(raised.value)
+    with pytest.raises(ExportError, match="not a hunk line"):
+        Edit(path, "return link.url\n").apply(context)
 
     Edit(
         path,
-        old="        return None\n",
-        new="        return fast()\n",
-        imports=(("pip._internal.fast", "fast"),),
+        '         """pip\'s docstring."""\n'
+        "-        return None\n+        return fast()\n",
+        imports=("pip._internal.fast", "fast"),
     ).apply(context)
     text = context.read(path)
-    assert "        return fast()\n" in text
+    assert 'docstring."""\n        return fast()\n' in text
     assert "from pip._internal.fast import fast\n" in text
 
 
@@ -374,8 +378,10 @@ def test_the_series_news_fragments_have_distinct_names() -> None:
 def test_the_author_is_given_as_git_writes_it() -> None:
     identity = identity_of("Ada Lovelace <ada@example.org>")
 
-    assert (identity.name, identity.email) == ("Ada Lovelace", "ada@example.org")
-    assert identity.date == identity_of().date
+    assert identity["GIT_AUTHOR_NAME"] == identity["GIT_COMMITTER_NAME"]
+    assert identity["GIT_AUTHOR_NAME"] == "Ada Lovelace"
+    assert identity["GIT_AUTHOR_EMAIL"] == "ada@example.org"
+    assert identity["GIT_AUTHOR_DATE"] == identity_of()["GIT_COMMITTER_DATE"]
     with pytest.raises(ExportError, match="--author must be 'Name <email>'"):
         identity_of("ada@example.org")
 
@@ -391,7 +397,7 @@ def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> N
 
     for context in (sdist, checkout):
         ReplaceTest("tests/functional/test_install.py", name, "2dc5").apply(context)
-        PipTests("tests/unit/test_utils_parallel.py").apply(context)
+        NewModule("tests.unit.test_utils_parallel").apply(context)
 
     assert not sdist.touched
     assert checkout.touched == {
@@ -409,16 +415,12 @@ def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> N
 def test_every_plugin_name_the_series_uses_exists() -> None:
     """The offline half of ``nox -s upstream``: a renamed plugin function or
     module is caught by the unit tests, not only by the end-to-end run."""
-    plugin_src = REPOSITORY / "src"
-
-    def plugin(name: str) -> Module:
-        path = plugin_src / (name.replace(".", "/") + ".py")
-        return Module(name, path.read_text(encoding="utf-8"))
+    context = Context(REPOSITORY / "src", REPOSITORY / "no-pip", {})
 
     for patch in SERIES:
         for step in patch.steps:
             if isinstance(step, (NewModule, MergeModule)):
-                plugin(step.plugin_module)
+                context.plugin_module(step.plugin_module)  # tests.*: PIP_TESTS
 
 
 def test_references_to_plugin_modules_follow_them_into_pip() -> None:
@@ -492,5 +494,5 @@ def test_a_pytest_run_that_tests_nothing_is_an_error_not_an_empty_report(
     tree = tmp_path / "pip"
     tree.mkdir()
 
-    with pytest.raises(ExportError, match="pytest exited with 5:"):
+    with pytest.raises(ExportError, match="no_such_tests.py exited with 5 in "):
         run_tests(Path(sys.executable), tree, ["no_such_tests.py"], fast_deps=False)

@@ -1,27 +1,30 @@
-"""Make the series in a scratch git repository of pip's sources, checking
-each patch with pip's own ruff configuration before committing it.
-
-Author and date are this checkout's last commit's, so that one checkout
-always gives the same bytes.
-"""
+"""Make the series in a scratch git repository of pip's sources, checking each
+patch with pip's ruff configuration; apply it for :func:`prepare` and :func:`check`."""
 
 from __future__ import annotations
 
-import ast
+import argparse
 import difflib
+import importlib.util
 import logging
 import os
 import re
 import shutil
 import sys
 import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from tools.upstream.series import MODULE_RENAMES, SERIES, TEXT_SUBSTITUTIONS, Patch
-from tools.upstream.source import PIP_PACKAGE, PLUGIN_PACKAGE, ExportError, run
-from tools.upstream.steps import Context
+from tools.upstream.series import (
+    MODULE_RENAMES,
+    PIP_VERSION,
+    SERIES,
+    TEXT_SUBSTITUTIONS,
+    Patch,
+)
+from tools.upstream.steps import PIP_PACKAGE, PLUGIN_PACKAGE, Context, ExportError, run
 
 logger = logging.getLogger(__name__)
 
@@ -33,61 +36,19 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 #: newer target Python (``collections.abc.Callable``).
 RUFF_FIXES = "I,F401,RUF100,UP"
 
+# An added line importing from pip: "+    from pip._internal.x import y".
+_IMPORT = re.compile(rf"\+\s*from ({re.escape(PIP_PACKAGE)}\.[\w.]+) import\b")
+
 _PLUGIN_REFERENCE = re.compile(rf"(?<![\w.-]){PLUGIN_PACKAGE}\.(?=[a-z_])")
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Author and date of the commits, as git wants them."""
-
-    name: str
-    email: str
-    date: str
-
-
-class Ruff:
-    """ruff with pip's configuration: the pyproject.toml at the tree's root."""
-
-    def __init__(self, tree: Path) -> None:
-        self.tree = tree
-        # The ruff installed next to this Python, else PATH's.
-        found = shutil.which("ruff", path=str(Path(sys.executable).parent))
-        found = found or shutil.which("ruff")
-        if found is None:
-            raise ExportError("ruff is needed to check the patches; pip install ruff")
-        self.ruff = found
-
-    def format_text(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
-        try:
-            return run(
-                [self.ruff, "format", "--no-cache", "--stdin-filename", filename, "-"],
-                self.tree,
-                input=text,
-            )
-        except ExportError as exc:
-            numbered = "".join(
-                f"{number:4} {line}"
-                for number, line in enumerate(text.splitlines(keepends=True), 1)
-            )
-            raise ExportError(f"generated code: {exc}{numbered}") from None
-
-    def check(self, paths: Sequence[str], *options: str) -> None:
-        if paths:
-            run([self.ruff, "check", "--no-cache", *options, *paths], self.tree)
-
-    def format_complaints(self, text: str, filename: str) -> set[str]:
-        """Lines that ruff format would change in ``text``."""
-        formatted = self.format_text(text, filename)
-        return {
-            line[2:]
-            for line in difflib.ndiff(text.splitlines(), formatted.splitlines())
-            if line.startswith("- ")
-        }
+#: The commits' author and date, as git's environment variables.
+Identity = dict[str, str]
 
 
 def identity_of(author: str | None = None) -> Identity:
     """This checkout's last commit's date and author, or ``author``
-    (``"Name <email>"``, as git writes it)."""
+    (``"Name <email>"``): one checkout always gives the same bytes."""
     output = run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], REPOSITORY)
     name, email, date = output.splitlines()[:3]
     if author is not None:
@@ -95,145 +56,138 @@ def identity_of(author: str | None = None) -> Identity:
         if match is None:
             raise ExportError(f"--author must be 'Name <email>', not {author!r}")
         name, email = match.groups()
-    return Identity(name, email, date)
+    return {
+        f"GIT_{role}_{key}": value
+        for role in ("AUTHOR", "COMMITTER")
+        for key, value in (("NAME", name), ("EMAIL", email), ("DATE", date))
+    }
 
 
-def _copy_pip(pip_source: Path, tree: Path) -> None:
-    if not (pip_source / "src" / "pip" / "_internal").is_dir():
-        raise ExportError(f"{pip_source} is not a pip source tree (no src/pip)")
-    # The vendored packages are neither changed nor checked (pip's ruff
-    # configuration excludes them), and are most of the bytes.
-    ignore = shutil.ignore_patterns("_vendor", "__pycache__")
-    shutil.copytree(pip_source / "src" / "pip", tree / "src" / "pip", ignore=ignore)
-    shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
-    # A checkout of pip's repository has its test suite; an sdist has none.
-    if (pip_source / "tests").is_dir():
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(pip_source / "tests", tree / "tests", ignore=ignore)
+class Series(Context):
+    """A scratch git repository of pip's sources, where the patches are made."""
 
-
-class Series:
-    """A scratch repository in which the patches are made one by one."""
-
-    def __init__(self, tree: Path, identity: Identity, news_name: str) -> None:
-        self.tree = tree
-        self.env = dict(os.environ)
-        for role in ("AUTHOR", "COMMITTER"):
-            self.env[f"GIT_{role}_NAME"] = identity.name
-            self.env[f"GIT_{role}_EMAIL"] = identity.email
-            self.env[f"GIT_{role}_DATE"] = identity.date
-        self.ruff = Ruff(tree)
-        self.context = Context(
-            plugin_src=REPOSITORY / "src",
-            pip_tree=tree,
-            module_renames=MODULE_RENAMES,
-            formatter=self.ruff.format_text,
-            news_name=news_name,
-        )
+    def __init__(
+        self, pip_source: Path, tree: Path, identity: Identity, news_name: str
+    ) -> None:
+        super().__init__(REPOSITORY / "src", tree, MODULE_RENAMES, news_name)
+        if not (pip_source / "src" / "pip" / "_internal").is_dir():
+            raise ExportError(f"{pip_source} is not a pip source tree (no src/pip)")
+        # The vendored packages are neither changed nor checked (pip's ruff
+        # configuration excludes them), and are most of the bytes. A checkout
+        # of pip's repository has its test suite; an sdist has none.
+        ignore = shutil.ignore_patterns("_vendor", "__pycache__")
+        for part in ("src/pip", "tests"):
+            if (pip_source / part).is_dir():
+                shutil.copytree(pip_source / part, tree / part, ignore=ignore)
+        shutil.copy2(pip_source / "pyproject.toml", tree / "pyproject.toml")
+        self.env = {**os.environ, **identity}
+        # The ruff installed next to this Python, else PATH's.
+        ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+        self.ruff = ruff or shutil.which("ruff") or ""
+        if not self.ruff:
+            raise ExportError("ruff is needed to check the patches; pip install ruff")
         self.unused_substitutions = set(TEXT_SUBSTITUTIONS)
-
-    def git(self, *args: str) -> str:
-        return run(["git", "-c", "core.autocrlf=false", *args], self.tree, self.env)
-
-    def start(self) -> None:
         self.git("init", "-q", "-b", "base")
-        (self.tree / ".git" / "info" / "exclude").write_text(
+        (tree / ".git" / "info" / "exclude").write_text(
             ".ruff_cache/\n__pycache__/\n", encoding="utf-8"
         )
         self.git("add", "-A")
         self.git("commit", "-q", "--no-verify", "-m", "pip as released")
         self.git("tag", "base")
 
+    def git(self, *args: str) -> str:
+        command = ["git", "-c", "core.autocrlf=false", *args]
+        return run(command, self.pip_tree, env=self.env)
+
+    def format(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
+        command = [self.ruff, "format", "--no-cache", "--stdin-filename", filename]
+        try:
+            return run([*command, "-"], self.pip_tree, input=text)
+        except ExportError as exc:
+            raise ExportError(f"generated code: {exc}{text}") from None
+
     def make(self, patch: Patch) -> None:
-        context = self.context
-        context.touched = set()
+        self.touched = set()
         for step in patch.steps:
-            step.apply(context)
-        patch.news.apply(context)
-        for path in sorted(context.touched):
-            context.write(path, self._substitute(context.read(path)))
-        python_paths = sorted(path for path in context.touched if path.endswith(".py"))
+            step.apply(self)
+        patch.news.apply(self)
+        for path in sorted(self.touched):
+            self.write(path, self._substitute(self.read(path)))
+        python_paths = sorted(path for path in self.touched if path.endswith(".py"))
         # pip's whole rule set stays selected, so that RUF100 knows which
         # suppression comments pip needs; only RUFF_FIXES are fixed.
-        self.ruff.check(python_paths, "--fix-only", f"--fixable={RUFF_FIXES}")
+        self._ruff_check(python_paths, "--fix-only", f"--fixable={RUFF_FIXES}")
         self.git("add", "-A")
         for path in python_paths:
             self._check_format(path)
-        self.ruff.check(python_paths)
-        self._check_imports(python_paths)
-        self._check_leaks(patch)
+        self._ruff_check(python_paths)
+        self._check_added_lines(patch)
         self.git("commit", "-q", "--no-verify", "-m", patch.commit_message)
 
+    def _ruff_check(self, paths: Sequence[str], *options: str) -> None:
+        if paths:
+            run([self.ruff, "check", "--no-cache", *options, *paths], self.pip_tree)
+
     def _substitute(self, text: str) -> str:
-        for old, new in TEXT_SUBSTITUTIONS:
+        for old, new in TEXT_SUBSTITUTIONS.items():
             if old in text:
                 text = text.replace(old, new)
-                self.unused_substitutions.discard((old, new))
+                self.unused_substitutions.discard(old)
         # References in docstrings and comments (":mod:`fastdeps.cache`")
         # follow the modules into pip.
         return _PLUGIN_REFERENCE.sub(PIP_PACKAGE + ".", text)
 
-    def _check_imports(self, python_paths: Sequence[str]) -> None:
-        """Every ``pip._internal`` module a changed file imports must exist:
-        nothing else would notice a plugin module no patch brings into pip."""
-        for path in python_paths:
-            for node in ast.walk(ast.parse(self.context.read(path))):
-                if not isinstance(node, ast.ImportFrom) or node.level:
-                    continue
-                module = node.module or ""
-                base = self.tree / "src" / module.replace(".", "/")
-                if module.startswith(PIP_PACKAGE + ".") and not (
-                    base.with_suffix(".py").is_file() or base.is_dir()
-                ):
-                    raise ExportError(
-                        f"{path} imports {module}, which pip does not have and "
-                        "no earlier step of the series adds"
-                    )
-
     def _check_format(self, path: str) -> None:
         """New files must be formatted; changed files no worse than pip's own
         (a newer ruff than pip's may want to change lines pip never touched)."""
-        complaints = self.ruff.format_complaints(self.context.read(path), path)
         try:
             original = self.git("show", f"base:{path}")
         except ExportError:
-            original = ""
-        complaints -= self.ruff.format_complaints(original, path) if original else set()
+            original = ""  # a new file
+        complaints = self._unformatted(self.read(path), path)
+        complaints -= self._unformatted(original, path) if original else set()
         if complaints:
             raise ExportError(
                 f"{path}: generated code is not formatted as ruff wants:\n"
                 + "\n".join(sorted(complaints))
             )
 
-    def _check_leaks(self, patch: Patch) -> None:
-        leaks = [
-            line
-            for line in self.git("diff", "--cached", "-U0").splitlines()
-            # Case matters: FastDepsSettings is a fine name in pip.
-            if line.startswith("+")
-            and not line.startswith("+++")
-            and PLUGIN_PACKAGE in line
-        ]
+    def _unformatted(self, text: str, filename: str) -> set[str]:
+        """Lines that ruff format would change in ``text``."""
+        formatted = self.format(text, filename)
+        return {
+            line[2:]
+            for line in difflib.ndiff(text.splitlines(), formatted.splitlines())
+            if line.startswith("- ")
+        }
+
+    def _check_added_lines(self, patch: Patch) -> None:
+        """The lines a patch adds must not name the plugin, nor import a pip
+        module that pip does not have and no earlier step of the series adds
+        (nothing else would notice until pip runs)."""
+        diff = self.git("diff", "--cached", "-U0").splitlines()
+        added = [line for line in diff if line[:1] == "+" and line[:3] != "+++"]
+        # Case matters: FastDepsSettings is a fine name in pip.
+        leaks = [line for line in added if PLUGIN_PACKAGE in line]
         if leaks:
             raise ExportError(
                 f"{patch.subject!r} would bring plugin names into pip; add a "
                 "substitution in tools/upstream/series.py:\n" + "\n".join(leaks)
             )
+        for module in (match[1] for line in added if (match := _IMPORT.match(line))):
+            base = self.pip_tree / "src" / module.replace(".", "/")
+            if not (base.with_suffix(".py").is_file() or base.is_dir()):
+                raise ExportError(
+                    f"{patch.subject!r} imports {module}, which pip does not have "
+                    "and no earlier step of the series adds"
+                )
 
-    def write(self, out: Path) -> list[Path]:
+    def write_patches(self, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("[0-9][0-9][0-9][0-9]-*.patch"):
             old.unlink()
-        output = self.git(
-            "format-patch",
-            "--zero-commit",
-            "--no-signature",
-            "--numbered",
-            "--stat=80",
-            "-o",
-            str(out.resolve()),
-            "base..HEAD",
-        )
+        options = ["--zero-commit", "--no-signature", "--numbered", "--stat=80"]
+        output = self.git("format-patch", *options, "-o", str(out.resolve()), "base..")
         return [Path(line) for line in output.splitlines() if line.strip()]
 
 
@@ -242,13 +196,265 @@ def export(
 ) -> list[Path]:
     """Write the series into ``out``; return the patch files, in order."""
     with tempfile.TemporaryDirectory(prefix="fastdeps-upstream-") as scratch:
-        tree = Path(scratch) / "pip"
-        _copy_pip(pip_source, tree)
-        maker = Series(tree, identity, news_name)
-        maker.start()
+        series = Series(pip_source, Path(scratch) / "pip", identity, news_name)
         for patch in SERIES:
             logger.info("making %s", patch.subject)
-            maker.make(patch)
-        for old, _ in sorted(maker.unused_substitutions):
+            series.make(patch)
+        for old in sorted(series.unused_substitutions):
             logger.warning("substitution no longer used: %r", old)
-        return maker.write(out)
+        return series.write_patches(out)
+
+
+#: The test files the series' changes reach; pip's reviewers would run all.
+DEFAULT_TEST_FILES = (
+    "tests/unit",
+    "tests/functional/test_fast_deps.py",
+    "tests/functional/test_download.py",
+    "tests/functional/test_install.py",
+    "tests/functional/test_install_reqs.py",
+    "tests/functional/test_install_upgrade.py",
+    "tests/functional/test_install_index.py",
+    "tests/functional/test_install_config.py",
+    "tests/functional/test_new_resolver.py",
+    "tests/functional/test_new_resolver_hashes.py",
+    "tests/functional/test_lock.py",
+    "tests/functional/test_cache.py",
+    "tests/functional/test_wheel.py",
+)
+
+
+def new_venv(venv: Path, *options: str) -> Path:
+    """A new venv at ``venv``, replacing the one there; its python."""
+    if venv.exists():
+        shutil.rmtree(venv)
+    run([sys.executable, "-m", "venv", *options, str(venv)])
+    return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+
+
+def patched_copy(
+    pip_source: Path, work: Path, identity: Identity, news_name: str
+) -> tuple[list[Path], Path]:
+    """The series made against ``pip_source`` and applied to a fresh copy of it;
+    each patch is checked to be in place (it reverses). git must not look above
+    the copy: in this checkout's .nox/, it would skip files."""
+    patches = export(pip_source, work / "patches", identity, news_name)
+    tree = work / "pip"
+    if tree.exists():
+        shutil.rmtree(tree)
+    ignore = shutil.ignore_patterns(".git", ".nox", "__pycache__")
+    shutil.copytree(pip_source, tree, ignore=ignore)
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
+    for patch in patches:
+        run(["git", "apply", str(patch)], cwd=tree, env=env)
+        run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
+        logger.info("applied %s", patch.name)
+    return patches, tree
+
+
+def changed_files(patches: Sequence[Path]) -> list[str]:
+    """The files under ``src/pip/`` that the series adds or changes, sorted."""
+    files = {
+        line.removeprefix("+++ b/")
+        for patch in patches
+        for line in patch.read_text(encoding="utf-8").splitlines()
+        if line.startswith("+++ b/src/pip/")
+    }
+    return sorted(files)
+
+
+def install_patched_pip(patches: Sequence[Path], tree: Path, venv: Path) -> Path:
+    """A new venv with the pip built from ``tree``, every file the series changes
+    installed as patched, and no plugin; its python."""
+    python = new_venv(venv, "--without-pip")
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]
+    run([*pip, "install", "-q", "--no-deps", str(tree)])
+    probe = (
+        "import importlib.util as u, pip; "
+        "print(u.find_spec('fastdeps'), pip.__version__, pip.__path__[0], sep='\\n')"
+    )
+    found, version, site = run([str(python), "-c", probe]).splitlines()
+    if found != "None" or version != PIP_VERSION:
+        raise ExportError(f"{venv}: fastdeps importable ({found}) or pip {version}")
+    for path in changed_files(patches):
+        installed = Path(site) / path.removeprefix("src/pip/")
+        if installed.read_bytes() != (tree / path).read_bytes():
+            raise ExportError(f"{installed} is not the patched file")
+    return python
+
+
+def prepare(
+    cache: Path, work: Path, identity: Identity, news_name: str
+) -> tuple[list[Path], Path]:
+    """The series applied to pip's sdist (kept in ``cache``) and installed."""
+    sdist = cache / f"pip-{PIP_VERSION}.tar.gz"
+    if not sdist.exists():
+        run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary"]
+            + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
+        )
+    pristine = work / "pristine"
+    if pristine.exists():
+        shutil.rmtree(pristine)
+    shutil.unpack_archive(sdist, pristine, filter="data")
+    (top,) = pristine.iterdir()
+    patches, patched = patched_copy(top, work, identity, news_name)
+    # mypy with pip's own configuration, as pip's CI runs it.
+    if importlib.util.find_spec("mypy") is None:
+        logger.warning("mypy is not installed: pip's type check is skipped")
+    else:
+        modules = [path for path in changed_files(patches) if path.endswith(".py")]
+        run([sys.executable, "-m", "mypy", *modules], cwd=patched)
+        logger.info("mypy, with pip's configuration: no issues")
+    return patches, install_patched_pip(patches, patched, work / "venv")
+
+
+def run_tests(
+    python: Path, tree: Path, files: Sequence[str], fast_deps: bool
+) -> dict[str, str]:
+    """pytest over ``files`` (network tests deselected); each test's outcome."""
+    report = tree.parent / f"junit-{'fast-deps' if fast_deps else 'stock'}.xml"
+    # This machine's pip configuration must not reach the pips under test.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    if fast_deps:
+        env["PIP_USE_FEATURE"] = "fast-deps"
+    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q"]
+    # xunit1 reports name each test's file.
+    command += ["-m", "not network", "-o", "junit_family=xunit1"]
+    command += [f"--junitxml={report}", *files]
+    logger.info("running %s%s", " ".join(files), " with fast-deps" if fast_deps else "")
+    # 1 means some tests failed: their outcomes are the result. Anything else
+    # (interrupted, a usage error, nothing collected) leaves none to compare.
+    run(command, tree, ok=(0, 1), env=env)
+    return outcomes_of(report)
+
+
+def outcomes_of(report: Path) -> dict[str, str]:
+    """Each test case of a JUnit XML report: passed, failed, error or skipped."""
+    outcomes: dict[str, str] = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+        outcomes[f"{case.get('file', '?')}::{case.get('name')}"] = outcome
+    return outcomes
+
+
+def report(stock: dict[str, str], fast_deps: dict[str, str]) -> str:
+    """Per file: outcome counts in both runs; then the tests only fast-deps fails."""
+    files = sorted({test.split("::")[0] for test in stock | fast_deps})
+    lines = ["file | without fast-deps | with fast-deps", "---|---|---"]
+    lines += [
+        f"{file} | {_counts(stock, file)} | {_counts(fast_deps, file)}"
+        for file in files
+    ]
+    regressions = sorted(
+        test
+        for test, outcome in fast_deps.items()
+        if outcome in ("failed", "error") and stock.get(test) == "passed"
+    )
+    lines += ["", f"failing only with fast-deps: {len(regressions)}"]
+    lines.extend(f"  {test}" for test in regressions)
+    return "\n".join(lines)
+
+
+def _counts(outcomes: dict[str, str], file: str) -> str:
+    counter = Counter(o for t, o in outcomes.items() if t.split("::")[0] == file)
+    order = ("passed", "failed", "error", "skipped")
+    return ", ".join(f"{counter[key]} {key}" for key in order if counter[key])
+
+
+def check(
+    pip_repo: Path, work: Path, identity: Identity, files: Sequence[str], news_name: str
+) -> str:
+    """The report of pip's tests run both ways on a patched copy of ``pip_repo``."""
+    _, tree = patched_copy(pip_repo, work, identity, news_name)
+    # The unit tests import the editable install; pip's harness builds the pip
+    # that the functional tests run from the tree.
+    python = new_venv(work / "venv")
+    pip = [str(python), "-m", "pip"]
+    run([*pip, "install", "-q", "--upgrade", "pip"])
+    run([*pip, "install", "-q", "--group", "test", "-e", "."], tree)
+    wheels = str(tree / "tests" / "data" / "common_wheels")
+    run([*pip, "wheel", "-q", "-w", wheels, "--group", "test-common-wheels"], tree)
+    stock = run_tests(python, tree, files, fast_deps=False)
+    return report(stock, run_tests(python, tree, files, fast_deps=True))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.upstream",
+        description="Turn pip-fastdeps into a patch series against pip's source.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    export_parser = commands.add_parser(
+        "export", help=f"write the series (made against pip {PIP_VERSION})"
+    )
+    source_help = f"an unpacked pip {PIP_VERSION} sdist (the directory with src/pip)"
+    _path(export_parser, "--pip-source", source_help)
+    _path(export_parser, "--out", "where the .patch files go")
+    prepare_parser = commands.add_parser(
+        "prepare",
+        help="download pip's sdist, export and apply the series, install the "
+        "patched pip into a new venv; print that venv's python",
+    )
+    _path(prepare_parser, "--cache", "where the sdist is kept")
+    suite_parser = commands.add_parser(
+        "suite",
+        help="apply the series to a checkout of pip's repository and run pip's "
+        "own tests, with and without fast-deps; print the outcomes per file",
+    )
+    _path(suite_parser, "--pip-repo", "a checkout of pypa/pip")
+    suite_parser.add_argument(
+        "tests",
+        nargs="*",
+        default=DEFAULT_TEST_FILES,
+        help="test files or directories (default: those the series reaches)",
+    )
+    for sub in (prepare_parser, suite_parser):
+        _path(sub, "--work", "scratch directory (replaced)")
+    for sub in (export_parser, prepare_parser, suite_parser):
+        sub.add_argument(
+            "--author",
+            metavar="'NAME <EMAIL>'",
+            help="the patches' author (default: this checkout's last commit's)",
+        )
+        sub.add_argument(
+            "--news-name",
+            default="{issue}",
+            metavar="PATTERN",
+            help="news fragment names, from {issue} (the pip issue a patch "
+            "addresses) and {slug}; default: pip's own naming, {issue}",
+        )
+    return parser
+
+
+def _path(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    parser.add_argument(flag, type=Path, required=True, help=text)
+
+
+def _describe(patches: list[Path]) -> None:
+    for patch in patches:
+        data = patch.read_bytes()
+        line_count = data.count(b"\n")
+        print(f"{patch}  {len(data)} bytes, {line_count} lines")
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        identity, news_name = identity_of(options.author), options.news_name
+        if options.command == "export":
+            _describe(export(options.pip_source, options.out, identity, news_name))
+        elif options.command == "suite":
+            work, tests = options.work, options.tests
+            print(check(options.pip_repo, work, identity, tests, news_name))
+        else:
+            patches, python = prepare(options.cache, options.work, identity, news_name)
+            _describe(patches)
+            print(python)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

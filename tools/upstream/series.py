@@ -1,12 +1,8 @@
 """The patch series, as data: which plugin module goes where in pip, and the
-hand-written edits of pip's own code where the plugin binds in instead.
-
-A change to a plugin module flows into the patches with no change here.
-"""
+hand-written edits of pip's own code where the plugin binds in instead."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from tools.upstream.steps import (
@@ -14,7 +10,6 @@ from tools.upstream.steps import (
     MergeModule,
     NewModule,
     NewsFragment,
-    PipTests,
     RemoveDefinition,
     ReplaceTest,
     Step,
@@ -30,42 +25,31 @@ MODULE_RENAMES: dict[str, str] = {"fastdeps.seams": "pip._internal.utils.seams"}
 #: Wording that only makes sense in the plugin, and pip's wording for it.
 #: Applied to every file a patch touches; one that no longer matches is
 #: reported, and any "fastdeps" left in an added line stops the export.
-TEXT_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
+TEXT_SUBSTITUTIONS: dict[str, str] = {
     # The project's documents, which pip does not have.
-    (
-        "METADATA; docs/lazy-wheel.rst has the survey that chose it.",
-        "METADATA, in a survey of 183 wheels from PyPI.",
+    "METADATA; docs/lazy-wheel.rst has the survey that chose it.": (
+        "METADATA, in a survey of 183 wheels from PyPI."
     ),
-    (
-        "METADATA alone is\ncheaper (docs/lazy-wheel.rst).",
-        "METADATA alone is\ncheaper.",
+    "METADATA alone is\ncheaper (docs/lazy-wheel.rst).": "METADATA alone is\ncheaper.",
+    "every answer; servers differ in how they answer them (see docs/servers.rst\n"
+    "in the project's repository).": (
+        "every answer; servers differ in how they answer them."
     ),
-    (
-        "every answer; servers differ in how they answer them (see docs/servers.rst\n"
-        "in the project's repository).",
-        "every answer; servers differ in how they answer them.",
-    ),
-    ("With --use-feature=fast-deps (pip-fastdeps): ", "With --use-feature=fast-deps: "),
+    "With --use-feature=fast-deps (pip-fastdeps): ": "With --use-feature=fast-deps: ",
     # The line that says the feature is on names the feature, not the plugin.
-    (
-        "    from fastdeps import __version__\n\n"
-        '    return f"pip-fastdeps {__version__}"\n',
-        '    return "fast-deps"\n',
-    ),
+    "    from fastdeps import __version__\n\n"
+    '    return f"pip-fastdeps {__version__}"\n': '    return "fast-deps"\n',
     # The metadata cache: its directory and entries are pip's.
-    ('CACHE_SUBDIR = "fastdeps-metadata"', 'CACHE_SUBDIR = "metadata"'),
-    ('_ENTRY_MAGIC = b"fastdeps-metadata 1"', '_ENTRY_MAGIC = b"pip-metadata 1"'),
-    ("``<pip cache dir>/fastdeps-metadata``", "``<pip cache dir>/metadata``"),
+    'CACHE_SUBDIR = "fastdeps-metadata"': 'CACHE_SUBDIR = "metadata"',
+    '_ENTRY_MAGIC = b"fastdeps-metadata 1"': '_ENTRY_MAGIC = b"pip-metadata 1"',
+    "``<pip cache dir>/fastdeps-metadata``": "``<pip cache dir>/metadata``",
     # The prefetcher.
-    ('"pip-fastdeps prefetch: %s"', '"fast-deps prefetch: %s"'),
+    '"pip-fastdeps prefetch: %s"': '"fast-deps prefetch: %s"',
     # Last: the plugin compares itself with "stock pip"; in pip, that is pip.
-    ("stock pip", "pip"),
-)
+    "stock pip": "pip",
+}
 
-PREPARE = "pip._internal.operations.prepare"
 PREFETCH = "pip._internal.resolution.prefetch"
-
-REQ_COMMAND = "src/pip/_internal/cli/req_command.py"
 PREPARE_PATH = "src/pip/_internal/operations/prepare.py"
 TEST_INSTALL = "tests/functional/test_install.py"
 
@@ -74,18 +58,18 @@ TEST_INSTALL = "tests/functional/test_install.py"
 MESSAGES = Path(__file__).with_name("messages")
 
 
-@dataclass
 class Patch:
-    """One patch: steps, a news entry, and the name of its commit message's
-    file in :data:`MESSAGES`."""
+    """One patch: its news entry, whose slug names its :data:`MESSAGES` file."""
 
-    message: str
-    news: NewsFragment
-    steps: tuple[Step, ...]
+    def __init__(
+        self, issue: int, slug: str, kind: str, news: str, *steps: Step
+    ) -> None:
+        self.news = NewsFragment(issue, slug, kind, news)
+        self.steps = steps
 
     @property
     def commit_message(self) -> str:
-        return (MESSAGES / f"{self.message}.txt").read_text(encoding="utf-8")
+        return (MESSAGES / f"{self.news.slug}.txt").read_text(encoding="utf-8")
 
     @property
     def subject(self) -> str:
@@ -94,245 +78,177 @@ class Patch:
 
 SERIES: tuple[Patch, ...] = (
     Patch(
-        message="1-lazy-wheel",
-        news=NewsFragment(
-            11447,
-            "fast-deps-lazy-wheel",
-            "feature",
-            "``--use-feature=fast-deps`` reads a wheel's metadata with one HTTP range "
-            "request in the common case and at most three, with no HEAD request, and "
-            "falls back to a normal download for servers that do not serve ranges "
-            "correctly.",
-        ),
-        steps=(
-            NewModule("fastdeps.seams"),
-            NewModule("fastdeps.network.limits"),
-            NewModule("fastdeps.network.speculative"),
-            MergeModule("fastdeps.network.utils"),
-            NewModule("fastdeps.network.ranges"),
-            MergeModule("fastdeps.utils.wheel"),
-            NewModule("fastdeps.network.lazy_wheel", replaces=True),
-            PipTests("tests/lib/server.py"),
-            PipTests("tests/unit/test_network_lazy_wheel.py"),
+        11447,
+        "fast-deps-lazy-wheel",
+        "feature",
+        "``--use-feature=fast-deps`` reads a wheel's metadata with one HTTP range "
+        "request in the common case and at most three, with no HEAD request, and "
+        "falls back to a normal download for servers that do not serve ranges "
+        "correctly.",
+        NewModule("fastdeps.seams"),
+        NewModule("fastdeps.network.limits"),
+        NewModule("fastdeps.network.speculative"),
+        MergeModule("fastdeps.network.utils"),
+        NewModule("fastdeps.network.ranges"),
+        MergeModule("fastdeps.utils.wheel"),
+        NewModule("fastdeps.network.lazy_wheel", replaces=True),
+        MergeModule("tests.lib.server"),
+        MergeModule("tests.unit.test_network_lazy_wheel"),
+    ),
+    Patch(
+        825,
+        "fast-deps-parallel-map",
+        "trivial",
+        "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
+        NewModule("fastdeps.utils.parallel"),
+        NewModule("tests.unit.test_utils_parallel"),
+    ),
+    Patch(
+        12921,
+        "fast-deps-metadata-cache",
+        "feature",
+        "With ``--use-feature=fast-deps``, keep the metadata read from remote "
+        "wheels in pip's cache directory, so that resolving the same "
+        "requirements again sends no range requests. ``pip cache purge`` "
+        "clears it.",
+        MergeModule("fastdeps.utils.filesystem"),
+        MergeModule("fastdeps.cache"),
+        NewModule("fastdeps.operations.whole_files"),
+        NewModule("fastdeps.operations.metadata"),
+        Edit(
+            "src/pip/_internal/commands/cache.py",
+            """\
+-        return filesystem.find_files(old_http_dir, "*") + filesystem.find_files(
+-            new_http_dir, "*"
++        # Metadata of wheels read with fast-deps, kept because HTTP answers
++        # were: they go with the HTTP cache. Imported here, as it brings in
++        # network code, which the other subcommands and --help do not need.
++        from pip._internal.cache import CACHE_SUBDIR, MetadataCache
++
++        metadata_cache = MetadataCache(self._cache_dir(options, CACHE_SUBDIR))
++        return (
++            filesystem.find_files(old_http_dir, "*")
++            + filesystem.find_files(new_http_dir, "*")
++            + [str(path) for path in metadata_cache.entries()]
+         )
+""",
         ),
     ),
     Patch(
-        message="2-parallel-map",
-        news=NewsFragment(
-            825,
-            "fast-deps-parallel-map",
-            "trivial",
-            "Add ``pip._internal.utils.parallel``, a lazy and bounded parallel map.",
+        825,
+        "fast-deps-parallel-downloads",
+        "feature",
+        "With ``--use-feature=fast-deps``, download the files chosen by the "
+        "resolver in parallel (``--fast-deps-jobs``, default 8), check the "
+        "metadata used during resolution against each downloaded wheel, and keep "
+        "metadata-only resolution in hash-checking mode when the files are "
+        "downloaded and verified afterwards.",
+        MergeModule("fastdeps.cli.progress_bars"),
+        MergeModule("fastdeps.network.download"),
+        NewModule("fastdeps.operations.metadata_check"),
+        # After RequirementPreparer, which the class extends.
+        MergeModule("fastdeps.operations.prepare"),
+        # The fast-deps preparer replaces pip's own lazy-wheel path,
+        # which only ran under fast-deps.
+        Edit(
+            PREPARE_PATH,
+            """\
+-        # Try PEP 658 metadata first, then fall back to lazy wheel if unavailable.
+-        return self._fetch_metadata_using_link_data_attr(
+-            req
+-        ) or self._fetch_metadata_using_lazy_wheel(req.link)
++        return self._fetch_metadata_using_link_data_attr(req)
+""",
         ),
-        steps=(
-            NewModule("fastdeps.utils.parallel"),
-            PipTests("tests/unit/test_utils_parallel.py"),
+        RemoveDefinition(
+            PREPARE_PATH, "RequirementPreparer._fetch_metadata_using_lazy_wheel"
         ),
-    ),
-    Patch(
-        message="3-metadata-cache",
-        news=NewsFragment(
-            12921,
-            "fast-deps-metadata-cache",
-            "feature",
-            "With ``--use-feature=fast-deps``, keep the metadata read from remote "
-            "wheels in pip's cache directory, so that resolving the same "
-            "requirements again sends no range requests. ``pip cache purge`` "
-            "clears it.",
+        MergeModule("fastdeps.cli.cmdoptions"),
+        MergeModule("fastdeps.cli.req_command"),
+        MergeModule("tests.unit.test_operations_prepare"),
+        # pip's suite can be run with PIP_USE_FEATURE=fast-deps; the
+        # legacy resolver then warns that the feature has no effect.
+        ReplaceTest(
+            TEST_INSTALL, "test_basic_install_from_local_directory", "a4c99c8b008f"
         ),
-        steps=(
-            MergeModule("fastdeps.utils.filesystem"),
-            MergeModule("fastdeps.cache"),
-            NewModule("fastdeps.operations.whole_files"),
-            NewModule("fastdeps.operations.metadata"),
-            Edit(
-                "src/pip/_internal/commands/cache.py",
-                old="""\
-        return filesystem.find_files(old_http_dir, "*") + filesystem.find_files(
-            new_http_dir, "*"
-        )
+        Edit(
+            "src/pip/_internal/cli/req_command.py",
+            """\
+         self.cmd_opts.add_option(cmdoptions.no_clean())
++        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
+@@
+             lazy_wheel = "fast-deps" in options.features_enabled
+-            if lazy_wheel:
+-                logger.warning(
+-                    "pip is using lazily downloaded wheels using HTTP "
+-                    "range requests to obtain dependency information. "
+-                    "This experimental feature is enabled through "
+-                    "--use-feature=fast-deps and it is not ready for "
+-                    "production."
+-                )
+@@
+-        return RequirementPreparer(
++        preparer_class: Callable[..., RequirementPreparer] = RequirementPreparer
++        if lazy_wheel:
++            preparer_class = partial(
++                FastDepsRequirementPreparer,
++                fast_deps=fast_deps_settings(cls, options),
++            )
++        return preparer_class(
+             build_dir=temp_build_dir_path,
 """,
-                new="""\
-        # Metadata of wheels read with fast-deps, kept because HTTP answers
-        # were: they go with the HTTP cache. Imported here, as it brings in
-        # network code, which the other subcommands and --help do not need.
-        from pip._internal.cache import CACHE_SUBDIR, MetadataCache
-
-        metadata_cache = MetadataCache(self._cache_dir(options, CACHE_SUBDIR))
-        return (
-            filesystem.find_files(old_http_dir, "*")
-            + filesystem.find_files(new_http_dir, "*")
-            + [str(path) for path in metadata_cache.entries()]
-        )
-""",
-            ),
-        ),
-    ),
-    Patch(
-        message="4-parallel-downloads",
-        news=NewsFragment(
-            825,
-            "fast-deps-parallel-downloads",
-            "feature",
-            "With ``--use-feature=fast-deps``, download the files chosen by the "
-            "resolver in parallel (``--fast-deps-jobs``, default 8), check the "
-            "metadata used during resolution against each downloaded wheel, and keep "
-            "metadata-only resolution in hash-checking mode when the files are "
-            "downloaded and verified afterwards.",
-        ),
-        steps=(
-            MergeModule("fastdeps.cli.progress_bars"),
-            MergeModule("fastdeps.network.download"),
-            NewModule("fastdeps.operations.metadata_check"),
-            # After RequirementPreparer, which the class extends.
-            MergeModule("fastdeps.operations.prepare"),
-            # The fast-deps preparer replaces pip's own lazy-wheel path,
-            # which only ran under fast-deps.
-            Edit(
-                PREPARE_PATH,
-                old="""\
-        # Try PEP 658 metadata first, then fall back to lazy wheel if unavailable.
-        return self._fetch_metadata_using_link_data_attr(
-            req
-        ) or self._fetch_metadata_using_lazy_wheel(req.link)
-""",
-                new="""\
-        return self._fetch_metadata_using_link_data_attr(req)
-""",
-            ),
-            RemoveDefinition(
-                PREPARE_PATH, "RequirementPreparer._fetch_metadata_using_lazy_wheel"
-            ),
-            MergeModule("fastdeps.cli.cmdoptions"),
-            MergeModule("fastdeps.cli.req_command"),
-            PipTests("tests/unit/test_operations_prepare.py"),
-            # pip's suite can be run with PIP_USE_FEATURE=fast-deps; the
-            # legacy resolver then warns that the feature has no effect.
-            ReplaceTest(
-                TEST_INSTALL, "test_basic_install_from_local_directory", "a4c99c8b008f"
-            ),
-            Edit(
-                REQ_COMMAND,
-                old="""\
-        self.cmd_opts.add_option(cmdoptions.no_clean())
-""",
-                new="""\
-        self.cmd_opts.add_option(cmdoptions.no_clean())
-        self.cmd_opts.add_option(cmdoptions.fast_deps_jobs())
-""",
-            ),
-            Edit(
-                REQ_COMMAND,
-                old="""\
-            lazy_wheel = "fast-deps" in options.features_enabled
-            if lazy_wheel:
-                logger.warning(
-                    "pip is using lazily downloaded wheels using HTTP "
-                    "range requests to obtain dependency information. "
-                    "This experimental feature is enabled through "
-                    "--use-feature=fast-deps and it is not ready for "
-                    "production."
-                )
-""",
-                new="""\
-            lazy_wheel = "fast-deps" in options.features_enabled
-""",
-            ),
-            Edit(
-                REQ_COMMAND,
-                old="""\
-        return RequirementPreparer(
-            build_dir=temp_build_dir_path,
-""",
-                new="""\
-        preparer_class: Callable[..., RequirementPreparer] = RequirementPreparer
-        if lazy_wheel:
-            preparer_class = partial(
-                FastDepsRequirementPreparer,
-                fast_deps=fast_deps_settings(cls, options),
-            )
-        return preparer_class(
-            build_dir=temp_build_dir_path,
-""",
-                imports=((PREPARE, "FastDepsRequirementPreparer"),),
-            ),
+            imports=("pip._internal.operations.prepare", "FastDepsRequirementPreparer"),
         ),
     ),
     Patch(
-        message="5-prefetch",
-        news=NewsFragment(
-            8670,
-            "fast-deps-prefetch",
-            "feature",
-            "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
-            "ahead of the resolver, in parallel, without changing its results.",
+        8670,
+        "fast-deps-prefetch",
+        "feature",
+        "With ``--use-feature=fast-deps``, fetch project pages and wheel metadata "
+        "ahead of the resolver, in parallel, without changing its results.",
+        NewModule("fastdeps.resolution.prefetch"),
+        MergeModule("tests.functional.test_fast_deps"),
+        # The test's mock server answered in the order of the requests;
+        # the prefetcher asks for both project pages before either file.
+        ReplaceTest(TEST_INSTALL, "test_refresh_package_per_package", "0ffa249a78de"),
+        Edit(
+            "src/pip/_internal/resolution/resolvelib/resolver.py",
+            """\
+     def resolve(
+         self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
+     ) -> RequirementSet:
++        with prefetching(self.factory):
++            return self._resolve(root_reqs, check_supported_wheels)
++
++    def _resolve(
++        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
++    ) -> RequirementSet:
+         collected = self.factory.collect_root_requirements(root_reqs)
+""",
+            imports=(PREFETCH, "prefetching"),
         ),
-        steps=(
-            NewModule("fastdeps.resolution.prefetch"),
-            PipTests("tests/functional/test_fast_deps.py"),
-            # The test's mock server answered in the order of the requests;
-            # the prefetcher asks for both project pages before either file.
-            ReplaceTest(
-                TEST_INSTALL, "test_refresh_package_per_package", "0ffa249a78de"
-            ),
-            Edit(
-                "src/pip/_internal/resolution/resolvelib/resolver.py",
-                old="""\
-    def resolve(
-        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
-    ) -> RequirementSet:
-        collected = self.factory.collect_root_requirements(root_reqs)
+        Edit(
+            "src/pip/_internal/resolution/resolvelib/factory.py",
+            """\
+         collected.requirements.sort(key=lambda r: r.name != r.project_name)
++        prefetcher = prefetcher_of(self)
++        if prefetcher is not None:
++            prefetch_requirements(
++                prefetcher, collected.requirements, collected.constraints
++            )
+         return collected
 """,
-                new="""\
-    def resolve(
-        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
-    ) -> RequirementSet:
-        with prefetching(self.factory):
-            return self._resolve(root_reqs, check_supported_wheels)
-
-    def _resolve(
-        self, root_reqs: list[InstallRequirement], check_supported_wheels: bool
-    ) -> RequirementSet:
-        collected = self.factory.collect_root_requirements(root_reqs)
+            imports=(PREFETCH, "prefetch_requirements", "prefetcher_of"),
+        ),
+        Edit(
+            "src/pip/_internal/resolution/resolvelib/provider.py",
+            """\
++        prefetcher = prefetcher_of(self._factory)
++        if prefetcher is not None:
++            prefetch_dependencies(prefetcher, candidate)
+         return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
 """,
-                imports=((PREFETCH, "prefetching"),),
-            ),
-            Edit(
-                "src/pip/_internal/resolution/resolvelib/factory.py",
-                old="""\
-        collected.requirements.sort(key=lambda r: r.name != r.project_name)
-        return collected
-""",
-                new="""\
-        collected.requirements.sort(key=lambda r: r.name != r.project_name)
-        prefetcher = prefetcher_of(self)
-        if prefetcher is not None:
-            prefetch_requirements(
-                prefetcher, collected.requirements, collected.constraints
-            )
-        return collected
-""",
-                imports=(
-                    (PREFETCH, "prefetch_requirements"),
-                    (PREFETCH, "prefetcher_of"),
-                ),
-            ),
-            Edit(
-                "src/pip/_internal/resolution/resolvelib/provider.py",
-                old="""\
-        return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
-""",
-                new="""\
-        prefetcher = prefetcher_of(self._factory)
-        if prefetcher is not None:
-            prefetch_dependencies(prefetcher, candidate)
-        return (r for r in candidate.iter_dependencies(with_requires) if r is not None)
-""",
-                imports=(
-                    (PREFETCH, "prefetch_dependencies"),
-                    (PREFETCH, "prefetcher_of"),
-                ),
-            ),
+            imports=(PREFETCH, "prefetch_dependencies", "prefetcher_of"),
         ),
     ),
 )

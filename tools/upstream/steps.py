@@ -1,31 +1,198 @@
-"""The steps of a patch: most derive pip's code from the plugin's modules;
-:class:`Edit` and the like change pip's own code where the plugin binds in.
-"""
+"""The steps of a patch, and the Python source they move. The AST only says
+where things are; the text is what moves, so that comments survive."""
 
 from __future__ import annotations
 
 import ast
 import hashlib
 import re
+import subprocess
 import textwrap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tools.upstream.source import (
-    ExportError,
-    ImportLine,
-    Module,
-    module_of,
-    path_of,
-    pip_module_for,
-    rewrite_import_statements,
-)
+#: The package whose modules are exported, and pip's equivalent of it.
+PLUGIN_PACKAGE = "fastdeps"
+PIP_PACKAGE = "pip._internal"
 
 #: Names that a plugin module and pip's module both define with the same
 #: meaning: the plugin's is dropped and pip's is used.
 SAME_MEANING = frozenset({"logger"})
+
+#: Tests written for pip's own suite, laid out as in pip's repository.
+PIP_TESTS = Path(__file__).with_name("pip_tests")
+
+# "from fastdeps.x import": the module path is what moves into pip.
+_PLUGIN_IMPORT = re.compile(rf"\bfrom\s+({PLUGIN_PACKAGE}(?:\.\w+)*)\s+import\b")
+
+# The plugin's "# -- section ----" rules: pip's modules have none.
+_SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
+
+
+class ExportError(Exception):
+    """The plugin's source cannot be exported as it is; the message says why."""
+
+
+def run(
+    command: Sequence[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    ok: Sequence[int] = (0,),
+) -> str:
+    """Run ``command``; its output, or an :class:`ExportError` with it."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, input=input, capture_output=True, text=True
+    )
+    if result.returncode not in ok:
+        raise ExportError(
+            f"{' '.join(command)} exited with {result.returncode} in {cwd or '.'}:\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
+def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
+    """The mirror path under ``pip._internal``, unless ``renames`` says otherwise."""
+    if plugin_module in renames:
+        return renames[plugin_module]
+    if plugin_module == PLUGIN_PACKAGE:
+        raise ExportError(f"{plugin_module} itself has no place in pip")
+    if not plugin_module.startswith(PLUGIN_PACKAGE + "."):
+        return plugin_module
+    return PIP_PACKAGE + plugin_module.removeprefix(PLUGIN_PACKAGE)
+
+
+def path_of(pip_module: str) -> str:
+    """A module's file in pip's repository: ``src/`` but for ``tests/``."""
+    relative = pip_module.replace(".", "/") + ".py"
+    return relative if pip_module.startswith("tests.") else "src/" + relative
+
+
+def module_of(path: str) -> str:
+    """The inverse of :func:`path_of`."""
+    return path.removeprefix("src/").removesuffix(".py").replace("/", ".")
+
+
+def bound_names(node: ast.stmt) -> frozenset[str]:
+    """Names a top-level statement binds (imports excluded)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return frozenset({node.name})
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    return frozenset(
+        sub.id
+        for target in targets
+        for sub in ast.walk(target)
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
+    )
+
+
+class Module:
+    """One module's text and its AST (whose lines are 1-based)."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+        try:
+            self.tree = ast.parse(text)
+        except SyntaxError as exc:
+            raise ExportError(f"{name} does not parse: {exc}") from exc
+        self.lines = text.splitlines(keepends=True)
+
+    def segment(self, start: int, end: int) -> str:
+        return "".join(self.lines[start - 1 : end])
+
+    def span(self, node: ast.stmt) -> tuple[int, int]:
+        """A statement's first and last line, decorators included."""
+        decorators: list[ast.expr] = getattr(node, "decorator_list", [])
+        first = min([node.lineno, *(decorator.lineno for decorator in decorators)])
+        return first, node.end_lineno or node.lineno
+
+    def import_lines(self, renames: Mapping[str, str]) -> list[ImportLine]:
+        """The names top-level imports bind, under ``if TYPE_CHECKING:`` too,
+        but not ``__future__``'s, which every module has."""
+        lines = []
+        for node in self.tree.body:
+            nodes = [node]
+            if (
+                isinstance(node, ast.If)
+                and getattr(node.test, "id", "") == "TYPE_CHECKING"
+            ):
+                nodes = node.body
+            for sub in nodes:
+                if isinstance(sub, ast.Import) or (
+                    isinstance(sub, ast.ImportFrom) and sub.module != "__future__"
+                ):
+                    lines += import_lines(sub, renames)
+        return lines
+
+    def chunks(self) -> Iterator[tuple[ast.stmt, str]]:
+        """Each top-level statement after the docstring, with the lines before it."""
+        previous_end = 0
+        for index, node in enumerate(self.tree.body):
+            end = node.end_lineno or node.lineno
+            if index or ast.get_docstring(self.tree, clean=False) is None:
+                yield node, self.segment(previous_end + 1, end)
+            previous_end = end
+
+    def defined_names(self) -> set[str]:
+        return {name for node in self.tree.body for name in bound_names(node)}
+
+
+@dataclass(frozen=True)
+class ImportLine:
+    """One imported name, as a line ruff's isort can merge with the others."""
+
+    module: str
+    name: str | None  # None: ``import module``
+    asname: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``import a.b`` and ``import a.c`` both bind ``a`` but are two
+        imports; ``from m import x`` binds ``x``."""
+        if self.name is None and not self.asname:
+            return self.module
+        return self.local
+
+    @property
+    def local(self) -> str:
+        return self.asname or self.name or self.module.partition(".")[0]
+
+    def render(self) -> str:
+        alias = f" as {self.asname}" if self.asname else ""
+        if self.name is None:
+            return f"import {self.module}{alias}\n"
+        return f"from {self.module} import {self.name}{alias}\n"
+
+
+def import_lines(
+    node: ast.Import | ast.ImportFrom, renames: Mapping[str, str]
+) -> list[ImportLine]:
+    """An import statement as one :class:`ImportLine` per name, into pip."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.partition(".")[0] == PLUGIN_PACKAGE:
+                raise ExportError(f"'import {alias.name}' has no equivalent in pip")
+        return [ImportLine(alias.name, None, alias.asname) for alias in node.names]
+    module = pip_module_for("." * node.level + (node.module or ""), renames)
+    return [ImportLine(module, alias.name, alias.asname) for alias in node.names]
+
+
+def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str:
+    """The module's text with its plugin imports pointing into pip."""
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Import):
+            import_lines(node, renames)  # raises for ``import fastdeps``
+    return _PLUGIN_IMPORT.sub(
+        lambda match: f"from {pip_module_for(match[1], renames)} import", module.text
+    )
 
 
 @dataclass
@@ -36,21 +203,25 @@ class Context:
     pip_tree: Path
     #: plugin module -> pip module, where the mirror rule does not apply.
     module_renames: Mapping[str, str]
-    #: pip files changed by the current patch.
-    touched: set[str] = field(default_factory=set)
-    #: Formats a snippet of generated code as pip's formatter would.
-    formatter: Callable[[str], str] = lambda text: text
     #: How news fragments are named: ``{issue}`` and ``{slug}`` are filled in.
     news_name: str = "{issue}"
+    #: pip files changed by the current patch.
+    touched: set[str] = field(default_factory=set)
 
-    @property
-    def has_tests(self) -> bool:
-        """Whether pip's tree has its test suite (a checkout; an sdist has not)."""
-        return (self.pip_tree / "tests").is_dir()
+    def format(self, text: str) -> str:
+        """Generated code as pip's formatter would write it (Series runs ruff)."""
+        return text
+
+    def skips(self, name: str) -> bool:
+        """Whether module ``name`` is one of pip's tests and pip's tree has none
+        (an sdist): the steps for it then do nothing."""
+        return name.startswith("tests.") and not (self.pip_tree / "tests").is_dir()
 
     def plugin_module(self, name: str) -> tuple[Module, str]:
-        """A plugin module, and the path of its pip module."""
-        text = (self.plugin_src / (name.replace(".", "/") + ".py")).read_text("utf-8")
+        """A plugin module, or one of :data:`PIP_TESTS` (``tests.*``), and the
+        path of its pip module."""
+        root = PIP_TESTS if name.startswith("tests.") else self.plugin_src
+        text = (root / (name.replace(".", "/") + ".py")).read_text("utf-8")
         return Module(name, text), path_of(pip_module_for(name, self.module_renames))
 
     def module(self, path: str) -> Module:
@@ -77,11 +248,8 @@ class Step(Protocol):
 
 
 def add_imports(context: Context, path: str, lines: Iterable[ImportLine]) -> None:
-    """Add imports after a pip module's last one (ruff sorts them later).
-
-    A name the module already binds the same way is skipped; one it binds
-    differently is an error, not a silent shadowing.
-    """
+    """Add imports after a pip module's last one (ruff sorts them later); a
+    name the module binds otherwise is an error, not a silent shadowing."""
     module = context.module(path)
     existing = {line.key: (line.module, line.name) for line in module.import_lines({})}
     own = module.defined_names()
@@ -97,13 +265,19 @@ def add_imports(context: Context, path: str, lines: Iterable[ImportLine]) -> Non
             )
         if line.key not in existing and line not in needed:
             needed.append(line)
-    if needed:
-        at = module.last_import_line()
-        text = "".join(line.render() for line in needed)
-        context.write(path, "".join([*module.lines[:at], text, *module.lines[at:]]))
-
-
-# -- modules ----------------------------------------------------------------------
+    # The main import block's end, TYPE_CHECKING aside.
+    ends = [
+        node.end_lineno or node.lineno
+        for node in module.tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    if not needed:
+        return
+    if not ends:
+        raise ExportError(f"{module.name} has no imports to add to")
+    at = max(ends)
+    text = "".join(line.render() for line in needed)
+    context.write(path, "".join([*module.lines[:at], text, *module.lines[at:]]))
 
 
 @dataclass
@@ -115,6 +289,8 @@ class NewModule:
     replaces: bool = False
 
     def apply(self, context: Context) -> None:
+        if context.skips(self.plugin_module):
+            return
         module, path = context.plugin_module(self.plugin_module)
         if context.exists(path) != self.replaces:
             state = "has" if context.exists(path) else "has no"
@@ -129,45 +305,37 @@ class MergeModule:
     plugin_module: str
 
     def apply(self, context: Context) -> None:
-        merge_module(context, *context.plugin_module(self.plugin_module))
+        if not context.skips(self.plugin_module):
+            merge_module(context, *context.plugin_module(self.plugin_module))
 
 
 def merge_module(context: Context, module: Module, path: str) -> None:
-    """Add ``module``'s definitions, formatted as pip's, and imports to pip's
-    module at ``path``.
-
-    Left out: the docstring (the patch's message carries it), ``__all__``,
-    names pip's module defines with the same meaning (:data:`SAME_MEANING`;
-    any other clash is an error), and compatibility imports of
-    pip's module's own names, for older pips than the series is made for.
-    """
+    """Append ``module``'s definitions to pip's module at ``path``, with their
+    imports; not the docstring, ``__all__``, :data:`SAME_MEANING` names, nor
+    compatibility imports of the pip module's own names."""
     target = context.module(path)
-    pip_module = target.name
     taken = target.defined_names() | {line.local for line in target.import_lines({})}
     pieces = []
-    for chunk in module.chunks():
-        node = chunk.node
-        if isinstance(node, ast.If) and not _imports_only(node):
+    for node, text in module.chunks():
+        names = bound_names(node)
+        if isinstance(node, ast.If) and not all(
+            isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body
+        ):
             raise ExportError(f"{module.name}: top-level if is not supported")
         if (
             isinstance(node, (ast.Import, ast.ImportFrom, ast.If))
-            or chunk.names == {"__all__"}
-            or _imports_from(node, pip_module, taken)
+            or names == {"__all__"}
+            or _imports_from(node, target.name, taken)
         ):
             continue
-        clash = chunk.names & taken
+        clash = names & taken
         if clash and not clash <= SAME_MEANING:
-            raise ExportError(f"{pip_module} already defines {sorted(clash)}")
+            raise ExportError(f"{target.name} already defines {sorted(clash)}")
         if not clash:
-            piece = module.segment(chunk.lead_start, chunk.end)
-            pieces.append(_SECTION_RULE.sub("", piece))
+            pieces.append(_SECTION_RULE.sub("", text))
     add_imports(context, path, module.import_lines(context.module_renames))
-    text = context.formatter("".join(pieces).strip("\n") + "\n")
+    text = context.format("".join(pieces).strip("\n") + "\n")
     context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text)
-
-
-# The plugin's "# -- section ----" rules: pip's modules have none.
-_SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
 
 
 def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
@@ -185,39 +353,41 @@ def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
     )
 
 
-def _imports_only(node: ast.If) -> bool:
-    return all(isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in node.body)
-
-
-# -- hand-written edits ---------------------------------------------------------
-
-
 @dataclass
 class Edit:
-    """A hand-written change to a pip file: ``old`` must occur exactly once;
-    ``imports`` are what ``new`` needs, as ``(module, name)``."""
+    """A hand-written change to a pip file, as diff hunks: " " starts a line
+    kept, "-" one removed, "+" one added, and "@@" alone starts the next hunk.
+    What a hunk removes and keeps must occur exactly once. ``imports`` is a
+    module and the names that the added lines need from it."""
 
     path: str
-    old: str
-    new: str
-    imports: tuple[tuple[str, str], ...] = ()
+    hunks: str
+    imports: tuple[str, ...] = ()
 
     def apply(self, context: Context) -> None:
-        text = context.read(self.path)
-        count = text.count(self.old)
-        if count != 1:
-            raise ExportError(
-                f"{self.path}: the anchor occurs {count} times, expected once; "
-                f"update tools/upstream/series.py:\n{self.old}"
-            )
-        context.write(self.path, text.replace(self.old, self.new))
-        lines = [ImportLine(origin, name) for origin, name in self.imports]
-        add_imports(context, self.path, lines)
+        for hunk in re.split(r"^@@\n", self.hunks, flags=re.MULTILINE):
+            lines = hunk.splitlines(keepends=True)
+            for line in lines:
+                if line[0] not in " -+":
+                    raise ExportError(f"{self.path}: not a hunk line: {line!r}")
+            old = "".join(line[1:] for line in lines if line[0] != "+")
+            new = "".join(line[1:] for line in lines if line[0] != "-")
+            text = context.read(self.path)
+            count = text.count(old)
+            if count != 1:
+                raise ExportError(
+                    f"{self.path}: the anchor occurs {count} times, expected once; "
+                    f"update tools/upstream/series.py:\n{old}"
+                )
+            context.write(self.path, text.replace(old, new))
+        if self.imports:
+            origin, *names = self.imports
+            needed = [ImportLine(origin, name) for name in names]
+            add_imports(context, self.path, needed)
 
 
 def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
-    """The function or class ``qualname`` (``Class.method``), and whether it is
-    the first statement of its body."""
+    """The function or class ``qualname`` (``Class.method``), and if it is first."""
     nodes: list[ast.stmt] = module.tree.body
     for name in qualname.split("."):
         siblings = nodes
@@ -230,8 +400,7 @@ def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, boo
 
 @dataclass
 class RemoveDefinition:
-    """Delete a function or method of pip's by qualified name: no copy of its
-    text is needed as an anchor, and its body may change."""
+    """Delete a function or method of pip's by name: its body may change."""
 
     path: str
     qualname: str
@@ -252,8 +421,7 @@ class RemoveDefinition:
 
 @dataclass
 class NewsFragment:
-    """A news entry in pip's ``news/`` (towncrier), named, as pip names them,
-    after the ``issue``, or else the ``slug``: see :attr:`Context.news_name`."""
+    """A news entry in pip's ``news/``, named as :attr:`Context.news_name` says."""
 
     issue: int
     slug: str
@@ -275,53 +443,27 @@ class NewsFragment:
         context.write(path, textwrap.fill(" ".join(self.text.split()), 79) + "\n")
 
 
-# -- pip's tests ------------------------------------------------------------------
-
-#: Tests written for pip's own suite, laid out as in pip's repository.
-PIP_TESTS = Path(__file__).with_name("pip_tests")
-
-
 @dataclass
 class ReplaceTest:
-    """A test function of pip's replaced by the one of that name in
-    :data:`PIP_TESTS`, whole; ``was``, the start of the sha256 of pip's
-    function, stops the export when pip changes it, as an anchor would."""
+    """A test function of pip's replaced by ours of that name; ``was``, the
+    start of the sha256 of pip's, stops the export when pip changes it."""
 
     path: str
     name: str
     was: str
 
     def apply(self, context: Context) -> None:
-        if not context.has_tests:
+        name = module_of(self.path)
+        if context.skips(name):
             return
-        module = context.module(self.path)
-        ours = Module(self.name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
+        module, (ours, _) = context.module(self.path), context.plugin_module(name)
         old, new = (_definition(m, self.path, self.name)[0] for m in (module, ours))
-        digest = hashlib.sha256(module.source(old).encode()).hexdigest()
-        if digest[: len(self.was)] != self.was:
+        start, end = module.span(old)
+        digest = hashlib.sha256(module.segment(start, end).encode()).hexdigest()
+        if not digest.startswith(self.was):
             raise ExportError(
                 f"{self.path}: pip's {self.name} changed (now {digest[:12]}); "
                 f"update it in {PIP_TESTS / self.path} and tools/upstream/series.py"
             )
-        start, end = module.span(old)
-        lines = module.lines
-        text = ours.source(new)
+        lines, text = module.lines, ours.segment(*ours.span(new))
         context.write(self.path, "".join([*lines[: start - 1], text, *lines[end:]]))
-
-
-@dataclass
-class PipTests:
-    """A test module for pip's suite, new or merged into pip's of that name;
-    skipped where pip's tree has no tests (an sdist)."""
-
-    path: str
-
-    def apply(self, context: Context) -> None:
-        if not context.has_tests:
-            return
-        name = module_of(self.path)
-        module = Module(name, (PIP_TESTS / self.path).read_text(encoding="utf-8"))
-        if context.exists(self.path):
-            merge_module(context, module, self.path)
-        else:
-            context.write(self.path, module.text)
