@@ -75,9 +75,22 @@ if sys.platform == "linux":
     for _module in _POOL_MODULES:
         importlib.import_module(_module)
 
-#: prctl(2): a Linux process asks to be sent a signal when its parent ends.
+#: prctl(2): a Linux process asks to be sent a signal when its parent ends
+#: (strictly, the parent's thread that forked it: forked_pool forks every
+#: worker at once, from the thread that makes the pool).
 _PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _libc() -> ctypes.CDLL | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
 
 #: Files sent to a worker at a time: sending each on its own costs about as
 #: much as compiling it.
