@@ -1,5 +1,6 @@
-"""``pip install`` with fast-deps: bytecode compiled in parallel, and the
-environment it leaves identical to stock pip's, file by file.
+"""``pip install`` with fast-deps: wheels installed ahead in processes (and
+compiled in parallel where pip installs them itself), and the environment
+it leaves identical to stock pip's, file by file.
 
 Each test installs the same wheels into two fresh virtual environments, one
 with stock pip and one with pip-fastdeps, and compares what they hold: the
