@@ -116,6 +116,18 @@ def start_pip(
     )
 
 
+def interrupt_once_arrived(
+    arrived: threading.Event, process: subprocess.Popen[str]
+) -> None:
+    """Send pip SIGINT once the held request has come; kill it if it never does."""
+    try:
+        assert arrived.wait(timeout=120)
+        process.send_signal(signal.SIGINT)
+    except BaseException:
+        process.kill()
+        raise
+
+
 def start_dry_run(
     venv: Venv, server: FileServer, tmp_path: Path, *args: str
 ) -> subprocess.Popen[str]:
@@ -136,6 +148,31 @@ def publish_top_rejected_for_dep(server: FileServer, *more_of_top_2: str) -> Non
     publish(server, "top", "2.0", requires_dist=["dep>=2", *more_of_top_2])
     publish(server, "dep", "1.0")
     publish(server, "dep", "2.0")
+
+
+def dry_run_as_stock_while_slow_is_held(
+    stock_venv: Venv,
+    plugin_venv: Venv,
+    server: FileServer,
+    tmp_path: Path,
+    gated: Callable[[LoggedRequest], bool] = lambda entry: False,
+) -> threading.Event:
+    """``top dep<2``, published by :func:`publish_top_rejected_for_dep`:
+    stock pip never asks for slow's page; pip with fast-deps, while the
+    server holds that page (and what ``gated`` picks, see :func:`held`),
+    finishes with stock pip's answer. The event: whether it was asked for."""
+    stock = dry_run(stock_venv, server, tmp_path, "top", "dep<2")
+    assert server.requests_for("/simple/slow/") == []
+    server.clear_log()
+
+    with held(server, lambda entry: entry.path == "/simple/slow/", gated) as asked:
+        process = start_dry_run(plugin_venv, server, tmp_path, "top", "dep<2")
+        stdout, stderr = finish(process)
+
+    assert stock.returncode == process.returncode == 0, stderr
+    assert "Would install dep-1.0 top-1.0" in stock.stdout
+    assert "Would install dep-1.0 top-1.0" in stdout
+    return asked
 
 
 def test_a_root_pin_keeps_speculation_off_other_versions(
@@ -165,17 +202,7 @@ def test_a_stalled_request_stock_pip_never_makes_does_not_delay_the_command(
     stock pip. pip must finish, as stock pip does, while the page is held."""
     publish_top_rejected_for_dep(file_server, "slow")
     publish(file_server, "slow", "1.0")
-    stock = dry_run(stock_venv, file_server, tmp_path, "top", "dep<2")
-    assert file_server.requests_for("/simple/slow/") == []
-    file_server.clear_log()
-
-    with held(file_server, lambda entry: entry.path == "/simple/slow/"):
-        process = start_dry_run(plugin_venv, file_server, tmp_path, "top", "dep<2")
-        stdout, stderr = finish(process)
-
-    assert stock.returncode == process.returncode == 0, stderr
-    assert "Would install dep-1.0 top-1.0" in stock.stdout
-    assert "Would install dep-1.0 top-1.0" in stdout
+    dry_run_as_stock_while_slow_is_held(stock_venv, plugin_venv, file_server, tmp_path)
 
 
 def test_a_stalled_request_made_for_an_extras_sake_does_not_delay_the_command(
@@ -195,22 +222,15 @@ def test_a_stalled_request_made_for_an_extras_sake_does_not_delay_the_command(
         requires_dist=['slow; extra == "x"'],
     )
     publish(file_server, "slow", "1.0")
-    stock = dry_run(stock_venv, file_server, tmp_path, "top", "dep<2")
-    assert file_server.requests_for("/simple/slow/") == []
-    file_server.clear_log()
-
-    with held(
+    slow_asked = dry_run_as_stock_while_slow_is_held(
+        stock_venv,
+        plugin_venv,
         file_server,
-        lambda entry: entry.path == "/simple/slow/",
+        tmp_path,
         gated=lambda entry: entry.path == "/simple/dep/",
-    ) as slow_asked:
-        process = start_dry_run(plugin_venv, file_server, tmp_path, "top", "dep<2")
-        stdout, stderr = finish(process)
+    )
 
     assert slow_asked.is_set()
-    assert stock.returncode == process.returncode == 0, stderr
-    assert "Would install dep-1.0 top-1.0" in stock.stdout
-    assert "Would install dep-1.0 top-1.0" in stdout
 
 
 def test_a_direct_url_dependency_of_a_rejected_candidate_is_never_fetched(
@@ -301,12 +321,7 @@ def test_ctrl_c_while_wheels_are_installed_ahead_leaves_the_environment_untouche
     before = sorted(path.name for path in site.iterdir())
     with held(file_server, is_last) as arrived:
         process = start_pip(env, install_args(file_server), tmp_path)
-        try:
-            assert arrived.wait(timeout=120)
-            process.send_signal(signal.SIGINT)
-        except BaseException:
-            process.kill()
-            raise
+        interrupt_once_arrived(arrived, process)
     _, stderr = finish(process)
 
     assert process.returncode == 1
@@ -359,12 +374,7 @@ def test_downloads_go_on_when_sigint_is_ignored(
             tmp_path,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
-        try:
-            assert arrived.wait(timeout=120)
-            process.send_signal(signal.SIGINT)
-        except BaseException:
-            process.kill()
-            raise
+        interrupt_once_arrived(arrived, process)
     _, stderr = process.communicate(timeout=120)
 
     assert process.returncode == 0, stderr
