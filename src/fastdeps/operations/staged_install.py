@@ -384,6 +384,8 @@ class StagedInstalls:
         self._before_placing()
         moved = _move_into_place(job.staged_root, job.root)
         logger.log(VERBOSE, "Installed %s: %d files unpacked ahead", job.name, moved)
+        if job.pycompile:
+            result.compiler_output += _compile_deferred(result)
         _log_as_pip_would(
             result, bool(arguments.get("warn_script_location", True)), job.pycompile
         )
@@ -468,7 +470,7 @@ def _log_as_pip_would(
         logging.getLogger(name).log(level, "%s", message)
     wheel_logger = logging.getLogger(_PIP_WHEEL_LOGGER)
     if pycompile:
-        wheel_logger.debug(result.compiler_output + _compile_deferred(result))
+        wheel_logger.debug(result.compiler_output)
     if warn_script_location:
         warning = pip_wheel.message_about_scripts_not_on_PATH(result.console_scripts)
         if warning is not None:
