@@ -241,6 +241,8 @@ def test_a_failed_download_goes_to_pips_downloader(
         Path(path).write_bytes(b"pip's")
         return path, "application/octet-stream"
 
+    ready: list[tuple[Link, str]] = []
+
     files = download_files(
         pip_session,
         [good, missing],
@@ -248,9 +250,14 @@ def test_a_failed_download_goes_to_pips_downloader(
         jobs=8,
         progress=LogLineProgress(2),
         fallback=fallback,
+        ready=lambda link, path: ready.append((link, path)),
     )
 
     assert handed_over == [missing]
+    # A file is handed on once it is there, whoever downloaded it.
+    assert sorted(ready) == sorted(
+        [(good, str(tmp_path / FILENAME)), (missing, str(tmp_path / "from-pip.whl"))]
+    )
     assert files[missing] == (
         str(tmp_path / "from-pip.whl"),
         "application/octet-stream",
