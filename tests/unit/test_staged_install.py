@@ -80,12 +80,19 @@ def test_a_staged_wheel_moved_into_place_is_what_pip_installs_there(
     by_pip, staged_env = tmp_path / "by-pip", tmp_path / "staged"
     install_wheel("pkg", str(wheel), scheme_under(by_pip), "pkg", requested=True)
 
-    result = stage_wheel(job_for(wheel, staged_env, tmp_path / "staging"))
-    moved = _move_into_place(str(tmp_path / "staging"), str(staged_env))
+    job = job_for(wheel, staged_env, tmp_path / "staging")
+    stager = StagedInstalls(1, True, lambda: None, install_wheel)
+    stager._staged[str(wheel)] = _finished(job)  # as stage() leaves it
+    stager.install_wheel(
+        install_wheel,
+        "pkg",
+        str(wheel),
+        scheme_under(staged_env),
+        "pkg",
+        requested=True,
+    )
 
-    assert result.staged
     expected = files_under(by_pip)
-    assert moved == len(expected)
     in_place = files_under(staged_env)
     assert sorted(in_place) == sorted(expected)
     assert {p: b for p, b in in_place.items() if not p.endswith(".pyc")} == {
@@ -294,3 +301,89 @@ def test_a_wheel_that_cannot_be_staged_is_left_to_pip_without_an_error(
     stager.stage(req, str(tmp_path / "pkg-1.0-py3-none-any.whl"))  # type: ignore[arg-type]
 
     assert stager._staged == {}
+
+
+def _stager_for(
+    env: Path, monkeypatch: pytest.MonkeyPatch, fail_batches: bool = False
+) -> tuple[StagedInstalls, list[str]]:
+    """A started stager whose scheme is ``env``'s, with one source per job
+    but two (the worker that stages a wheel compiles the first two), and
+    the names of the functions its pool was given."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from fastdeps.operations import bytecode, staged_install
+
+    monkeypatch.setattr(bytecode, "SOURCES_PER_JOB", 2)
+    monkeypatch.setattr(staged_install, "get_scheme", lambda *a, **k: scheme_under(env))
+    stager = StagedInstalls(2, True, lambda: None, install_wheel)
+    stager.start()
+    pool = stager._pool
+    assert pool is not None
+    submit, submitted = pool.submit, []
+
+    def spy(function: Callable[..., Any], *args: Any) -> Future[Any]:
+        submitted.append(function.__name__)
+        if fail_batches and function is not stage_wheel:
+            died: Future[Any] = Future()
+            died.set_exception(BrokenProcessPool("a worker died"))
+            return died
+        return submit(function, *args)
+
+    pool.submit = spy  # type: ignore[assignment]
+    return stager, submitted
+
+
+def _stage_and_place(stager: StagedInstalls, wheel: Path, env: Path) -> None:
+    from types import SimpleNamespace
+
+    req = SimpleNamespace(
+        req=SimpleNamespace(name="pkg"),
+        is_direct=False,
+        is_wheel=True,
+        isolated=False,
+        user_supplied=True,
+        hashes=lambda trust_internet: None,
+    )
+    stager.stage(req, str(wheel))  # type: ignore[arg-type]
+    stager.install_wheel(
+        install_wheel, "pkg", str(wheel), scheme_under(env), "pkg", requested=True
+    )
+
+
+FIVE_SOURCES = {f"pkg/m{index}.py": b"def f():\n    pass\n" for index in range(5)}
+
+
+@pytest.mark.parametrize("fail_batches", [False, True], ids=["pool", "pool-died"])
+def test_a_large_wheel_is_compiled_in_batches_and_recorded_as_pip_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_batches: bool
+) -> None:
+    """The worker that stages a wheel compiles one batch; the pool the rest,
+    while the wheel waits for its turn: the last wheel to arrive is not
+    compiled on one core. A batch whose worker died is compiled here, once
+    in place."""
+    wheel = write_wheel(tmp_path, payload=FIVE_SOURCES)
+    by_pip, env = tmp_path / "by-pip", tmp_path / "env"
+    env.mkdir()
+    install_wheel("pkg", str(wheel), scheme_under(by_pip), "pkg", requested=True)
+    stager, submitted = _stager_for(env, monkeypatch, fail_batches)
+    try:
+        _stage_and_place(stager, wheel, env)
+    finally:
+        stager.close()
+
+    assert submitted == ["stage_wheel", "compile_batch", "compile_batch"]
+    in_place, expected = files_under(env), files_under(by_pip)
+    assert sorted(in_place) == sorted(expected)
+    record = "lib/pkg-1.0.dist-info/RECORD"
+    assert in_place[record] == expected[record]
+    sys.path.insert(0, str(env / "lib"))
+    try:
+        from pkg import m4
+
+        assert m4.f.__code__.co_filename == str(env / "lib" / "pkg" / "m4.py")
+        assert m4.__cached__ and os.path.exists(m4.__cached__)
+    finally:
+        sys.path.remove(str(env / "lib"))
+        for name in [name for name in sys.modules if name.split(".")[0] == "pkg"]:
+            del sys.modules[name]

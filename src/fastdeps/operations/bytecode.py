@@ -94,7 +94,14 @@ _LIBC = _libc()
 
 #: Files sent to a worker at a time: sending each on its own costs about as
 #: much as compiling it.
-_CHUNK_SIZE = 64
+SOURCES_PER_JOB = 64
+
+
+def in_batches(paths: list[str]) -> list[list[str]]:
+    """``paths`` in order, in batches of :data:`SOURCES_PER_JOB`."""
+    size = SOURCES_PER_JOB
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
+
 
 #: What one compilation gives back: the source, whether it compiled, and
 #: what the compiler printed.
@@ -274,11 +281,8 @@ class ParallelBytecode:
     def _compile(self, plan: WheelPlan) -> None:
         self.start()
         paths = _installed_paths(plan)
-        chunks = [
-            paths[start : start + _CHUNK_SIZE]
-            for start in range(0, len(paths), _CHUNK_SIZE)
-        ]
-        self._pending.append(_PendingWheel(plan, [self._submit(c) for c in chunks]))
+        batches = [self._submit(batch) for batch in in_batches(paths)]
+        self._pending.append(_PendingWheel(plan, batches))
         if self._pool is None:
             return
         logger.log(

@@ -9,7 +9,7 @@ it to (a ``.fastdeps-*`` directory inside the environment, so that every
 move is a rename on one file system; removed when the command ends); its
 files are compiled there under the names they will have (``compileall``'s
 ``ddir``), except those pip 26.3 might refuse to compile (see
-:func:`_compile_staged`), which are compiled in pip's process. When pip
+:func:`compile_batch`), which are compiled in pip's process. When pip
 then installs the wheel, in its own order, after its own checks and any
 uninstall, the staged files are moved into place, one rename each: later
 wheels still win where two write the same path, and nothing reaches the
@@ -52,6 +52,7 @@ from fastdeps.operations.bytecode import (
     add_to_record,
     compile_sources,
     forked_pool,
+    in_batches,
     plan_for,
 )
 
@@ -88,6 +89,24 @@ class StageJob:
 
 
 @dataclass
+class CompiledBatch:
+    """What compiling some of a wheel's staged sources left."""
+
+    #: The compiled files, staged: for the wheel's RECORD.
+    compiled: list[str] = field(default_factory=list)
+    #: Sources left for pip's process to compile once in place (see
+    #: :func:`compile_batch`), at their final paths.
+    deferred: list[str] = field(default_factory=list)
+    #: What the compiler printed.
+    output: str = ""
+
+    def add(self, other: CompiledBatch) -> None:
+        self.compiled += other.compiled
+        self.deferred += other.deferred
+        self.output += other.output
+
+
+@dataclass
 class StageResult:
     """What staging a wheel left, for the moment pip installs it."""
 
@@ -97,13 +116,13 @@ class StageResult:
     #: The console scripts pip generated, at their final paths: pip warns
     #: about them when their directory is not on PATH.
     console_scripts: list[str] = field(default_factory=list)
-    compiler_output: str = ""
-    #: Sources left for pip's process to compile once in place (see
-    #: :func:`_compile_staged`), at their final paths; and the final RECORD
-    #: and library directory their compiled files are recorded in.
-    deferred_sources: list[str] = field(default_factory=list)
+    #: The staged RECORD and library directory the compiled files belong to.
     record_path: str = ""
     lib_dir: str = ""
+    #: The worker's first batch of the sources, compiled; the other batches,
+    #: in pip's order, for the pool to compile while the wheel waits.
+    compiled: CompiledBatch = field(default_factory=CompiledBatch)
+    pending_batches: list[list[str]] = field(default_factory=list)
 
 
 def stage_wheel(job: StageJob) -> StageResult:
@@ -174,43 +193,49 @@ def _recorded_console_scripts() -> Iterator[list[str]]:
 
 
 def _compile_staged(job: StageJob) -> StageResult:
-    """Compile the staged ``.py`` files as pip compiles them in place.
+    """Compile the first batch of the staged ``.py`` files; the rest are
+    left for the pool (:meth:`StagedInstalls._compile_the_rest`)."""
+    plan = plan_for(job.name, job.wheel_path, Scheme(**job.staged_scheme))
+    if plan is None:
+        return StageResult(staged=True)
+    sources = [os.path.join(plan.lib_dir, path) for path in sorted(plan.sources)]
+    first, *rest = in_batches(sources) or [[]]
+    return StageResult(
+        staged=True,
+        record_path=plan.record_path,
+        lib_dir=plan.lib_dir,
+        compiled=compile_batch(job, first),
+        pending_batches=rest,
+    )
+
+
+def compile_batch(job: StageJob, sources: list[str]) -> CompiledBatch:
+    """Compile staged ``.py`` files as pip compiles them in place; in a worker.
 
     As pip: ``compileall.compile_file(path, force=True, quiet=True)``, with
-    warnings ignored, sorted; but each under its final name, so that the
-    code objects name the installed file. The compiled files are added to
-    the staged RECORD, as pip records them.
+    warnings ignored, in sorted order; but each under its final name, so
+    that the code objects name the installed file.
 
     A source that declares another encoding than UTF-8 is left for pip's
     own process: reading it may need a codec that pip (26.3 and later) will
     refuse to import once it installs, and then pip does not compile it.
     """
-    plan = plan_for(job.name, job.wheel_path, Scheme(**job.staged_scheme))
-    if plan is None:
-        return StageResult(staged=True)
+    batch = CompiledBatch()
     output = io.StringIO()
-    compiled, deferred = [], []
     with contextlib.redirect_stdout(output), warnings.catch_warnings():
         warnings.filterwarnings("ignore")
-        for source in sorted(plan.sources):
-            path = os.path.join(plan.lib_dir, source)
+        for path in sources:
             if not os.path.isfile(path):
                 continue
             final_path = _final_path(job, path)
             if not _declares_utf8(path):
-                deferred.append(final_path)
+                batch.deferred.append(final_path)
             elif compileall.compile_file(
                 path, ddir=os.path.dirname(final_path), force=True, quiet=True
             ):
-                compiled.append(importlib.util.cache_from_source(path))
-    add_to_record(plan.record_path, plan.lib_dir, compiled)
-    return StageResult(
-        staged=True,
-        compiler_output=output.getvalue(),
-        deferred_sources=deferred,
-        record_path=_final_path(job, plan.record_path),
-        lib_dir=_final_path(job, plan.lib_dir),
-    )
+                batch.compiled.append(importlib.util.cache_from_source(path))
+    batch.output = output.getvalue()
+    return batch
 
 
 def _declares_utf8(path: str) -> bool:
@@ -231,6 +256,11 @@ def _final_path(job: StageJob, staged_path: str) -> str:
 class _Staged:
     job: StageJob
     result: Future[StageResult]
+    #: The pool's compilation of each pending batch (None where the pool
+    #: refused it), set once ``result`` is done.
+    batches: Future[list[tuple[list[str], Future[CompiledBatch] | None]]] = field(
+        default_factory=Future
+    )
 
 
 class StagedInstalls:
@@ -303,8 +333,32 @@ class StagedInstalls:
             job = self._job_for(req, wheel_path)
             if job is None:
                 return
-            future = self._pool.submit(stage_wheel, job)
-            self._staged[wheel_path] = _Staged(job, future)
+            staged = _Staged(job, self._pool.submit(stage_wheel, job))
+            self._staged[wheel_path] = staged
+        staged.result.add_done_callback(lambda _: self._compile_the_rest(staged))
+
+    def _compile_the_rest(self, staged: _Staged) -> None:
+        """Once a wheel is staged, its pending batches to the pool: a large
+        wheel, the last to arrive, say, is compiled by every worker."""
+        batches: list[tuple[list[str], Future[CompiledBatch] | None]] = []
+        try:
+            done = staged.result
+            if not done.cancelled() and done.exception() is None:
+                batches = [
+                    (batch, self._submit_batch(staged.job, batch))
+                    for batch in done.result().pending_batches
+                ]
+        finally:
+            staged.batches.set_result(batches)
+
+    def _submit_batch(
+        self, job: StageJob, sources: list[str]
+    ) -> Future[CompiledBatch] | None:
+        try:
+            assert self._pool is not None
+            return self._pool.submit(compile_batch, job, sources)
+        except Exception:  # a broken pool, or one shutting down
+            return None
 
     def _job_for(self, req: InstallRequirement, wheel_path: str) -> StageJob | None:
         assert req.req is not None
@@ -376,16 +430,18 @@ class StagedInstalls:
         if staged is None or result is None or not result.staged:
             original(*args, **kwargs)
             return
+        _wait_for_batches(staged, result)
         if not _called_as_staged(staged.job, arguments):
             shutil.rmtree(staged.job.staged_root, ignore_errors=True)
             original(*args, **kwargs)
             return
         job = staged.job
         self._before_placing()
+        add_to_record(result.record_path, result.lib_dir, result.compiled.compiled)
         moved = _move_into_place(job.staged_root, job.root)
         logger.log(VERBOSE, "Installed %s: %d files unpacked ahead", job.name, moved)
         if job.pycompile:
-            result.compiler_output += _compile_deferred(result)
+            result.compiled.output += _compile_deferred(job, result)
         _log_as_pip_would(
             result, bool(arguments.get("warn_script_location", True)), job.pycompile
         )
@@ -399,6 +455,30 @@ def _result_of(staged: _Staged) -> StageResult | None:
     except Exception as exc:
         logger.debug("Staging %s failed: %r", staged.job.name, exc)
         return None
+
+
+def _wait_for_batches(staged: _Staged, result: StageResult) -> None:
+    """The pool's batches of the wheel's sources, added to what the worker
+    compiled; a batch whose worker failed is left for pip's process, once
+    in place, as a source that may need a codec is."""
+    if not result.pending_batches:
+        return
+    for sources, future in staged.batches.result():
+        result.compiled.add(_batch_result(staged.job, sources, future))
+
+
+def _batch_result(
+    job: StageJob, sources: list[str], future: Future[CompiledBatch] | None
+) -> CompiledBatch:
+    """The pool's compilation of a batch; if its worker failed or the pool
+    refused it, the batch's sources, left for pip's process."""
+    try:
+        assert future is not None, "the pool refused the batch"
+        return future.result()
+    except Exception as exc:
+        logger.debug("Compiling %s ahead failed: %r", job.name, exc)
+    staged = [path for path in sources if os.path.isfile(path)]
+    return CompiledBatch(deferred=[_final_path(job, path) for path in staged])
 
 
 def _called_as_staged(job: StageJob, arguments: dict[str, Any]) -> bool:
@@ -448,14 +528,15 @@ def _move_into_place(staged_root: str, root: str) -> int:
     return moved
 
 
-def _compile_deferred(result: StageResult) -> str:
+def _compile_deferred(job: StageJob, result: StageResult) -> str:
     """Compile, here, the sources left for pip's process; what it printed."""
-    if not result.deferred_sources:
+    deferred = result.compiled.deferred
+    if not deferred:
         return ""
-    compiled = compile_sources(result.deferred_sources)
+    compiled = compile_sources(deferred)
     add_to_record(
-        result.record_path,
-        result.lib_dir,
+        _final_path(job, result.record_path),
+        _final_path(job, result.lib_dir),
         [importlib.util.cache_from_source(path) for path, ok, _ in compiled if ok],
     )
     return "".join(text for _, _, text in compiled)
@@ -470,7 +551,7 @@ def _log_as_pip_would(
         logging.getLogger(name).log(level, "%s", message)
     wheel_logger = logging.getLogger(_PIP_WHEEL_LOGGER)
     if pycompile:
-        wheel_logger.debug(result.compiler_output)
+        wheel_logger.debug(result.compiled.output)
     if warn_script_location:
         warning = pip_wheel.message_about_scripts_not_on_PATH(result.console_scripts)
         if warning is not None:
