@@ -236,3 +236,22 @@ def test_the_timeline_lists_requests_by_when_they_ended(tmp_path: Path) -> None:
         "0.500\t0.001\t200\t99\t1\t-\t/simple/a/",
         "3.250\t0.900\t206\t10\t2\tbytes=-10\t/b.whl",
     ]
+
+
+@pytest.mark.parametrize(
+    ("task", "verbosity"),
+    [("resolve", "-v"), ("download", "-v"), (run.INSTALL, "--quiet")],
+)
+def test_a_prefetching_pip_installs_as_quietly_as_the_others(
+    tmp_path: Path, task: str, verbosity: str
+) -> None:
+    """At ``-v`` pip logs every file it installs: a cost no contender that
+    runs quietly pays, for a summary the install task does not read."""
+    job = run.Job("http://127.0.0.1:1/simple/", tmp_path / "r.txt", tmp_path, [])
+    job = run.Job(**{**job.__dict__, "target_python": "/env/bin/python"})
+    command = run.pip_command(["python", "-m", "fastdeps"], [], prefetches=True)
+
+    argv = command(task, job)
+
+    assert verbosity in argv
+    assert {"-v", "--quiet"} - {verbosity} & set(argv) == set()

@@ -153,10 +153,12 @@ def pip_command(
     base: list[str], flags: Sequence[str], *, prefetches: bool = False
 ) -> Callable[[str, Job], list[str]]:
     """``prefetches``: pip runs fast-deps' prefetcher, whose summary ``-v``
-    prints; other pips run quietly."""
-    verbosity = "-v" if prefetches else "--quiet"
+    prints; other pips run quietly. The install task runs every contender
+    quietly: at ``-v`` pip also logs each file it installs, which costs the
+    install step what no other contender pays (the summary is not read)."""
 
     def command(task: str, job: Job) -> list[str]:
+        verbosity = "-v" if prefetches and task != INSTALL else "--quiet"
         # pip trusts plain HTTP only from localhost; the namespace's address
         # must be named, or pip ignores the index.
         host = job.index_url.split("/")[2].split(":")[0]
