@@ -6,7 +6,8 @@ fast-deps, and where a pool helps
 (:mod:`fastdeps.operations.staged_install`) is forked before pip starts any
 thread, and these are replaced for the length of the command, and restored
 after: the preparer's ``wheel_arrived``, which stages each wheel as its file
-arrives; ``install_wheel``, which moves a staged wheel into place, or
+arrives, and its ``download_progress``, a display that stays for the
+installs; ``install_wheel``, which moves a staged wheel into place, or
 installs without compiling and hands the files to the bytecode pool;
 ``get_console_script_specs``, which pip calls once a wheel's files are in
 place (where pip would have compiled them, should the install fail later);
@@ -81,6 +82,8 @@ def _compiling_in_parallel(workers: int) -> Iterator[None]:
             stack.enter_context(replaced(caller, "install_wheel", install_one))
         arrived = staticmethod(stager.stage)
         stack.enter_context(replaced(preparer, "wheel_arrived", arrived))
+        progress = staticmethod(stager.progress.for_downloads)
+        stack.enter_context(replaced(preparer, "download_progress", progress))
         specs = partial(compiler.files_in_place, wheel.get_console_script_specs)
         stack.enter_context(replaced(wheel, "get_console_script_specs", specs))
         recorded = partial(

@@ -387,3 +387,30 @@ def test_a_large_wheel_is_compiled_in_batches_and_recorded_as_pip_records_it(
         sys.path.remove(str(env / "lib"))
         for name in [name for name in sys.modules if name.split(".")[0] == "pkg"]:
             del sys.modules[name]
+
+
+@pytest.mark.parametrize(("drawn", "pips_bar"), [(True, "off"), (False, "on")])
+def test_pip_draws_its_install_bar_only_where_the_display_does_not(
+    drawn: bool, pips_bar: str
+) -> None:
+    """The downloads' display shows the installs too, and is gone before
+    pip says what it installed."""
+    from types import SimpleNamespace
+
+    stager = StagedInstalls(1, True, lambda: None, _Call())
+    closed: list[bool] = []
+    if drawn:
+        stager.progress._display = SimpleNamespace(  # type: ignore[assignment]
+            installs=lambda *args: None, close=lambda: closed.append(True)
+        )
+    bars: list[str] = []
+
+    def pip_install_all(to_install: list[Any], *, progress_bar: str) -> list[Any]:
+        bars.append(progress_bar)
+        return []
+
+    stager.install_all(pip_install_all, [], progress_bar="on")
+
+    assert bars == [pips_bar]
+    assert closed == ([True] if drawn else [])
+    assert not stager.progress.drawn

@@ -13,6 +13,19 @@ from typing import Protocol
 
 from pip._internal.models.link import Link
 from pip._internal.utils.misc import format_size, redact_auth_from_url
+from pip._vendor.rich.console import Console, RenderableType
+from pip._vendor.rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from pip._vendor.rich.text import Text
 
 logger = logging.getLogger(__name__)
 
@@ -71,38 +84,55 @@ class LogLineProgress:
         )
 
 
+class _OnRowsOf(ProgressColumn):
+    """A column drawn on the rows of one kind (downloads, installs) only."""
+
+    def __init__(self, kind: str, column: ProgressColumn) -> None:
+        super().__init__()
+        self._kind = kind
+        self._column = column
+
+    def render(self, task: Task) -> RenderableType:
+        if task.fields.get("kind") != self._kind:
+            return Text("")
+        return self._column.render(task)
+
+
 class RichProgress:
-    """One live line for the whole batch: files done, bytes, rate.
+    """One live line for the whole batch: files done, bytes, rate; for a
+    ``pip install``, a second line under it for the wheels it installs.
 
     Built on pip's vendored rich, like pip's own download bar, so it looks
     and behaves (terminal detection, refresh rate) like the rest of pip.
     """
 
-    def __init__(self, file_count: int, indent: int = 0) -> None:
-        from pip._vendor.rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TransferSpeedColumn,
-        )
-
+    def __init__(
+        self, file_count: int, indent: int = 0, console: Console | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self._file_count = file_count
         self._done = 0
         self._known_total = 0
         self._sizes_unknown = file_count
+        self._indent = " " * indent
         self._progress = Progress(
-            TextColumn(" " * indent + "Downloading"),
-            TextColumn("{task.fields[files]}"),
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[count]}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeElapsedColumn(),
+            _OnRowsOf("download", DownloadColumn()),
+            _OnRowsOf("download", TransferSpeedColumn()),
+            _OnRowsOf("download", TimeElapsedColumn()),
+            _OnRowsOf("install", TextColumn("{task.fields[name]}", markup=False)),
             refresh_per_second=5,
+            console=console,
         )
-        self._task = self._progress.add_task("", total=None, files=self._files_text())
+        self._task = self._progress.add_task(
+            f"{self._indent}Downloading",
+            total=None,
+            kind="download",
+            count=self._files_text(),
+        )
+        self._install_task: TaskID | None = None
         self._progress.start()
 
     def _files_text(self) -> str:
@@ -125,10 +155,40 @@ class RichProgress:
     def finished(self, link: Link) -> None:
         with self._lock:
             self._done += 1
-            self._progress.update(self._task, files=self._files_text())
+            self._progress.update(self._task, count=self._files_text())
+
+    def installs(self, completed: int, total: int, name: str = "") -> None:
+        """Show (or update) the line of the wheels installed: ``completed``
+        of ``total``, the one being installed last."""
+        with self._lock:
+            count = f"{completed}/{total}"
+            if self._install_task is None:
+                self._install_task = self._progress.add_task(
+                    f"{self._indent}Installing ", kind="install", count="", name=""
+                )
+            self._progress.update(
+                self._install_task,
+                completed=completed,
+                total=total,
+                count=count,
+                name=name,
+            )
 
     def close(self) -> None:
+        """Stop drawing; the install line goes, as pip's install bar goes."""
+        if self._install_task is not None:
+            self._progress.update(self._install_task, visible=False)
         self._progress.stop()
+
+
+def is_drawn(bar_type: str, file_count: int = 1) -> bool:
+    """Whether progress is drawn live: bars on, INFO shown, a terminal."""
+    return (
+        file_count > 0
+        and bar_type in ("on", "auto")
+        and logger.getEffectiveLevel() <= logging.INFO
+        and Console().is_terminal
+    )
 
 
 def make_progress(bar_type: str, file_count: int, indent: int = 0) -> DownloadProgress:
@@ -136,13 +196,103 @@ def make_progress(bar_type: str, file_count: int, indent: int = 0) -> DownloadPr
 
     Nothing at all when there is nothing to download.
     """
-    if (
-        file_count
-        and bar_type in ("on", "auto")
-        and logger.getEffectiveLevel() <= logging.INFO
-    ):
-        from pip._vendor.rich.console import Console
-
-        if Console().is_terminal:
-            return RichProgress(file_count, indent)
+    if is_drawn(bar_type, file_count):
+        return RichProgress(file_count, indent)
     return LogLineProgress(file_count)
+
+
+def _pip_console() -> Console | None:
+    """pip's console (pip 25.1 and later), which its log lines are written
+    to: a display drawn on it stays below the lines pip logs meanwhile."""
+    try:
+        from pip._internal.utils.logging import get_console
+
+        return get_console()
+    except (ImportError, AssertionError):
+        return None
+
+
+class _DownloadsOf:
+    """The downloads' part of an :class:`InstallProgress`: when they end,
+    the display stays, for the installs."""
+
+    def __init__(self, display: RichProgress) -> None:
+        self.started = display.started
+        self.received = display.received
+        self.finished = display.finished
+
+    def close(self) -> None:
+        pass
+
+
+class InstallProgress:
+    """One display for a ``pip install``'s downloads and installs.
+
+    On a terminal, the downloads' display stays after the last file: its
+    second line counts the wheels installed ahead while the others download
+    (:mod:`fastdeps.operations.staged_install`), then the wheels pip
+    installs, in place of pip's own install bar. Elsewhere (no terminal,
+    ``-q``, ``--progress-bar off``, pip releases without a console to draw
+    on) the downloads report in log lines and pip installs as it does.
+    Thread-safe: wheels are installed ahead from the pool's threads.
+    """
+
+    def __init__(self) -> None:
+        self._display: RichProgress | None = None
+        self._lock = threading.Lock()
+        self._ahead = self._to_install_ahead = 0
+        #: Once pip installs (:meth:`installing`), the line shows its progress.
+        self._installing = False
+        self._installed = self._to_install = 0
+
+    @property
+    def drawn(self) -> bool:
+        return self._display is not None
+
+    def for_downloads(
+        self, bar_type: str, file_count: int, indent: int = 0
+    ) -> DownloadProgress:
+        """What the downloads report to (:func:`make_progress`'s choice)."""
+        console = _pip_console()
+        if console is None or not is_drawn(bar_type, file_count):
+            return make_progress(bar_type, file_count, indent)
+        self.close()
+        self._display = RichProgress(file_count, indent, console)
+        return _DownloadsOf(self._display)
+
+    def installing_ahead(self) -> None:
+        """A wheel is to be installed ahead."""
+        with self._lock:
+            self._to_install_ahead += 1
+            self._show_ahead()
+
+    def installed_ahead(self) -> None:
+        with self._lock:
+            self._ahead += 1
+            self._show_ahead()
+
+    def _show_ahead(self) -> None:
+        if not self._installing:
+            self._show(self._ahead, self._to_install_ahead, "while downloading")
+
+    def installing(self, count: int) -> None:
+        """pip installs ``count`` requirements now, in its order."""
+        with self._lock:
+            self._installing = True
+            self._installed, self._to_install = 0, count
+            self._show(0, count)
+
+    def installed(self, name: str) -> None:
+        with self._lock:
+            self._installed += 1
+            self._show(self._installed, self._to_install, f"[{name}]")
+
+    def _show(self, completed: int, total: int, name: str = "") -> None:
+        if self._display is not None:
+            self._display.installs(completed, total, name)
+
+    def close(self) -> None:
+        """Stop drawing, if drawing: before pip says what it installed."""
+        display, self._display = self._display, None
+        if display is not None:
+            display.close()

@@ -100,6 +100,10 @@ class FastDepsRequirementPreparer(RequirementPreparer):
     #: is on disk, before pip has verified it: where ``pip install`` installs
     #: wheels while others download. None: nothing is done.
     wheel_arrived: Callable[[InstallRequirement, str], None] | None = None
+    #: The display the parallel downloads report to: ``(progress_bar,
+    #: file_count, indent)``; in ``pip install``, one that stays for the
+    #: installs (:class:`~fastdeps.cli.progress_bars.InstallProgress`).
+    download_progress = staticmethod(make_progress)
 
     def __init__(self, *, fast_deps: FastDepsSettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -248,7 +252,7 @@ class FastDepsRequirementPreparer(RequirementPreparer):
         links = list(dict.fromkeys(req.link for req in reqs if req.link is not None))
         received = self._files_received(reqs)
         to_download = [link for link in links if link not in received]
-        progress = make_progress(
+        progress = self.download_progress(
             self.fast_deps.progress_bar, len(to_download), get_indentation()
         )
         files = download_files(

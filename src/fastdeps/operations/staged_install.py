@@ -48,6 +48,7 @@ from pip._internal.req.req_install import InstallRequirement
 from pip._internal.utils._log import VERBOSE
 from pip._internal.utils.hashes import Hashes
 
+from fastdeps.cli.progress_bars import InstallProgress
 from fastdeps.operations.bytecode import (
     add_to_record,
     compile_sources,
@@ -290,6 +291,8 @@ class StagedInstalls:
         self._staged: dict[str, _Staged] = {}
         self._lock = threading.Lock()
         self._count = 0
+        #: The display of the downloads and of the installs that follow.
+        self.progress = InstallProgress()
 
     def start(self) -> None:
         """Fork the workers now, before pip starts a thread.
@@ -301,6 +304,7 @@ class StagedInstalls:
 
     def close(self) -> None:
         """Stop the workers, and remove whatever was staged and not used."""
+        self.progress.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._directory is not None:
@@ -335,12 +339,14 @@ class StagedInstalls:
                 return
             staged = _Staged(job, self._pool.submit(stage_wheel, job))
             self._staged[wheel_path] = staged
+        self.progress.installing_ahead()
         staged.result.add_done_callback(lambda _: self._compile_the_rest(staged))
 
     def _compile_the_rest(self, staged: _Staged) -> None:
         """Once a wheel is staged, its pending batches to the pool: a large
         wheel, the last to arrive, say, is compiled by every worker."""
         batches: list[tuple[list[str], Future[CompiledBatch] | None]] = []
+        self.progress.installed_ahead()
         try:
             done = staged.result
             if not done.cancelled() and done.exception() is None:
@@ -414,7 +420,13 @@ class StagedInstalls:
         for req in to_install:
             if req.local_file_path:
                 self.stage(req, req.local_file_path)
-        return original(to_install, *args, **kwargs)
+        if self.progress.drawn and "progress_bar" in kwargs:
+            kwargs["progress_bar"] = "off"  # the display shows the installs
+        self.progress.installing(len(to_install))
+        try:
+            return original(to_install, *args, **kwargs)
+        finally:
+            self.progress.close()
 
     def install_wheel(
         self, original: Callable[..., None], *args: Any, **kwargs: Any
@@ -423,7 +435,16 @@ class StagedInstalls:
         for anything not staged exactly so, pip's own install."""
         call = self._signature.bind(*args, **kwargs)
         call.apply_defaults()
-        arguments = call.arguments
+        self._place_or_install(original, call.arguments, args, kwargs)
+        self.progress.installed(call.arguments["name"])
+
+    def _place_or_install(
+        self,
+        original: Callable[..., None],
+        arguments: dict[str, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
         with self._lock:
             staged = self._staged.pop(arguments["wheel_path"], None)
         result = None if staged is None else _result_of(staged)
