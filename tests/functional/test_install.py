@@ -25,6 +25,7 @@ from tools.compare_install import differences
 
 from tests.functional.conftest import (
     PATCHED_PIP,
+    PIP_VERSION,
     Venv,
     _make_venv,
     run_pip,
@@ -303,3 +304,67 @@ def test_a_file_that_fails_its_hash_leaves_the_environment_untouched(
     assert STAGED_LINE.findall(installs.plugin_output[-1]) == []
     assert list(installs.plugin.root.glob(".fastdeps-*")) == []
     assert_same_environment(installs.stock, installs.plugin)
+
+
+def run_on_a_terminal(venv: Venv, args: list[str], cwd: Path) -> str:
+    """pip's output on a terminal 100 columns wide, without colours, other
+    escape sequences and carriage returns turned into line ends."""
+    import pty
+    import subprocess
+
+    from tests.functional.conftest import isolated_environment
+
+    leader, follower = pty.openpty()
+    env = {**isolated_environment(), "COLUMNS": "100", "TERM": "xterm"}
+    with subprocess.Popen(
+        [str(venv.python), "-m", "pip", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    ) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: pip and its workers ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        assert process.wait(timeout=300) == 0
+    text = b"".join(chunks).decode("utf-8", "replace")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # colours
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "\n", text)
+
+
+@pytest.mark.skipif(PIP_VERSION < (25, 1), reason="pip 24.1 has no install bar")
+def test_on_a_terminal_one_display_shows_the_downloads_and_the_installs(
+    tmp_path: Path, plugin_wheel: Path, file_server: FileServer
+) -> None:
+    """Its second line counts the wheels installed ahead, then the wheels
+    pip installs, where pip would draw its own install bar; it is gone when
+    pip says what it installed."""
+    wheels = write_wheels(tmp_path / "wheels")
+    for name in ("nsa", "nsb"):
+        (path,) = wheels.glob(f"{name}-1.0-*.whl")
+        file_server.add_project(name, {path.name: path.read_bytes()})
+    venv = _make_venv(tmp_path / "env", str(plugin_wheel))
+    args = ["install", FAST_DEPS, "--no-cache-dir", "--index-url"]
+
+    output = run_on_a_terminal(
+        venv, [*args, file_server.index_url, "nsa", "nsb"], tmp_path
+    )
+
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    drawn = [line for line in lines if re.search(r"\d/2\b", line)]
+    assert any(re.match(r"Downloading 2/2 files ", line) for line in drawn)
+    installs = [line for line in drawn if not line.startswith("Downloading")]
+    assert installs, output
+    assert all(re.match(r"Installing +\d/2 ", line) for line in installs), installs
+    assert any(line.endswith("[nsb]") for line in installs), installs
+    done = lines.index("Successfully installed nsa-1.0 nsb-1.0")
+    assert not [line for line in lines[done:] if line.startswith("Installing")]

@@ -159,20 +159,27 @@ class RichProgress:
 
     def installs(self, completed: int, total: int, name: str = "") -> None:
         """Show (or update) the line of the wheels installed: ``completed``
-        of ``total``, the one being installed last."""
+        of ``total``, the one installed last. Drawn at once: there are two
+        updates a wheel, and each is worth seeing."""
         with self._lock:
             count = f"{completed}/{total}"
             if self._install_task is None:
                 self._install_task = self._progress.add_task(
-                    f"{self._indent}Installing ", kind="install", count="", name=""
+                    f"{self._indent}Installing ",
+                    total=total,
+                    completed=completed,
+                    kind="install",
+                    count=count,
+                    name=name,
                 )
             self._progress.update(
                 self._install_task,
-                completed=completed,
                 total=total,
+                completed=completed,
                 count=count,
                 name=name,
             )
+            self._progress.refresh()
 
     def close(self) -> None:
         """Stop drawing; the install line goes, as pip's install bar goes."""
