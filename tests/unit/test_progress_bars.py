@@ -53,8 +53,10 @@ def test_one_display_shows_the_downloads_the_installs_ahead_then_pips(
     assert words(download_line)[:2] == ["Downloading", "1/2"]
     assert words(install_line) == ["Installing", "1/2", "while", "downloading"]
 
+    assert "1.0/? kB" in download_line  # the other file's size is not known
     downloads.close()  # the last download: the display stays, for the installs
     assert progress.drawn
+    assert "1.0/1.0 kB" in shown(progress)[0]  # and its time stops
     progress.installing(3)
     progress.installed_ahead()  # a wheel still being unpacked ahead
     assert words(shown(progress)[1]) == ["Installing", "0/3"]

@@ -157,6 +157,12 @@ class RichProgress:
             self._done += 1
             self._progress.update(self._task, count=self._files_text())
 
+    def downloads_done(self) -> None:
+        """The last file is in: the downloads' line stops counting time."""
+        with self._lock:
+            (task,) = [task for task in self._progress.tasks if task.id == self._task]
+            self._progress.update(self._task, total=task.completed)
+
     def installs(self, completed: int, total: int, name: str = "") -> None:
         """Show (or update) the line of the wheels installed: ``completed``
         of ``total``, the one installed last. Drawn at once: there are two
@@ -224,12 +230,13 @@ class _DownloadsOf:
     the display stays, for the installs."""
 
     def __init__(self, display: RichProgress) -> None:
+        self._display = display
         self.started = display.started
         self.received = display.received
         self.finished = display.finished
 
     def close(self) -> None:
-        pass
+        self._display.downloads_done()
 
 
 class InstallProgress:

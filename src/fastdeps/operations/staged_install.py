@@ -346,7 +346,6 @@ class StagedInstalls:
         """Once a wheel is staged, its pending batches to the pool: a large
         wheel, the last to arrive, say, is compiled by every worker."""
         batches: list[tuple[list[str], Future[CompiledBatch] | None]] = []
-        self.progress.installed_ahead()
         try:
             done = staged.result
             if not done.cancelled() and done.exception() is None:
@@ -354,6 +353,8 @@ class StagedInstalls:
                     (batch, self._submit_batch(staged.job, batch))
                     for batch in done.result().pending_batches
                 ]
+                if done.result().staged:
+                    self.progress.installed_ahead()
         finally:
             staged.batches.set_result(batches)
 
