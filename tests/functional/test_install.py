@@ -306,16 +306,26 @@ def test_a_file_that_fails_its_hash_leaves_the_environment_untouched(
     assert_same_environment(installs.stock, installs.plugin)
 
 
+#: What pip takes for a CI run (``looks_like_ci``; ``PIP_IS_CI`` goes with
+#: every ``PIP_`` variable): there, its console draws no live display.
+_CI_VARIABLES = frozenset(("BUILD_BUILDID", "BUILD_ID", "CI"))
+
+
 def run_on_a_terminal(venv: Venv, args: list[str], cwd: Path) -> str:
-    """pip's output on a terminal 100 columns wide, without colours, other
-    escape sequences and carriage returns turned into line ends."""
+    """pip's output on a user's terminal 100 columns wide, without colours,
+    other escape sequences and carriage returns turned into line ends."""
     import pty
     import subprocess
 
     from tests.functional.conftest import isolated_environment
 
     leader, follower = pty.openpty()
-    env = {**isolated_environment(), "COLUMNS": "100", "TERM": "xterm"}
+    env = {
+        name: value
+        for name, value in isolated_environment().items()
+        if name not in _CI_VARIABLES
+    }
+    env.update(COLUMNS="100", TERM="xterm")
     with subprocess.Popen(
         [str(venv.python), "-m", "pip", *args],
         cwd=cwd,
