@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.util
 import logging
 import os
 import re
@@ -15,6 +14,7 @@ import tempfile
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
+from email.utils import parseaddr
 from pathlib import Path
 
 from tools.upstream.series import (
@@ -41,6 +41,9 @@ _IMPORT = re.compile(rf"\+\s*from ({re.escape(PIP_PACKAGE)}\.[\w.]+) import\b")
 
 _PLUGIN_REFERENCE = re.compile(rf"(?<![\w.-]){PLUGIN_PACKAGE}\.(?=[a-z_])")
 
+# "(docs/servers.rst)": the project's documents, which pip does not have.
+_DOCUMENT_REFERENCE = re.compile(r" \(docs/[\w.-]+\)")
+
 
 #: The commits' author and date, as git's environment variables.
 Identity = dict[str, str]
@@ -52,10 +55,9 @@ def identity_of(author: str | None = None) -> Identity:
     output = run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], REPOSITORY)
     name, email, date = output.splitlines()[:3]
     if author is not None:
-        match = re.fullmatch(r"\s*([^<>]+?)\s*<([^<>\s]+@[^<>\s]+)>\s*", author)
-        if match is None:
+        name, email = parseaddr(author)
+        if not name or "@" not in email:
             raise ExportError(f"--author must be 'Name <email>', not {author!r}")
-        name, email = match.groups()
     return {
         f"GIT_{role}_{key}": value
         for role in ("AUTHOR", "COMMITTER")
@@ -88,9 +90,6 @@ class Series(Context):
             raise ExportError("ruff is needed to check the patches; pip install ruff")
         self.unused_substitutions = set(TEXT_SUBSTITUTIONS)
         self.git("init", "-q", "-b", "base")
-        (tree / ".git" / "info" / "exclude").write_text(
-            ".ruff_cache/\n__pycache__/\n", encoding="utf-8"
-        )
         self.git("add", "-A")
         self.git("commit", "-q", "--no-verify", "-m", "pip as released")
         self.git("tag", "base")
@@ -98,13 +97,6 @@ class Series(Context):
     def git(self, *args: str) -> str:
         command = ["git", "-c", "core.autocrlf=false", *args]
         return run(command, self.pip_tree, env=self.env)
-
-    def format(self, text: str, filename: str = "src/pip/_snippet.py") -> str:
-        command = [self.ruff, "format", "--no-cache", "--stdin-filename", filename]
-        try:
-            return run([*command, "-"], self.pip_tree, input=text)
-        except ExportError as exc:
-            raise ExportError(f"generated code: {exc}{text}") from None
 
     def make(self, patch: Patch) -> None:
         self.touched = set()
@@ -135,6 +127,7 @@ class Series(Context):
                 self.unused_substitutions.discard(old)
         # References in docstrings and comments (":mod:`fastdeps.cache`")
         # follow the modules into pip.
+        text = _DOCUMENT_REFERENCE.sub("", text)
         return _PLUGIN_REFERENCE.sub(PIP_PACKAGE + ".", text)
 
     def _check_format(self, path: str) -> None:
@@ -154,7 +147,8 @@ class Series(Context):
 
     def _unformatted(self, text: str, filename: str) -> set[str]:
         """Lines that ruff format would change in ``text``."""
-        formatted = self.format(text, filename)
+        command = [self.ruff, "format", "--no-cache", "--stdin-filename", filename]
+        formatted = run([*command, "-"], self.pip_tree, input=text)
         return {
             line[2:]
             for line in difflib.ndiff(text.splitlines(), formatted.splitlines())
@@ -234,9 +228,9 @@ def new_venv(venv: Path, *options: str) -> Path:
 def patched_copy(
     pip_source: Path, work: Path, identity: Identity, news_name: str
 ) -> tuple[list[Path], Path]:
-    """The series made against ``pip_source`` and applied to a fresh copy of it;
-    each patch is checked to be in place (it reverses). git must not look above
-    the copy: in this checkout's .nox/, it would skip files."""
+    """The series made against ``pip_source`` and applied to a fresh copy of it.
+    git must not look above the copy: in this checkout's .nox/, it would skip
+    files."""
     patches = export(pip_source, work / "patches", identity, news_name)
     tree = work / "pip"
     if tree.exists():
@@ -246,7 +240,6 @@ def patched_copy(
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.resolve().parent)}
     for patch in patches:
         run(["git", "apply", str(patch)], cwd=tree, env=env)
-        run(["git", "apply", "--check", "--reverse", str(patch)], cwd=tree, env=env)
         logger.info("applied %s", patch.name)
     return patches, tree
 
@@ -299,12 +292,9 @@ def prepare(
     (top,) = pristine.iterdir()
     patches, patched = patched_copy(top, work, identity, news_name)
     # mypy with pip's own configuration, as pip's CI runs it.
-    if importlib.util.find_spec("mypy") is None:
-        logger.warning("mypy is not installed: pip's type check is skipped")
-    else:
-        modules = [path for path in changed_files(patches) if path.endswith(".py")]
-        run([sys.executable, "-m", "mypy", *modules], cwd=patched)
-        logger.info("mypy, with pip's configuration: no issues")
+    modules = [path for path in changed_files(patches) if path.endswith(".py")]
+    run([sys.executable, "-m", "mypy", *modules], cwd=patched)
+    logger.info("mypy, with pip's configuration: no issues")
     return patches, install_patched_pip(patches, patched, work / "venv")
 
 
@@ -435,9 +425,7 @@ def _path(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
 
 def _describe(patches: list[Path]) -> None:
     for patch in patches:
-        data = patch.read_bytes()
-        line_count = data.count(b"\n")
-        print(f"{patch}  {len(data)} bytes, {line_count} lines")
+        print(f"{patch}  {len(patch.read_text(encoding='utf-8').splitlines())} lines")
 
 
 def main(argv: list[str] | None = None) -> int:

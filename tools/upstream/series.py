@@ -26,15 +26,6 @@ MODULE_RENAMES: dict[str, str] = {"fastdeps.seams": "pip._internal.utils.seams"}
 #: Applied to every file a patch touches; one that no longer matches is
 #: reported, and any "fastdeps" left in an added line stops the export.
 TEXT_SUBSTITUTIONS: dict[str, str] = {
-    # The project's documents, which pip does not have.
-    "METADATA; docs/lazy-wheel.rst has the survey that chose it.": (
-        "METADATA, in a survey of 183 wheels from PyPI."
-    ),
-    "METADATA alone is\ncheaper (docs/lazy-wheel.rst).": "METADATA alone is\ncheaper.",
-    "every answer; servers differ in how they answer them (see docs/servers.rst\n"
-    "in the project's repository).": (
-        "every answer; servers differ in how they answer them."
-    ),
     "With --use-feature=fast-deps (pip-fastdeps): ": "With --use-feature=fast-deps: ",
     # The line that says the feature is on names the feature, not the plugin.
     "    from fastdeps import __version__\n\n"

@@ -27,9 +27,6 @@ PIP_TESTS = Path(__file__).with_name("pip_tests")
 # "from fastdeps.x import": the module path is what moves into pip.
 _PLUGIN_IMPORT = re.compile(rf"\bfrom\s+({PLUGIN_PACKAGE}(?:\.\w+)*)\s+import\b")
 
-# The plugin's "# -- section ----" rules: pip's modules have none.
-_SECTION_RULE = re.compile(r"^# -- .*-{3,}[ \t]*\n", re.MULTILINE)
-
 
 class ExportError(Exception):
     """The plugin's source cannot be exported as it is; the message says why."""
@@ -208,10 +205,6 @@ class Context:
     #: pip files changed by the current patch.
     touched: set[str] = field(default_factory=set)
 
-    def format(self, text: str) -> str:
-        """Generated code as pip's formatter would write it (Series runs ruff)."""
-        return text
-
     def skips(self, name: str) -> bool:
         """Whether module ``name`` is one of pip's tests and pip's tree has none
         (an sdist): the steps for it then do nothing."""
@@ -332,10 +325,10 @@ def merge_module(context: Context, module: Module, path: str) -> None:
         if clash and not clash <= SAME_MEANING:
             raise ExportError(f"{target.name} already defines {sorted(clash)}")
         if not clash:
-            pieces.append(_SECTION_RULE.sub("", text))
+            pieces.append(text)
     add_imports(context, path, module.import_lines(context.module_renames))
-    text = context.format("".join(pieces).strip("\n") + "\n")
-    context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text)
+    text = "".join(pieces).strip("\n")
+    context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text + "\n")
 
 
 def _imports_from(node: ast.AST, pip_module: str, defined: set[str]) -> bool:
@@ -428,11 +421,7 @@ class NewsFragment:
     kind: str
     text: str
 
-    KINDS = ("feature", "bugfix", "removal", "doc", "vendor", "process", "trivial")
-
     def path(self, pattern: str = "{issue}") -> str:
-        if self.kind not in self.KINDS:
-            raise ExportError(f"pip has no news type {self.kind!r}")
         name = pattern.format(issue=self.issue, slug=self.slug)
         return f"news/{name}.{self.kind}.rst"
 

@@ -15,8 +15,7 @@ dependencies (:mod:`fastdeps.utils.wheel` says where those are):
    were not in the answers so far.
 
 :class:`~fastdeps.network.ranges.RemoteRanges` sends the requests and checks
-every answer; servers differ in how they answer them (see docs/servers.rst
-in the project's repository).
+every answer; servers differ in how they answer them (docs/servers.rst).
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ FIRST_REQUEST_SIZE = 128 * 1024
 """How many bytes the first, suffix-range request asks for.
 
 For nine wheels in ten the answer holds the whole central directory and
-METADATA; docs/lazy-wheel.rst has the survey that chose it.
+METADATA, in a survey of 183 wheels from PyPI (docs/lazy-wheel.rst).
 """
 
 REACH_BACK_LIMIT = 1024 * 1024
