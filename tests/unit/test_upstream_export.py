@@ -62,7 +62,6 @@ def make_context(
     return Context(
         plugin_src=plugin_src,
         pip_tree=pip_tree,
-        module_renames={},
     )
 
 
@@ -75,11 +74,11 @@ def pip_text(context: Context, name: str) -> str:
 
 def test_plugin_modules_mirror_pips_tree() -> None:
     assert (
-        pip_module_for("fastdeps.network.lazy_wheel", {})
+        pip_module_for("fastdeps.network.lazy_wheel")
         == "pip._internal.network.lazy_wheel"
     )
-    assert pip_module_for("fastdeps.cache", {"fastdeps.cache": "pip.x"}) == "pip.x"
-    assert pip_module_for("pip._vendor.rich", {}) == "pip._vendor.rich"
+    assert pip_module_for("fastdeps.seams") == "pip._internal.utils.seams"
+    assert pip_module_for("pip._vendor.rich") == "pip._vendor.rich"
     assert path_of("pip._internal.utils.parallel") == (
         "src/pip/_internal/utils/parallel.py"
     )
@@ -101,7 +100,7 @@ def test_plugin_imports_point_into_pip_and_keep_their_layout() -> None:
         """
     )
 
-    rewritten = rewrite_import_statements(source, {})
+    rewritten = rewrite_import_statements(source)
 
     assert rewritten == source.text.replace(
         "from fastdeps.network.lazy_wheel import (",
@@ -114,7 +113,7 @@ def test_plugin_imports_point_into_pip_and_keep_their_layout() -> None:
 
 def test_importing_the_plugin_package_itself_is_refused() -> None:
     with pytest.raises(ExportError, match="no equivalent in pip"):
-        rewrite_import_statements(module("import fastdeps\n"), {})
+        rewrite_import_statements(module("import fastdeps\n"))
 
 
 # -- text ----------------------------------------------------------------------------
@@ -412,7 +411,7 @@ def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> N
 def test_every_plugin_name_the_series_uses_exists() -> None:
     """The offline half of ``nox -s upstream``: a renamed plugin function or
     module is caught by the unit tests, not only by the end-to-end run."""
-    context = Context(REPOSITORY / "src", REPOSITORY / "no-pip", {})
+    context = Context(REPOSITORY / "src", REPOSITORY / "no-pip")
 
     for patch in SERIES:
         for step in patch.steps:

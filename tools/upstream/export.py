@@ -18,7 +18,6 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from tools.upstream.series import (
-    MODULE_RENAMES,
     PIP_VERSION,
     SERIES,
     TEXT_SUBSTITUTIONS,
@@ -71,7 +70,7 @@ class Series(Context):
     def __init__(
         self, pip_source: Path, tree: Path, identity: Identity, news_name: str
     ) -> None:
-        super().__init__(REPOSITORY / "src", tree, MODULE_RENAMES, news_name)
+        super().__init__(REPOSITORY / "src", tree, news_name)
         if not (pip_source / "src" / "pip" / "_internal").is_dir():
             raise ExportError(f"{pip_source} is not a pip source tree (no src/pip)")
         # The vendored packages are neither changed nor checked (pip's ruff

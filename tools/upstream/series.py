@@ -18,10 +18,6 @@ from tools.upstream.steps import (
 #: The pip release the series is made against (the newest the plugin supports).
 PIP_VERSION = "26.3"
 
-#: Plugin modules whose pip module is not the mirror path under pip._internal.
-MODULE_RENAMES: dict[str, str] = {"fastdeps.seams": "pip._internal.utils.seams"}
-
-
 #: Wording that only makes sense in the plugin, and pip's wording for it.
 #: Applied to every file a patch touches; one that no longer matches is
 #: reported, and any "fastdeps" left in an added line stops the export.

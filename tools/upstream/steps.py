@@ -8,7 +8,7 @@ import hashlib
 import re
 import subprocess
 import textwrap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +16,9 @@ from typing import Protocol
 #: The package whose modules are exported, and pip's equivalent of it.
 PLUGIN_PACKAGE = "fastdeps"
 PIP_PACKAGE = "pip._internal"
+
+#: Plugin modules whose pip module is not the mirror path under pip._internal.
+MODULE_RENAMES = {"fastdeps.seams": "pip._internal.utils.seams"}
 
 #: Names that a plugin module and pip's module both define with the same
 #: meaning: the plugin's is dropped and pip's is used.
@@ -51,10 +54,10 @@ def run(
     return result.stdout
 
 
-def pip_module_for(plugin_module: str, renames: Mapping[str, str]) -> str:
-    """The mirror path under ``pip._internal``, unless ``renames`` says otherwise."""
-    if plugin_module in renames:
-        return renames[plugin_module]
+def pip_module_for(plugin_module: str) -> str:
+    """The mirror path under ``pip._internal``, or :data:`MODULE_RENAMES`'."""
+    if plugin_module in MODULE_RENAMES:
+        return MODULE_RENAMES[plugin_module]
     if plugin_module == PLUGIN_PACKAGE:
         raise ExportError(f"{plugin_module} itself has no place in pip")
     if not plugin_module.startswith(PLUGIN_PACKAGE + "."):
@@ -111,7 +114,7 @@ class Module:
         first = min([node.lineno, *(decorator.lineno for decorator in decorators)])
         return first, node.end_lineno or node.lineno
 
-    def import_lines(self, renames: Mapping[str, str]) -> list[ImportLine]:
+    def import_lines(self) -> list[ImportLine]:
         """The names top-level imports bind, under ``if TYPE_CHECKING:`` too,
         but not ``__future__``'s, which every module has."""
         lines = []
@@ -126,7 +129,7 @@ class Module:
                 if isinstance(sub, ast.Import) or (
                     isinstance(sub, ast.ImportFrom) and sub.module != "__future__"
                 ):
-                    lines += import_lines(sub, renames)
+                    lines += import_lines(sub)
         return lines
 
     def chunks(self) -> Iterator[tuple[ast.stmt, str]]:
@@ -169,26 +172,24 @@ class ImportLine:
         return f"from {self.module} import {self.name}{alias}\n"
 
 
-def import_lines(
-    node: ast.Import | ast.ImportFrom, renames: Mapping[str, str]
-) -> list[ImportLine]:
+def import_lines(node: ast.Import | ast.ImportFrom) -> list[ImportLine]:
     """An import statement as one :class:`ImportLine` per name, into pip."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.name.partition(".")[0] == PLUGIN_PACKAGE:
                 raise ExportError(f"'import {alias.name}' has no equivalent in pip")
         return [ImportLine(alias.name, None, alias.asname) for alias in node.names]
-    module = pip_module_for("." * node.level + (node.module or ""), renames)
+    module = pip_module_for("." * node.level + (node.module or ""))
     return [ImportLine(module, alias.name, alias.asname) for alias in node.names]
 
 
-def rewrite_import_statements(module: Module, renames: Mapping[str, str]) -> str:
+def rewrite_import_statements(module: Module) -> str:
     """The module's text with its plugin imports pointing into pip."""
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
-            import_lines(node, renames)  # raises for ``import fastdeps``
+            import_lines(node)  # raises for ``import fastdeps``
     return _PLUGIN_IMPORT.sub(
-        lambda match: f"from {pip_module_for(match[1], renames)} import", module.text
+        lambda match: f"from {pip_module_for(match[1])} import", module.text
     )
 
 
@@ -198,8 +199,6 @@ class Context:
 
     plugin_src: Path
     pip_tree: Path
-    #: plugin module -> pip module, where the mirror rule does not apply.
-    module_renames: Mapping[str, str]
     #: How news fragments are named: ``{issue}`` and ``{slug}`` are filled in.
     news_name: str = "{issue}"
     #: pip files changed by the current patch.
@@ -215,7 +214,7 @@ class Context:
         path of its pip module."""
         root = PIP_TESTS if name.startswith("tests.") else self.plugin_src
         text = (root / (name.replace(".", "/") + ".py")).read_text("utf-8")
-        return Module(name, text), path_of(pip_module_for(name, self.module_renames))
+        return Module(name, text), path_of(pip_module_for(name))
 
     def module(self, path: str) -> Module:
         return Module(module_of(path), self.read(path))
@@ -244,7 +243,7 @@ def add_imports(context: Context, path: str, lines: Iterable[ImportLine]) -> Non
     """Add imports after a pip module's last one (ruff sorts them later); a
     name the module binds otherwise is an error, not a silent shadowing."""
     module = context.module(path)
-    existing = {line.key: (line.module, line.name) for line in module.import_lines({})}
+    existing = {line.key: (line.module, line.name) for line in module.import_lines()}
     own = module.defined_names()
     needed: list[ImportLine] = []
     for line in lines:
@@ -288,7 +287,7 @@ class NewModule:
         if context.exists(path) != self.replaces:
             state = "has" if context.exists(path) else "has no"
             raise ExportError(f"pip's tree {state} {path}; update the series")
-        context.write(path, rewrite_import_statements(module, context.module_renames))
+        context.write(path, rewrite_import_statements(module))
 
 
 @dataclass
@@ -307,7 +306,7 @@ def merge_module(context: Context, module: Module, path: str) -> None:
     imports; not the docstring, ``__all__``, :data:`SAME_MEANING` names, nor
     compatibility imports of the pip module's own names."""
     target = context.module(path)
-    taken = target.defined_names() | {line.local for line in target.import_lines({})}
+    taken = target.defined_names() | {line.local for line in target.import_lines()}
     pieces = []
     for node, text in module.chunks():
         names = bound_names(node)
@@ -326,7 +325,7 @@ def merge_module(context: Context, module: Module, path: str) -> None:
             raise ExportError(f"{target.name} already defines {sorted(clash)}")
         if not clash:
             pieces.append(text)
-    add_imports(context, path, module.import_lines(context.module_renames))
+    add_imports(context, path, module.import_lines())
     text = "".join(pieces).strip("\n")
     context.write(path, context.read(path).rstrip("\n") + "\n\n\n" + text + "\n")
 
