@@ -113,7 +113,7 @@ def test_plugin_imports_point_into_pip_and_keep_their_layout() -> None:
 
 def test_importing_the_plugin_package_itself_is_refused() -> None:
     with pytest.raises(ExportError, match="no equivalent in pip"):
-        rewrite_import_statements(module("import fastdeps\n"))
+        module("import fastdeps\n").import_lines()
 
 
 # -- text ----------------------------------------------------------------------------

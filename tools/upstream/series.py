@@ -53,14 +53,8 @@ class Patch:
     ) -> None:
         self.news = NewsFragment(issue, slug, kind, news)
         self.steps = steps
-
-    @property
-    def commit_message(self) -> str:
-        return (MESSAGES / f"{self.news.slug}.txt").read_text(encoding="utf-8")
-
-    @property
-    def subject(self) -> str:
-        return self.commit_message.partition("\n")[0]
+        self.commit_message = (MESSAGES / f"{slug}.txt").read_text(encoding="utf-8")
+        self.subject = self.commit_message.partition("\n")[0]
 
 
 SERIES: tuple[Patch, ...] = (

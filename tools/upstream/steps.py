@@ -58,8 +58,6 @@ def pip_module_for(plugin_module: str) -> str:
     """The mirror path under ``pip._internal``, or :data:`MODULE_RENAMES`'."""
     if plugin_module in MODULE_RENAMES:
         return MODULE_RENAMES[plugin_module]
-    if plugin_module == PLUGIN_PACKAGE:
-        raise ExportError(f"{plugin_module} itself has no place in pip")
     if not plugin_module.startswith(PLUGIN_PACKAGE + "."):
         return plugin_module
     return PIP_PACKAGE + plugin_module.removeprefix(PLUGIN_PACKAGE)
@@ -80,11 +78,10 @@ def bound_names(node: ast.stmt) -> frozenset[str]:
     """Names a top-level statement binds (imports excluded)."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return frozenset({node.name})
-    targets: list[ast.expr] = []
     if isinstance(node, ast.Assign):
         targets = node.targets
-    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-        targets = [node.target]
+    else:  # an augmented assignment binds no new name
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else []
     return frozenset(
         sub.id
         for target in targets
@@ -184,10 +181,8 @@ def import_lines(node: ast.Import | ast.ImportFrom) -> list[ImportLine]:
 
 
 def rewrite_import_statements(module: Module) -> str:
-    """The module's text with its plugin imports pointing into pip."""
-    for node in ast.walk(module.tree):
-        if isinstance(node, ast.Import):
-            import_lines(node)  # raises for ``import fastdeps``
+    """The module's text with its plugin imports pointing into pip (any other
+    use of the plugin's name stops the export: :mod:`tools.upstream.export`)."""
     return _PLUGIN_IMPORT.sub(
         lambda match: f"from {pip_module_for(match[1])} import", module.text
     )
@@ -374,8 +369,7 @@ class Edit:
             context.write(self.path, text.replace(old, new))
         if self.imports:
             origin, *names = self.imports
-            needed = [ImportLine(origin, name) for name in names]
-            add_imports(context, self.path, needed)
+            add_imports(context, self.path, [ImportLine(origin, n) for n in names])
 
 
 def _definition(module: Module, path: str, qualname: str) -> tuple[ast.stmt, bool]:
