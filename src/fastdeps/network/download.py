@@ -246,23 +246,18 @@ def download_files(
     received: Mapping[Link, str] | None = None,
     ready: Callable[[Link, str], None] = lambda link, path: None,
 ) -> dict[Link, tuple[str, str]]:
-    """Download every link into ``location``, ``jobs`` at a time.
+    """Download every link into ``location``, ``jobs`` at a time, through
+    pip's ``session`` (its authentication, proxies, retries and HTTP cache);
+    return each link's file path and content type.
 
-    :param session: pip's session, whose authentication, proxies,
-        certificates, retries and HTTP cache apply.
-    :param jobs: the most files fetched at the same time.
-    :param progress: where the downloads report
-        (:func:`fastdeps.cli.progress_bars.make_progress`).
+    :param progress: the display the downloads report to.
     :param fallback: pip's own download, ``(link, location) -> (path,
-        content_type)``. A file that the parallel pass could not fetch is
-        fetched again through it, one at a time, so that pip's resume logic
-        and pip's error messages apply exactly as without fast-deps.
+        content_type)``: a file the parallel pass could not fetch is fetched
+        again through it, one at a time, so that pip's resume logic and
+        error messages apply exactly as without fast-deps.
     :param received: files that already arrived whole, and where they are
-        (:mod:`fastdeps.operations.whole_files`): moved here, not downloaded
-        again.
-    :param ready: called with each link and its file's path as soon as the
-        file is complete, from whichever thread completed it.
-    :returns: every link, mapped to its file's path and content type.
+        (:mod:`fastdeps.operations.whole_files`): moved here, not fetched again.
+    :param ready: told each link and its path as its file completes, in any thread.
     """
     link_list = list(dict.fromkeys(links))
     batch = _Batch(session, location, progress, default_file_mode(), ready)
