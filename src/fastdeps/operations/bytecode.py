@@ -151,7 +151,10 @@ def _die_with_parent(parent: int) -> None:
 def forked_pool(workers: int, what: str) -> ProcessPoolExecutor | None:
     """A pool of ``workers`` processes, forked now; None where there can be
     none (pip then does the work itself, as it does without the feature).
-    The workers end when pip does (:func:`_die_with_parent`)."""
+    The workers end when pip does (:func:`_die_with_parent`). One pool for
+    the whole command, not :func:`~fastdeps.utils.parallel.map_multiprocess`'s
+    pool per call: pip 26.3 blocks imports once it installs, and a process
+    forked while pip's threads run may inherit a lock one of them held."""
     fork = multiprocessing.get_context("fork")
     try:
         pool = ProcessPoolExecutor(

@@ -131,9 +131,9 @@ def map_multiprocess(
     number of CPUs. Where processes cannot share locks, or threads do not
     work, this is ``map(func, iterable)`` in the calling process.
 
-    Nothing in fast-deps calls it yet: it is the half of this module meant
-    for the install step's CPU-bound work (compiling bytecode), pip's
-    long-standing request for ``utils.parallel`` (pip issues 8187, 12712).
+    For one-off CPU-bound work, pip's long-standing request for
+    ``utils.parallel`` (pip issues 8187, 12712): each call has a pool of
+    its own, started at the call.
     """
     _check_sizes(chunksize, max_workers)
     if not PROCESS_POOLS_WORK:
