@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from tools.upstream.export import (
+    _DOCUMENT_REFERENCE,
     _PLUGIN_REFERENCE,
     changed_files,
     identity_of,
@@ -425,6 +426,12 @@ def test_references_to_plugin_modules_follow_them_into_pip() -> None:
     assert _PLUGIN_REFERENCE.sub("pip._internal.", text) == (
         "see :mod:`pip._internal.cache`; pip-fastdeps stays; fastdeps-metadata too\n"
     )
+
+
+def test_references_to_the_projects_documents_stay_out_of_pip() -> None:
+    text = "how they answer (docs/servers.rst).\nfrom PyPI (docs/lazy-wheel.rst), so"
+
+    assert _DOCUMENT_REFERENCE.sub("", text) == "how they answer.\nfrom PyPI, so"
 
 
 def test_the_install_and_type_checks_cover_the_pip_files_the_series_changes(

@@ -55,7 +55,8 @@ def run(
 
 
 def pip_module_for(plugin_module: str) -> str:
-    """The mirror path under ``pip._internal``, or :data:`MODULE_RENAMES`'."""
+    """The mirror path under ``pip._internal``, unless :data:`MODULE_RENAMES`
+    names another."""
     if plugin_module in MODULE_RENAMES:
         return MODULE_RENAMES[plugin_module]
     if not plugin_module.startswith(PLUGIN_PACKAGE + "."):
