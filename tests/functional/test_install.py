@@ -311,9 +311,12 @@ def test_a_file_that_fails_its_hash_leaves_the_environment_untouched(
 _CI_VARIABLES = frozenset(("BUILD_BUILDID", "BUILD_ID", "CI"))
 
 
-def run_on_a_terminal(venv: Venv, args: list[str], cwd: Path) -> str:
-    """pip's output on a user's terminal 100 columns wide, without colours,
-    other escape sequences and carriage returns turned into line ends."""
+def run_on_a_terminal(
+    venv: Venv, args: list[str], cwd: Path, in_ci: bool = False
+) -> str:
+    """pip's output on a user's terminal (or, ``in_ci``, a CI job's) 100
+    columns wide, without colours, other escape sequences and carriage
+    returns turned into line ends."""
     import pty
     import subprocess
 
@@ -325,7 +328,7 @@ def run_on_a_terminal(venv: Venv, args: list[str], cwd: Path) -> str:
         for name, value in isolated_environment().items()
         if name not in _CI_VARIABLES
     }
-    env.update(COLUMNS="100", TERM="xterm")
+    env.update(COLUMNS="100", TERM="xterm", **({"CI": "true"} if in_ci else {}))
     with subprocess.Popen(
         [str(venv.python), "-m", "pip", *args],
         cwd=cwd,
@@ -357,7 +360,7 @@ def test_on_a_terminal_one_display_shows_the_downloads_and_the_installs(
 ) -> None:
     """Its second line counts the wheels installed ahead, then the wheels
     pip installs, where pip would draw its own install bar; it is gone when
-    pip says what it installed."""
+    pip says what it installed. Not in CI, where pip draws nothing live."""
     wheels = write_wheels(tmp_path / "wheels")
     for name in ("nsa", "nsb"):
         (path,) = wheels.glob(f"{name}-1.0-*.whl")
@@ -378,3 +381,20 @@ def test_on_a_terminal_one_display_shows_the_downloads_and_the_installs(
     assert any(line.endswith("[nsb]") for line in installs), installs
     done = lines.index("Successfully installed nsa-1.0 nsb-1.0")
     assert not [line for line in lines[done:] if line.startswith("Installing")]
+
+    # In CI pip's console draws no live display (its install bar shows
+    # nothing): the downloads are drawn as pip draws its own, before the
+    # installs, and no install line.
+    output = run_on_a_terminal(
+        venv,
+        [*args, file_server.index_url, "--force-reinstall", "nsa", "nsb"],
+        tmp_path,
+        in_ci=True,
+    )
+
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    installing = lines.index("Installing collected packages: nsb, nsa")
+    downloads = [n for n, line in enumerate(lines) if line.startswith("Downloading")]
+    assert downloads and max(downloads) < installing, output
+    assert "Successfully installed nsa-1.0 nsb-1.0" in lines
+    assert not re.search(r"Installing +\d/2", output), output

@@ -16,7 +16,17 @@ from fastdeps.cli.progress_bars import InstallProgress, LogLineProgress
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> Console:
     """pip's console, as on a terminal (written to a buffer)."""
-    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    return pips_console(monkeypatch, interactive=True)
+
+
+def pips_console(monkeypatch: pytest.MonkeyPatch, interactive: bool) -> Console:
+    """pip's console on a terminal: interactive, or as pip makes it in CI."""
+    console = Console(
+        file=io.StringIO(),
+        force_terminal=True,
+        force_interactive=interactive,
+        width=100,
+    )
     monkeypatch.setattr(progress_bars, "_pip_console", lambda: console)
     monkeypatch.setattr(progress_bars, "is_drawn", lambda *args: True)
     return console
@@ -79,3 +89,21 @@ def test_without_a_terminal_the_downloads_are_log_lines(
     progress.installing(2)
     progress.installed("a")
     progress.close()
+
+
+def test_on_a_terminal_in_ci_pip_shows_what_it_shows_without_the_display(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pip's console draws no live display in CI (``looks_like_ci``), where
+    the display would show only its last frame, after the installs: the
+    downloads are drawn as pip draws its own, and the installs are pip's
+    (its install bar shows nothing there)."""
+    pips_console(monkeypatch, interactive=False)
+    downloads_as_pip_draws_them = LogLineProgress(2)
+    monkeypatch.setattr(
+        progress_bars, "make_progress", lambda *args: downloads_as_pip_draws_them
+    )
+    progress = InstallProgress()
+
+    assert progress.for_downloads("on", 2) is downloads_as_pip_draws_them
+    assert not progress.drawn

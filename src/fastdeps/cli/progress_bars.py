@@ -245,9 +245,10 @@ class InstallProgress:
     On a terminal, the downloads' display stays after the last file: its
     second line counts the wheels installed ahead while the others download
     (:mod:`fastdeps.operations.staged_install`), then the wheels pip
-    installs, in place of pip's own install bar. Elsewhere (no terminal,
-    ``-q``, ``--progress-bar off``, pip releases without a console to draw
-    on) the downloads report in log lines and pip installs as it does.
+    installs, in place of pip's own install bar. Elsewhere (no terminal, a
+    terminal in CI, ``-q``, ``--progress-bar off``, pip releases without a
+    console to draw on) the downloads report as :func:`make_progress` says
+    and pip installs as it does.
     Thread-safe: wheels are installed ahead from the pool's threads.
     """
 
@@ -268,7 +269,10 @@ class InstallProgress:
     ) -> DownloadProgress:
         """What the downloads report to (:func:`make_progress`'s choice)."""
         console = _pip_console()
-        if console is None or not is_drawn(bar_type, file_count):
+        # Not interactive (a terminal in CI): pip's install bar shows nothing
+        # there, and the downloads are drawn as pip draws its own.
+        live = console is not None and console.is_interactive
+        if not live or not is_drawn(bar_type, file_count):
             return make_progress(bar_type, file_count, indent)
         self.close()
         self._display = RichProgress(file_count, indent, console)
