@@ -269,8 +269,8 @@ class InstallProgress:
     ) -> DownloadProgress:
         """What the downloads report to (:func:`make_progress`'s choice)."""
         console = _pip_console()
-        # Not interactive (a terminal in CI): pip's install bar shows nothing
-        # there, and the downloads are drawn as pip draws its own.
+        # Not interactive (a terminal in CI, pip 26.2 and later): pip's
+        # install bar shows nothing there; the downloads are drawn as pip's.
         live = console is not None and console.is_interactive
         if not live or not is_drawn(bar_type, file_count):
             return make_progress(bar_type, file_count, indent)
