@@ -381,6 +381,9 @@ def test_the_author_is_given_as_git_writes_it() -> None:
     assert identity["GIT_AUTHOR_DATE"] == identity_of()["GIT_COMMITTER_DATE"]
     with pytest.raises(ExportError, match="--author must be 'Name <email>'"):
         identity_of("ada@example.org")
+    for sloppy in ("Ada <ada@example.org>, Bob <bob@example.org>", "Ada <a @b>"):
+        with pytest.raises(ExportError, match="--author must be"):
+            identity_of(sloppy)
 
 
 def test_tests_for_pips_suite_go_where_pip_has_a_test_suite(tmp_path: Path) -> None:

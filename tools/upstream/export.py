@@ -14,7 +14,6 @@ import tempfile
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Sequence
-from email.utils import parseaddr
 from pathlib import Path
 
 from tools.upstream.series import (
@@ -54,9 +53,10 @@ def identity_of(author: str | None = None) -> Identity:
     output = run(["git", "log", "-1", "--format=%an%n%ae%n%aI"], REPOSITORY)
     name, email, date = output.splitlines()[:3]
     if author is not None:
-        name, email = parseaddr(author)
-        if not name or "@" not in email:
+        match = re.fullmatch(r"\s*([^<>]+?)\s*<([^<>\s]+@[^<>\s]+)>\s*", author)
+        if match is None:
             raise ExportError(f"--author must be 'Name <email>', not {author!r}")
+        name, email = match.groups()
     return {
         f"GIT_{role}_{key}": value
         for role in ("AUTHOR", "COMMITTER")
