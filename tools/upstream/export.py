@@ -16,12 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.upstream.series import (
-    PIP_VERSION,
-    SERIES,
-    TEXT_SUBSTITUTIONS,
-    Patch,
-)
+from tools.upstream.series import PIP_VERSION, SERIES, TEXT_SUBSTITUTIONS, Patch
 from tools.upstream.steps import PIP_PACKAGE, PLUGIN_PACKAGE, Context, ExportError, run
 
 logger = logging.getLogger(__name__)
@@ -215,7 +210,8 @@ DEFAULT_TEST_FILES = (
 
 def new_venv(venv: Path, *options: str) -> Path:
     """A new venv at ``venv``, replacing the one there; its python."""
-    shutil.rmtree(venv, ignore_errors=True)
+    if venv.exists():
+        shutil.rmtree(venv)  # not ignore_errors: venv would reuse what is left
     run([sys.executable, "-m", "venv", *options, str(venv)])
     return venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
 
@@ -275,7 +271,8 @@ def prepare(
             + [":all:", "--dest", str(cache), f"pip=={PIP_VERSION}"]
         )
     pristine = work / "pristine"
-    shutil.rmtree(pristine, ignore_errors=True)
+    if pristine.exists():
+        shutil.rmtree(pristine)
     shutil.unpack_archive(sdist, pristine, filter="data")
     (top,) = pristine.iterdir()
     patches, patched = patched_copy(top, work, identity, news_name)
